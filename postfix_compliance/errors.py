@@ -1,0 +1,13 @@
+"""Errors the suite reports as one clear line (never a traceback)."""
+
+
+class UsageError(Exception):
+    """Bad input from the user: a host URL, a profile, a waiver file, an option."""
+
+
+class EvidenceError(Exception):
+    """A check could not be judged: a probe failed or printed what no parser understands."""
+
+
+class HostUnreachable(EvidenceError):
+    """The host could not be reached or refused us; none of its checks can be judged."""

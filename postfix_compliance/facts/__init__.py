@@ -1,0 +1,1 @@
+"""Probes and facts: run read-only commands, parse what they print into typed facts."""

@@ -1,0 +1,120 @@
+"""The probe catalogue: every read-only command the suite runs on a host, by name.
+
+A probe's command is what an operator would type; the runner adds `LC_ALL=C`, the Postfix
+instance (MAIL_CONFIG) and a timeout around it. Commands that depend on Postfix's own
+settings ask `postconf` on the host inside the same command, so that a host's whole
+evidence is one round of concurrent commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+
+# Postfix's own idea of its directories, asked on the host.
+QUEUE_DIR = '"$(postconf -h queue_directory)"'
+CONFIG_DIR = '"$(postconf -h config_directory)"'
+DATA_DIR = '"$(postconf -h data_directory)"'
+MAIL_SPOOL = '"$(postconf -h mail_spool_directory)"'
+
+POSTCONF_PARAMS = (
+    "queue_directory", "config_directory", "data_directory", "mail_spool_directory",
+    "inet_interfaces", "inet_protocols", "relayhost", "smtp_sasl_password_maps", "mail_version",
+)
+
+# ausearch -ts takes these keywords or "MM/DD/YYYY HH:MM:SS"; anything else is refused up front.
+AUSEARCH_KEYWORDS = ("recent", "now", "today", "yesterday", "this-week", "week-ago", "this-month",
+                     "this-year", "boot", "checkpoint")
+_AUSEARCH_DATETIME = re.compile(r"^\d{2}/\d{2}/\d{4}( \d{2}:\d{2}(:\d{2})?)?$")
+
+
+def validate_since(since: str) -> str:
+    """Return `since` if ausearch accepts it, else raise ValueError with the accepted forms."""
+    if since in AUSEARCH_KEYWORDS or _AUSEARCH_DATETIME.match(since):
+        return since
+    raise ValueError(
+        f"--avc-since {since!r}: use one of {', '.join(AUSEARCH_KEYWORDS)} or 'MM/DD/YYYY HH:MM:SS'")
+
+
+def journal_since(since: str) -> str:
+    """The journalctl --since form of an ausearch window."""
+    mapping = {"recent": "-10min", "now": "now", "today": "today", "yesterday": "yesterday",
+               "boot": "-100years", "checkpoint": "-10min", "this-week": "-7d", "week-ago": "-7d",
+               "this-month": "-31d", "this-year": "-366d"}
+    if since in mapping:
+        return mapping[since]
+    month, day, rest = since[0:2], since[3:5], since[6:]
+    year, _, clock = rest.partition(" ")
+    return f"{year}-{month}-{day} {clock or '00:00:00'}".strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    name: str
+    command: str
+    # "runtime" probes need a running system; static ones read configuration only.
+    static: bool = False
+    # Needs root to read what it reads (audit log, policy store): run through sudo when asked.
+    privileged: bool = False
+
+
+def boolean_probe_name(boolean: str) -> str:
+    return f"getsebool:{boolean}"
+
+
+def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent") -> tuple[Probe, ...]:
+    """All probes for one host run. `boolean_names` are the profile's names, as written there."""
+    since = shlex.quote(validate_since(avc_since))
+    probes = [
+        Probe("os_release", "cat /etc/os-release", static=True),
+        Probe("getenforce", "getenforce"),
+        Probe("sestatus", "sestatus"),
+        Probe("selinux_config", "cat /etc/selinux/config", static=True),
+        Probe("proc_cmdline", "cat /proc/cmdline"),
+        Probe("boot_entries",
+              "grep -H -E '^(options|kernelopts=|GRUB_CMDLINE_LINUX(_DEFAULT)?=)' /etc/default/grub "
+              "/boot/loader/entries/*.conf /boot/grub2/grubenv 2>/dev/null", static=True),
+        Probe("getsebool_all", "getsebool -a"),
+        Probe("semanage_boolean", "semanage boolean -l", static=True, privileged=True),
+        Probe("postconf", "postconf " + " ".join(POSTCONF_PARAMS), static=True),
+        Probe("queue_dir_label", f"ls -Zd {QUEUE_DIR}", static=True),
+        Probe("queue_dir_relabel", f"restorecon -Rnv {QUEUE_DIR}", static=True, privileged=True),
+        Probe("queue_dir_matchpathcon", f"matchpathcon -V {QUEUE_DIR}", static=True),
+        Probe("related_relabel", f"restorecon -Rnv {CONFIG_DIR} {DATA_DIR} {MAIL_SPOOL}",
+              static=True, privileged=True),
+        Probe("fcontext_local", "semanage fcontext -l -C", static=True, privileged=True),
+        Probe("permissive_domains", "semanage permissive -l", static=True, privileged=True),
+        Probe("policy_modules", "semodule -lfull", static=True, privileged=True),
+        Probe("port_labels", "semanage port -l", static=True, privileged=True),
+        Probe("avc_denials", f"ausearch -m AVC,USER_AVC -ts {since}", privileged=True),
+        Probe("audit2why", f"ausearch -m AVC,USER_AVC -ts {since} --raw | audit2why", privileged=True),
+        Probe("processes", "ps -eZ"),
+        Probe("units_active", "systemctl is-active postfix auditd"),
+        Probe("units_enabled", "systemctl is-enabled postfix auditd", static=True),
+        Probe("listeners", "ss -lntp", privileged=True),
+        Probe("postfix_check", "postfix check", privileged=True),
+        Probe("queue_json", "postqueue -j"),
+        Probe("queue_text", "postqueue -p"),
+        Probe("journal",
+              f"journalctl --no-pager -q -o short -u postfix -u 'postfix@*' "
+              f"--since {shlex.quote(journal_since(avc_since))}", privileged=True),
+        Probe("maillog",
+              'for f in "$(postconf -h maillog_file 2>/dev/null)" /var/log/maillog /var/log/mail.log; do '
+              '[ -n "$f" ] && [ -r "$f" ] && exec tail -n 2000 "$f"; done; exit 1', privileged=True),
+        Probe("firewall", "firewall-cmd --list-all", privileged=True),
+        Probe("relay_resolution",
+              "r=$(postconf -h relayhost | sed -E 's/^\\[([^]]*)\\].*$/\\1/; s/:[0-9]+$//'); "
+              'echo "relayhost=$r"; [ -z "$r" ] || getent ahosts "$r"'),
+        Probe("sasl_maps",
+              "for m in $(postconf -h smtp_sasl_password_maps | tr ',' ' '); do f=${m#*:}; "
+              'for p in "$f" "$f.db" "$f.lmdb"; do stat -c \'%U %a %Y %n\' "$p" 2>/dev/null '
+              '|| echo "missing $p"; done; done', static=True, privileged=True),
+    ]
+    for name in dict.fromkeys(boolean_names):
+        probes.append(Probe(boolean_probe_name(name), f"getsebool {shlex.quote(name)}"))
+    return tuple(probes)
+
+
+# The commands the queue-drain helper runs besides the catalogue above.
+FLUSH_COMMAND = "postqueue -f"
