@@ -1,0 +1,99 @@
+"""Check metadata: every check carries its id, title, severity, runbook section, rationale,
+remediation, rollback and references, declared right on the test function."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import pytest
+
+SEVERITIES = ("high", "medium", "low")
+# The runbook's sections, in its order (remediation scripts and reports follow it).
+SECTIONS = ("Symptom", "Environment", "Root cause", "Triage", "Diagnosis", "Primary fix", "Alternative",
+            "Verification", "Rollback", "Prevention", "Related")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckMeta:
+    id: str
+    title: str
+    severity: str
+    section: str
+    rationale: str
+    remediation: tuple[str, ...]
+    rollback: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    static: bool = False
+    intrusive: bool = False
+    function: str = ""
+    module: str = ""
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        marks = ("static",) if self.static else ("runtime",)
+        return marks + (("intrusive",) if self.intrusive else ())
+
+
+CATALOG: dict[str, CheckMeta] = {}
+
+
+def check(id: str, title: str, severity: str, section: str, rationale: str,
+          remediation: tuple[str, ...] | list[str] = (), rollback: tuple[str, ...] | list[str] = (),
+          references: tuple[str, ...] | list[str] = (), static: bool = False,
+          intrusive: bool = False) -> Callable:
+    """Declare a check: `@check(id="SEL-001", ...)` on a test that takes `facts`."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"{id}: severity {severity!r} not in {SEVERITIES}")
+    if section not in SECTIONS:
+        raise ValueError(f"{id}: section {section!r} not in {SECTIONS}")
+
+    def decorate(function: Callable) -> Callable:
+        meta = CheckMeta(id=id, title=title, severity=severity, section=section, rationale=rationale,
+                         remediation=tuple(remediation), rollback=tuple(rollback),
+                         references=tuple(references), static=static, intrusive=intrusive,
+                         function=function.__name__, module=function.__module__)
+        existing = CATALOG.get(id)
+        if existing and existing.function != meta.function:  # the same file imported twice is fine
+            raise ValueError(f"check id {id} declared twice ({existing.module}.{existing.function})")
+        CATALOG[id] = meta
+        function.check_meta = meta  # type: ignore[attr-defined]
+        for marker in meta.markers:
+            function = getattr(pytest.mark, marker)(function)
+        return function
+
+    return decorate
+
+
+def meta_of(item: pytest.Item) -> CheckMeta | None:
+    function = getattr(item, "function", None)
+    return getattr(function, "check_meta", None)
+
+
+# ---------------------------------------------------------------------- shared preconditions
+def selinux_enabled(facts: Any) -> bool:
+    """False when the host's SELinux is disabled (or absent): SEL-001 reports that as the failure."""
+    from postfix_compliance.facts import model
+    mode = facts.get("getenforce")
+    return isinstance(mode, model.SelinuxMode) and mode.mode != "disabled"
+
+
+def require_selinux(facts: Any) -> None:
+    """Checks of policy state cannot be judged without SELinux: not applicable, SEL-001 fails."""
+    from postfix_compliance.facts.host import not_applicable
+    if not selinux_enabled(facts):
+        raise not_applicable("SELinux is disabled or absent on this host (see SEL-001)")
+
+
+def require_postfix(facts: Any) -> None:
+    from postfix_compliance.facts.host import not_applicable
+    if not facts.postfix_installed():
+        raise not_applicable("Postfix is not installed (postconf not found)")
+
+
+def bullet_list(lines: Any, limit: int = 25) -> str:
+    """Failure messages list every item; a very long list is cut with a count."""
+    lines = list(lines)
+    shown = lines[:limit]
+    more = f"\n  … and {len(lines) - limit} more" if len(lines) > limit else ""
+    return "\n".join(f"  - {line}" for line in shown) + more

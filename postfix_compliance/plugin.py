@@ -1,0 +1,346 @@
+"""The pytest plugin: options, one parametrization per host, the `facts` fixture, outcomes.
+
+Every check's node id carries its check id and host: `test_enforcing[SEL-001-local]`.
+Evidence for a host is collected once (all probes concurrently) on first use and shared by
+all checks of that host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from postfix_compliance import __version__
+from postfix_compliance.backends import backend_class, make_host, parse_host_url
+from postfix_compliance.backends.snapshot import snapshot_document
+from postfix_compliance.checks import meta_of
+from postfix_compliance.errors import EvidenceError, HostUnreachable, UsageError
+from postfix_compliance.facts import model
+from postfix_compliance.facts.collect import DEFAULT_TIMEOUT, ProbeRunner
+from postfix_compliance.facts.host import HostFacts
+from postfix_compliance.facts.parsers import parse
+from postfix_compliance.facts.probes import Probe, build_probes, validate_since
+from postfix_compliance.profiles import PROFILES_DIR, Profile, detect_profile, load_profile
+from postfix_compliance.report import results as results_report
+
+STATE = pytest.StashKey["SuiteState"]()
+OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from postfix_compliance import hookspecs
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("postfix-compliance", "Postfix/SELinux compliance")
+    group.addoption("--profile", help="profile name (fixtures/profiles) or YAML path; default: detected "
+                                      "per host from /etc/os-release")
+    group.addoption("--profiles-dir", default=PROFILES_DIR, help="directory of profile YAML files")
+    group.addoption("--command-timeout", type=float, default=DEFAULT_TIMEOUT,
+                    help="seconds each probe command may run (default %(default)s)")
+    group.addoption("--avc-since", default=None,
+                    help="audit/log window, as ausearch -ts takes it (default: the profile's, 'recent' = 10 min)")
+    group.addoption("--no-flush", action="store_true",
+                    help="never run `postqueue -f` (Q-002 then only watches the queue)")
+    group.addoption("--drain-timeout", type=float, default=None, help="seconds Q-002 waits (default: profile, 60)")
+    group.addoption("--poll-interval", type=float, default=None, help="seconds between queue polls (default 0.5)")
+    group.addoption("--postfix-config-dir", default=None,
+                    help="check the Postfix instance with this config directory (MAIL_CONFIG)")
+    group.addoption("--record-snapshot", metavar="DIR", default=None,
+                    help="write each host's evidence to DIR/<host>.json (replay with snapshot://)")
+    group.addoption("--report-dir", default="reports", help="where reports go (default %(default)s)")
+    group.addoption("--no-reports", action="store_true", help="write no report files")
+
+
+@pytest.hookimpl(tryfirst=True)  # before junitxml and pytest-html read their paths
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, text in (("static", "needs no running system (config, persisted state, file contexts)"),
+                         ("runtime", "needs a running system"),
+                         ("intrusive", "changes the host: the documented queue flush")):
+        config.addinivalue_line("markers", f"{marker}: {text}")
+    try:
+        state = SuiteState.from_config(config)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE] = state
+    if not config.getoption("no_reports"):
+        os.makedirs(state.report_dir, exist_ok=True)
+        if getattr(config.option, "htmlpath", None) is None and hasattr(config.option, "htmlpath"):
+            config.option.htmlpath = os.path.join(state.report_dir, "compliance.html")
+            config.option.self_contained_html = True
+        if getattr(config.option, "xmlpath", None) is None:
+            config.option.xmlpath = os.path.join(state.report_dir, "junit.xml")
+
+
+@dataclasses.dataclass
+class HostTarget:
+    spec: str
+    id: str
+
+
+class SuiteState:
+    """Per-run state: the hosts, options, and each host's collected facts."""
+
+    def __init__(self, config: pytest.Config, targets: list[HostTarget], profile: Profile | None):
+        self.config = config
+        self.targets = targets
+        self.profile = profile
+        self.report_dir = config.getoption("report_dir")
+        self.timeout = config.getoption("command_timeout")
+        self.results: list[dict[str, Any]] = []
+        self.started = time.time()
+        self._facts: dict[str, HostFacts] = {}
+        self._locks: dict[str, threading.Lock] = {t.id: threading.Lock() for t in targets}
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> SuiteState:
+        since = config.getoption("avc_since")
+        if since is not None:
+            try:
+                validate_since(since)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        if config.getoption("command_timeout") <= 0:
+            raise UsageError("--command-timeout must be a positive number of seconds")
+        profile_opt = config.getoption("profile")
+        profile = load_profile(profile_opt, config.getoption("profiles_dir")) if profile_opt else None
+        hosts_opt = config.getoption("hosts", None)
+        specs = [s for s in (hosts_opt.split(",") if hosts_opt else ["local"])]
+        targets = []
+        for spec in specs:
+            scheme, name, _ = parse_host_url(spec)
+            backend_class(scheme)  # an unknown scheme is a usage error, not 27 errors later
+            if scheme == "snapshot":
+                from postfix_compliance.backends.snapshot import load_snapshot
+                load_snapshot(name or "")  # a bad path or file is a usage error before anything runs
+            target_id = "local" if scheme == "local" else f"{scheme}://{name}"
+            if any(t.id == target_id for t in targets):
+                continue
+            targets.append(HostTarget(spec.strip(), target_id))
+        return cls(config, targets, profile)
+
+    # ------------------------------------------------------------------ facts
+    def facts_for(self, target: HostTarget) -> HostFacts:
+        with self._locks[target.id]:
+            if target.id not in self._facts:
+                self._facts[target.id] = self._collect(target)
+            return self._facts[target.id]
+
+    def _collect(self, target: HostTarget) -> HostFacts:
+        config = self.config
+        try:
+            host = make_host(target.spec,
+                             ssh_config=config.getoption("ssh_config", None),
+                             ssh_identity_file=config.getoption("ssh_identity_file", None),
+                             sudo=None, sudo_user=config.getoption("sudo_user", None),
+                             ansible_inventory=config.getoption("ansible_inventory", None))
+        except UsageError as exc:
+            return HostFacts(target.id, target.id, {}, None, error=str(exc))
+        except Exception as exc:  # a backend that cannot even be set up: one error for this host
+            return HostFacts(target.id, target.id, {}, None, error=f"{type(exc).__name__}: {exc}")
+        runner = ProbeRunner(host, timeout=self.timeout, mail_config=config.getoption("postfix_config_dir"),
+                             sudo=bool(config.getoption("sudo", False)))
+        name = getattr(host.backend, "recorded_host", None) or host.backend.get_hostname() or target.id
+        if name == "local":
+            name = socket.gethostname()
+        os_ev = runner.run(Probe("os_release", "cat /etc/os-release", static=True))
+        if os_ev.error:
+            return HostFacts(target.id, name, {"os_release": os_ev}, None,
+                             error=f"host {target.id} unreachable: {os_ev.error}")
+        profile = self.profile
+        if profile is None:
+            os_fact = parse(os_ev)
+            if isinstance(os_fact, model.OsRelease):
+                try:
+                    profile = detect_profile(os_fact.id, os_fact.version_id, os_fact.id_like,
+                                             config.getoption("profiles_dir"))
+                except UsageError as exc:
+                    return HostFacts(target.id, name, {"os_release": os_ev}, None, error=str(exc))
+            if profile is None:
+                return HostFacts(target.id, name, {"os_release": os_ev}, None,
+                                 error=f"no profile matches host {target.id} "
+                                       f"({_os_words(os_fact)}): choose one with --profile")
+        since = config.getoption("avc_since") or profile.data.get("audit", {}).get("since", "recent")
+        probes = [p for p in build_probes(tuple(n for n, _ in profile.booleans), since) if p.name != "os_release"]
+        started = time.monotonic()
+        evidence = runner.run_many(probes)
+        evidence["os_release"] = os_ev
+        facts = HostFacts(target.id, name, evidence, profile, runner=runner, options=config.option)
+        facts.collect_seconds = time.monotonic() - started
+        return facts
+
+    def all_facts(self) -> list[HostFacts]:
+        return list(self._facts.values())
+
+
+def _os_words(fact: Any) -> str:
+    if isinstance(fact, model.OsRelease):
+        return f"ID={fact.id} VERSION_ID={fact.version_id}"
+    return "no readable /etc/os-release"
+
+
+# ---------------------------------------------------------------------- parametrization
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "facts" not in metafunc.fixturenames:
+        return
+    meta = getattr(metafunc.function, "check_meta", None)
+    state: SuiteState = metafunc.config.stash[STATE]
+    prefix = f"{meta.id}-" if meta else ""
+    metafunc.parametrize("host_target", state.targets, ids=[prefix + t.id for t in state.targets])
+
+
+@pytest.fixture
+def facts(request: pytest.FixtureRequest, host_target: HostTarget) -> HostFacts:
+    state: SuiteState = request.config.stash[STATE]
+    host_facts = state.facts_for(host_target)
+    host_facts.start_check()
+    request.node.stash[FACTS] = host_facts
+    if host_facts.error:
+        raise HostUnreachable(host_facts.error)
+    return host_facts
+
+
+@pytest.fixture
+def profile(facts: HostFacts) -> Profile:
+    return facts.profile
+
+
+FACTS = pytest.StashKey[HostFacts]()
+
+
+# ---------------------------------------------------------------------- outcomes
+def classify(report: pytest.TestReport, excinfo: Any) -> tuple[str, str]:
+    """The compliance outcome of one check and its one-line message."""
+    if report.passed:
+        return "pass", ""
+    if report.skipped:
+        if excinfo is not None:
+            return "not_applicable", str(getattr(excinfo.value, "msg", excinfo.value))
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        return "not_applicable", reason.removeprefix("Skipped: ")
+    if excinfo is not None:
+        if excinfo.errisinstance(AssertionError):
+            return "fail", _first_line(str(excinfo.value)) or "assertion failed"
+        if excinfo.errisinstance(EvidenceError):
+            return "error", str(excinfo.value)
+        return "error", f"{excinfo.type.__name__}: {_first_line(str(excinfo.value))}"
+    return "error", "unknown failure"
+
+
+def _first_line(text: str) -> str:
+    # pytest appends its assertion rewrite ("assert ...") after the message; the message is enough.
+    return text.split("\nassert ")[0].strip()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    meta = meta_of(item)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if meta is None or "host_target" not in params:
+        return
+    decisive = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not decisive:
+        return
+    excinfo = call.excinfo
+    compliance, message = classify(report, excinfo)
+    target: HostTarget = params["host_target"]
+    host_facts = item.stash.get(FACTS, None)
+    evidence = host_facts.evidence_for_report() if host_facts and not host_facts.error else []
+    record = results_report.make_record(
+        meta, host=target.id, host_name=host_facts.name if host_facts else target.id,
+        outcome=compliance, message=message, evidence=evidence,
+        profile=host_facts.profile.name if host_facts and host_facts.profile else None,
+        nodeid=item.nodeid, duration=report.duration)
+    record["notes"] = list(host_facts.notes) if host_facts else []
+    item.config.hook.pytest_compliance_record(config=item.config, record=record)
+    report.user_properties.append(("compliance", json.dumps(record)))
+    if record["outcome"] == "waived" and not report.passed:
+        # pytest's own counts and exit status follow the waiver too; the reason is the waiver's.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), 0, f"waived: {record.get('waiver', {}).get('justification', '')}")
+        return
+    if compliance in ("fail", "error") and _expected(excinfo):
+        # The check's message is the whole story; a traceback of the check's code is noise.
+        report.longrepr = f"{meta.id} {target.id}: {compliance.upper()}: {message}"
+
+
+def _expected(excinfo: Any) -> bool:
+    return excinfo is None or excinfo.errisinstance((AssertionError, EvidenceError))
+
+
+def record_of(report: pytest.TestReport) -> dict[str, Any] | None:
+    for key, value in report.user_properties:
+        if key == "compliance":
+            return json.loads(value)
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    record = record_of(report)
+    if record is None:
+        return
+    state = _state_of(report)
+    if state is not None:
+        state.results.append(record)
+
+
+_CURRENT: list[SuiteState] = []
+
+
+def _state_of(report: Any) -> SuiteState | None:
+    return _CURRENT[-1] if _CURRENT else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CURRENT.append(session.config.stash[STATE])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state: SuiteState = session.config.stash[STATE]
+    snapshot_dir = session.config.getoption("record_snapshot")
+    if snapshot_dir:
+        write_snapshots(state, snapshot_dir)
+    if hasattr(session.config, "workerinput"):  # xdist worker: the controller reports
+        return
+    if not session.config.getoption("no_reports"):
+        results_report.write(os.path.join(state.report_dir, "results.json"), state.results,
+                             started=state.started, profile=state.profile.name if state.profile else None)
+    floors = session.config.hook.pytest_compliance_finish(
+        config=session.config, records=state.results, report_dir=state.report_dir)
+    outcomes = {r["outcome"] for r in state.results}
+    if session.exitstatus in (0, 1) and state.results:
+        status = 2 if "error" in outcomes else (1 if "fail" in outcomes else 0)
+        session.exitstatus = max([status, *[f for f in floors if f is not None]])
+
+
+def write_snapshots(state: SuiteState, directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    for facts in state.all_facts():
+        if facts.error:
+            continue
+        evidence = list(facts.evidence.values())
+        evidence += facts.all_extra_evidence
+        doc = snapshot_document(facts.name, evidence, {
+            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "suite_version": __version__, "source": facts.host_id})
+        path = os.path.join(directory, _safe_name(facts.name) + ".json")
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(doc, handle, indent=1, sort_keys=False)
+            handle.write("\n")
+        os.replace(path + ".tmp", path)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "host"

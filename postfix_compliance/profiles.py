@@ -1,0 +1,202 @@
+"""Profiles: the expected state of a host per platform, YAML, validated on load."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jsonschema
+import yaml
+
+from postfix_compliance.errors import UsageError
+
+PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "profiles")
+
+_BOOLEAN = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "value"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_]+$"},
+        "value": {"type": "boolean"},
+    },
+}
+
+PROFILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "selinux", "booleans", "labels", "queue"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "match": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["ids"],
+            "properties": {
+                "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "version": {"type": "string"},
+            },
+        },
+        "selinux": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["mode", "policy"],
+            "properties": {
+                "mode": {"enum": ["enforcing"]},
+                "policy": {"type": "string", "minLength": 1},
+            },
+        },
+        "booleans": {"type": "array", "items": _BOOLEAN},
+        "labels": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["queue_directory_type", "default_queue_directory"],
+            "properties": {
+                "queue_directory_type": {"type": "string", "pattern": "^[a-z0-9_]+_t$"},
+                "default_queue_directory": {"type": "string", "pattern": "^/"},
+            },
+        },
+        "queue": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["deferred_threshold"],
+            "properties": {
+                "deferred_threshold": {"type": "integer", "minimum": 0},
+                "drain_timeout": {"type": "number", "exclusiveMinimum": 0},
+                "poll_interval": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "audit": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"since": {"type": "string"}},
+        },
+        "postfix_domain_prefix": {"type": "string", "minLength": 1},
+        "smtp_port_type": {"type": "string", "pattern": "^[a-z0-9_]+_t$"},
+        "allowed_local_modules": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    name: str
+    path: str
+    data: dict[str, Any]
+
+    @property
+    def booleans(self) -> tuple[tuple[str, bool], ...]:
+        return tuple((b["name"], b["value"]) for b in self.data["booleans"])
+
+    @property
+    def selinux_mode(self) -> str:
+        return self.data["selinux"]["mode"]
+
+    @property
+    def selinux_policy(self) -> str:
+        return self.data["selinux"]["policy"]
+
+    @property
+    def queue_directory_type(self) -> str:
+        return self.data["labels"]["queue_directory_type"]
+
+    @property
+    def default_queue_directory(self) -> str:
+        return self.data["labels"]["default_queue_directory"]
+
+    @property
+    def deferred_threshold(self) -> int:
+        return self.data["queue"]["deferred_threshold"]
+
+    @property
+    def drain_timeout(self) -> float:
+        return float(self.data["queue"].get("drain_timeout", 60))
+
+    @property
+    def poll_interval(self) -> float:
+        return float(self.data["queue"].get("poll_interval", 0.5))
+
+    @property
+    def postfix_domain_prefix(self) -> str:
+        return self.data.get("postfix_domain_prefix", "postfix_")
+
+    @property
+    def smtp_port_type(self) -> str:
+        return self.data.get("smtp_port_type", "smtp_port_t")
+
+    @property
+    def allowed_local_modules(self) -> tuple[str, ...]:
+        return tuple(self.data.get("allowed_local_modules", ()))
+
+    def matches(self, os_id: str, version_id: str, id_like: tuple[str, ...] = ()) -> bool:
+        match = self.data.get("match")
+        if not match:
+            return False
+        if os_id not in match["ids"]:
+            return False
+        version = match.get("version")
+        return version is None or version_id.split(".")[0] == version
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    where = ""
+    for part in error.absolute_path:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    return where or "(top level)"
+
+
+def load_profile_file(path: str) -> Profile:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"profile {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"profile {path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(f"profile {path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    validator = jsonschema.Draft202012Validator(PROFILE_SCHEMA)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        raise UsageError(f"profile {path}: {_where(first)}: {first.message}")
+    return Profile(data["name"], path, data)
+
+
+def available_profiles(directory: str = PROFILES_DIR) -> dict[str, str]:
+    """Profile name -> file, from the *.yaml files of a directory."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return {}
+    return {os.path.splitext(n)[0]: os.path.join(directory, n) for n in names if n.endswith((".yaml", ".yml"))}
+
+
+def load_profile(name_or_path: str, directory: str = PROFILES_DIR) -> Profile:
+    """A profile by name (from the profiles directory) or by path to a YAML file."""
+    if os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        return load_profile_file(name_or_path)
+    known = available_profiles(directory)
+    if name_or_path not in known:
+        raise UsageError(f"unknown profile {name_or_path!r}: known profiles are {', '.join(known) or 'none'}"
+                         f" (or give a path to a YAML file)")
+    return load_profile_file(known[name_or_path])
+
+
+def detect_profile(os_id: str, version_id: str, id_like: tuple[str, ...] = (),
+                   directory: str = PROFILES_DIR) -> Profile | None:
+    """The first profile whose `match` fits the host's /etc/os-release, else None."""
+    for path in available_profiles(directory).values():
+        profile = load_profile_file(path)
+        if profile.matches(os_id, version_id, id_like):
+            return profile
+    for like in id_like:  # e.g. a rebuild that names itself only through ID_LIKE
+        for path in available_profiles(directory).values():
+            profile = load_profile_file(path)
+            if profile.matches(like, version_id):
+                return profile
+    return None
