@@ -1,0 +1,53 @@
+"""Audit: auditd running, and no recent denials for Postfix domains."""
+
+from postfix_compliance.checks import bullet_list, check, require_selinux
+from postfix_compliance.facts import model
+from postfix_compliance.facts.host import not_applicable
+
+
+@check(id="AVC-001", title="auditd is running", severity="high", section="Triage",
+       rationale="Without auditd, AVC denials are not written to the audit log: every other audit check "
+                 "would pass on a host that denies Postfix all day.",
+       remediation=["systemctl enable --now auditd"],
+       references=["ComplianceAsCode: service_auditd_enabled", "runbook: Quick Triage"])
+def test_auditd_running(facts):
+    units = facts.get("units_active")
+    if isinstance(units, model.UnitStates) and "auditd" in units.states:
+        assert units.states["auditd"] == "active", f"auditd is {units.states['auditd']} (systemctl is-active)"
+        return
+    processes = facts.need("processes")
+    assert processes.named("auditd"), "no auditd process is running (ps -eZ); systemd not available to ask"
+
+
+def _describe(denial, verdicts):
+    what = f"{denial.comm or '?'} ({denial.source_type}) denied {{{' '.join(denial.permissions)}}} on " \
+           f"{denial.path or '?'} ({denial.target_type}, {denial.tclass})"
+    if denial.permissive:
+        what += " [permissive=1: logged, not enforced]"
+    verdict = verdicts.get(denial.event_id)
+    if verdict:
+        what += f"; audit2why: {verdict.cause}"
+        if verdict.booleans:
+            what += " — fix: " + "; ".join(f"setsebool -P {b} on" for b in verdict.booleans)
+    return what
+
+
+@check(id="AVC-002", title="No AVC denials for Postfix domains in the window", severity="high",
+       section="Triage",
+       rationale="A denial with a postfix_* source is Postfix being stopped by policy right now: the queue "
+                 "errors of the runbook's symptom.",
+       remediation=["ausearch -m AVC,USER_AVC -ts recent | audit2why",
+                    "restorecon -Rv \"$(postconf -h queue_directory)\"   # when the target is mislabelled",
+                    "setsebool -P <boolean> on   # when audit2why names a boolean"],
+       references=["runbook: Quick Triage (ausearch -m avc -ts recent)"])
+def test_no_postfix_denials(facts, profile):
+    require_selinux(facts)
+    denials = facts.get("avc_denials")
+    if isinstance(denials, model.Unavailable):
+        raise not_applicable(f"no audit log to search ({denials.reason}); see AVC-001")
+    denials = facts.need("avc_denials")
+    postfix = [d for d in denials.denials if (d.source_type or "").startswith(profile.postfix_domain_prefix)]
+    why = facts.get("audit2why")
+    verdicts = {v.event_id: v for v in why.verdicts} if isinstance(why, model.Audit2Why) else {}
+    assert not postfix, f"{len(postfix)} denials for Postfix domains:\n" + \
+        bullet_list(_describe(d, verdicts) for d in postfix)

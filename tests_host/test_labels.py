@@ -1,0 +1,79 @@
+"""File contexts of the queue directory and Postfix's other directories, judged by the host's policy."""
+
+from postfix_compliance.checks import bullet_list, check, require_postfix, require_selinux
+from postfix_compliance.facts.host import not_applicable
+
+
+def _relabel_lines(mismatches):
+    return [f"{m.path}: {m.current_type or m.current} → {m.expected_type or m.expected}" for m in mismatches.items]
+
+
+@check(id="LBL-001", title="The queue directory has the profile's type", severity="high",
+       section="Primary fix", static=True,
+       rationale="Postfix daemons may only use a queue directory labelled for them (postfix_spool_t); any "
+                 "other type stops qmgr, pickup and postdrop with Permission denied.",
+       remediation=["restorecon -Rv \"$(postconf -h queue_directory)\"", "postfix reload"],
+       rollback=["none needed: restorecon restores the policy's own labels"],
+       references=["runbook: Step-by-Step Diagnosis (ls -Zd /var/spool/postfix)"])
+def test_queue_directory_type(facts, profile):
+    require_postfix(facts)
+    require_selinux(facts)
+    queue_dir = facts.postconf("queue_directory")
+    labels = facts.need("queue_dir_label")
+    label = labels.get(queue_dir) or (labels.labels[0] if labels.labels else None)
+    assert label is not None, f"ls -Zd printed nothing for {queue_dir}"
+    assert label.type == profile.queue_directory_type, \
+        f"{label.path} is labelled {label.type or 'nothing (?)'}, expected {profile.queue_directory_type}; " \
+        f"fix: restorecon -Rv {queue_dir}"
+
+
+@check(id="LBL-002", title="Nothing under the queue directory would be relabelled", severity="high",
+       section="Primary fix", static=True,
+       rationale="One mislabelled subdirectory (deferred, maildrop, private...) is enough for a stuck queue.",
+       remediation=["restorecon -Rv \"$(postconf -h queue_directory)\"", "postfix reload"],
+       references=["runbook: Solution – Primary Fix (restorecon -Rv /var/spool/postfix)"])
+def test_queue_tree_labels(facts):
+    require_postfix(facts)
+    require_selinux(facts)
+    mismatches = facts.need("queue_dir_relabel")
+    queue_dir = facts.postconf("queue_directory")
+    assert not mismatches.items, f"{len(mismatches.items)} paths under {queue_dir} are mislabelled " \
+        f"(fix: restorecon -Rv {queue_dir}):\n" + bullet_list(_relabel_lines(mismatches))
+
+
+@check(id="LBL-003", title="A custom queue directory has an fcontext equivalence to /var/spool/postfix",
+       severity="high", section="Environment", static=True,
+       rationale="restorecon labels a custom spool mount by the generic rules (var_t, default_t): without an "
+                 "equivalence rule every relabel breaks Postfix again.",
+       remediation=["semanage fcontext -a -e /var/spool/postfix <queue_directory>",
+                    "restorecon -Rv <queue_directory>"],
+       rollback=["semanage fcontext -d -e /var/spool/postfix <queue_directory>"],
+       references=["runbook: Environment & Reproduction (custom spool mounts)"])
+def test_custom_queue_equivalence(facts, profile):
+    require_postfix(facts)
+    require_selinux(facts)
+    queue_dir = facts.postconf("queue_directory")
+    default = profile.default_queue_directory
+    if queue_dir.rstrip("/") == default.rstrip("/"):
+        raise not_applicable(f"queue_directory is the default {default}")
+    local = facts.need("fcontext_local")
+    target = local.equivalences.get(queue_dir.rstrip("/"))
+    assert target == default, \
+        f"queue_directory {queue_dir} has no local fcontext equivalence to {default}" + \
+        (f" (it is equivalent to {target})" if target else "") + \
+        f"; fix: semanage fcontext -a -e {default} {queue_dir} && restorecon -Rv {queue_dir}"
+
+
+@check(id="LBL-004", title="/etc/postfix, /var/lib/postfix and the mail spool carry policy labels",
+       severity="medium", section="Related", static=True,
+       rationale="Mislabelled configuration, data or mailbox files give the same Permission denied "
+                 "failures outside the queue (lookup tables, TLS caches, local delivery).",
+       remediation=["restorecon -Rv \"$(postconf -h config_directory)\" \"$(postconf -h data_directory)\" "
+                    "\"$(postconf -h mail_spool_directory)\""],
+       references=["design: RHEL file contexts"])
+def test_related_labels(facts):
+    require_postfix(facts)
+    require_selinux(facts)
+    mismatches = facts.need("related_relabel")
+    assert not mismatches.items, f"{len(mismatches.items)} paths are mislabelled:\n" + \
+        bullet_list(_relabel_lines(mismatches))

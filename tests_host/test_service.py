@@ -1,0 +1,107 @@
+"""The Postfix service: running, enabled, listening, confined, and its own consistency check."""
+
+from postfix_compliance.checks import bullet_list, check, require_postfix, require_selinux
+from postfix_compliance.facts import model
+from postfix_compliance.facts.host import not_applicable
+
+# Postfix daemon process names (ps comm), for SVC-004.
+POSTFIX_DAEMONS = ("master", "qmgr", "nqmgr", "pickup", "smtpd", "smtp", "cleanup", "trivial-rewrite", "local",
+                   "bounce", "showq", "scache", "anvil", "tlsmgr", "postscreen", "proxymap", "verify", "flush",
+                   "lmtp", "pipe", "virtual", "spawn", "dnsblog", "tlsproxy", "discard", "error", "oqmgr")
+
+
+def _unit_state(facts, probe):
+    units = facts.get(probe)
+    if isinstance(units, model.UnitStates):
+        return units.states.get("postfix")
+    return None
+
+
+@check(id="SVC-001", title="Postfix is running", severity="high", section="Environment",
+       rationale="The runbook's symptom starts from an active service; a stopped Postfix is its own outage.",
+       remediation=["systemctl start postfix", "journalctl -u postfix -n 80 --no-pager"],
+       references=["runbook: Environment & Reproduction (systemctl status postfix)"])
+def test_postfix_active(facts):
+    require_postfix(facts)
+    state = _unit_state(facts, "units_active")
+    if state is not None and state != "unknown":  # "unknown": systemd has no such unit (hand-started)
+        assert state == "active", f"postfix.service is {state} (systemctl is-active)"
+        return
+    processes = facts.need("processes")
+    assert processes.named("master"), "no Postfix master process is running (ps -eZ)"
+
+
+@check(id="SVC-002", title="Postfix starts at boot", severity="medium", section="Prevention", static=True,
+       rationale="A host that comes back from a reboot without Postfix queues nothing and accepts nothing.",
+       remediation=["systemctl enable postfix"],
+       references=["ComplianceAsCode: service_postfix_enabled"])
+def test_postfix_enabled(facts):
+    require_postfix(facts)
+    units = facts.get("units_enabled")
+    if not isinstance(units, model.UnitStates):
+        facts.need("units_enabled")
+    state = units.states.get("postfix")
+    assert state in ("enabled", "enabled-runtime", "static", "alias", "indirect"), \
+        f"postfix.service is {state or 'not installed'} (systemctl is-enabled)"
+
+
+def _interface_ok(address: str, inet_interfaces: str) -> bool:
+    wanted = inet_interfaces.replace(",", " ").split()
+    if not wanted or "all" in wanted:
+        return True
+    loopback = address.startswith("127.") or address in ("[::1]", "::1")
+    if any(w in ("loopback-only", "localhost") for w in wanted) and loopback:
+        return True
+    bare = address.strip("[]").split("%")[0]
+    return bare in (w.strip("[]") for w in wanted) or address in ("0.0.0.0", "*", "[::]")
+
+
+@check(id="SVC-003", title="master listens on port 25 on the configured interfaces", severity="high",
+       section="Diagnosis",
+       rationale="Without a listener on 25 nothing is received; a listener on other interfaces than "
+                 "inet_interfaces means the configuration in force is not the one on disk.",
+       remediation=["postconf inet_interfaces", "postfix reload   # or: systemctl restart postfix",
+                    "ss -lntp | grep ':25 '"],
+       references=["runbook: Step-by-Step Diagnosis (ss -lntp | grep ':25 ')"])
+def test_listening_on_smtp(facts):
+    require_postfix(facts)
+    listeners = facts.need("listeners")
+    smtp = [l for l in listeners.listeners if l.port == 25]
+    assert smtp, "nothing listens on port 25 (ss -lntp)"
+    inet_interfaces = facts.postconf("inet_interfaces") or "all"
+    by_master = [l for l in smtp if any(name == "master" for name, _ in l.processes) or not l.processes]
+    assert by_master, "port 25 is held by " + ", ".join(n for l in smtp for n, _ in l.processes) + ", not Postfix"
+    wrong = [l.address for l in by_master if not _interface_ok(l.address, inet_interfaces)]
+    assert not wrong, f"master listens on {', '.join(wrong)}:25 but inet_interfaces = {inet_interfaces}"
+
+
+@check(id="SVC-004", title="Postfix processes run in postfix_* domains", severity="high", section="Root cause",
+       rationale="Postfix started by hand (unconfined_t) or by an init script without a transition "
+                 "(initrc_t) is unconfined: its denials and labels tell nothing about the real service.",
+       remediation=["postfix stop; systemctl start postfix   # let systemd start it in postfix_master_t",
+                    "restorecon -v /usr/sbin/postfix /usr/libexec/postfix/* /usr/lib/postfix/sbin/*"],
+       references=["runbook: Root Cause Analysis"])
+def test_postfix_domains(facts, profile):
+    require_postfix(facts)
+    require_selinux(facts)
+    processes = facts.need("processes").named(*POSTFIX_DAEMONS)
+    if not any(p.comm == "master" for p in processes):
+        raise not_applicable("no Postfix master process is running (see SVC-001)")
+    wrong = [f"{p.comm} (pid {p.pid}) in {p.domain or 'no domain'}" for p in processes
+             if not (p.domain or "").startswith(profile.postfix_domain_prefix)]
+    assert not wrong, "Postfix processes outside postfix_* domains:\n" + bullet_list(wrong)
+
+
+@check(id="SVC-005", title="`postfix check` is clean", severity="medium", section="Diagnosis", static=True,
+       rationale="postfix check reports wrong ownership and permissions in the queue, which look like SELinux "
+                 "denials in the log but are not.",
+       remediation=["postfix check", "postfix set-permissions   # when it reports ownership or modes"],
+       references=["postfix(1): check"])
+def test_postfix_check(facts):
+    require_postfix(facts)
+    result = facts.need("postfix_check")
+    if result.exit_status != 0 and not result.messages:
+        assert False, (f"postfix check exited {result.exit_status} without a message "
+                       "(Postfix prints details only on a terminal: run `postfix check` there)")
+    assert result.exit_status == 0 and not result.messages, \
+        "postfix check reports problems:\n" + bullet_list(result.messages)
