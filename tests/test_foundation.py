@@ -1,0 +1,162 @@
+"""The machinery: bad input, probe timeouts and concurrency, record/replay, the drain decision."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from postfix_compliance.backends import make_host
+from postfix_compliance.facts.collect import ProbeRunner
+from postfix_compliance.facts.evidence import Evidence
+from postfix_compliance.facts.probes import Probe
+from postfix_compliance.facts.queue_drain import drain_queue
+
+
+# ---------------------------------------------------------------------- bad input: one line, no traceback
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("make_args, expected", [
+    (lambda d: ["--hosts=snapshot://does/not/exist.json"], "snapshot does/not/exist.json: no such file"),
+    (lambda d: [f"--hosts=snapshot://{_write(d / 'bad.json', '{not json')}"], "not JSON"),
+    (lambda d: [f"--hosts=snapshot://{_write(d / 'other.json', json.dumps({'format': 'x'}))}"], "not a snapshot"),
+    (lambda d: [f"--hosts=snapshot://{d}"], "is a directory"),
+    (lambda d: ["--profile=nosuchprofile"], "unknown profile 'nosuchprofile'"),
+    (lambda d: [f"--profile={_write(d / 'p.yaml', 'name: [unclosed')}"], "not valid YAML"),
+    (lambda d: [f"--profile={_write(d / 'p.yaml', 'name: x')}"], "(top level): 'selinux' is a required property"),
+    (lambda d: ["--hosts=gopher://mail1"], "unknown host URL scheme 'gopher'"),
+    (lambda d: ["--avc-since=yesterday; rm -rf /"], "--avc-since"),
+    (lambda d: ["--command-timeout=0"], "--command-timeout must be a positive"),
+])
+def test_bad_input_is_one_clear_line(suite, tmp_path, make_args, expected):
+    run = suite(*make_args(tmp_path))
+    assert run.exit_status == 4, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and expected in errors[0], run.stderr
+
+
+def test_broken_profile_names_file_key_and_problem(suite, tmp_path):
+    with open(os.path.join(os.path.dirname(__file__), "..", "fixtures", "profiles", "rhel9.yaml")) as handle:
+        text = handle.read().replace("value: true", "value: maybe")
+    path = _write(tmp_path / "rhel9-broken.yaml", text)
+    run = suite(f"--profile={path}")
+    assert run.exit_status == 4
+    assert f"profile {path}: booleans[0].value: 'maybe' is not of type 'boolean'" in run.stderr
+
+
+# ---------------------------------------------------------------------- probes: timeout, concurrency, LC_ALL
+def test_probe_timeout_is_an_error_naming_the_probe():
+    runner = ProbeRunner(make_host("local"), timeout=1)
+    started = time.monotonic()
+    ev = runner.run(Probe("getenforce", "sleep 20"))
+    assert time.monotonic() - started < 5
+    assert ev.error == "timed out after 1s" and ev.probe == "getenforce"
+
+
+def test_probes_of_a_host_overlap():
+    runner = ProbeRunner(make_host("local"), timeout=10)
+    started = time.monotonic()
+    results = runner.run_many([Probe(f"p{i}", "sleep 1; echo done") for i in range(6)])
+    assert time.monotonic() - started < 2.5
+    assert all(ev.stdout == "done\n" for ev in results.values())
+
+
+def test_probes_run_with_c_locale_and_mail_config():
+    runner = ProbeRunner(make_host("local"), mail_config="/etc/postfix-other")
+    ev = runner.run(Probe("env", 'echo "$LC_ALL $MAIL_CONFIG"'))
+    assert ev.stdout == "C /etc/postfix-other\n"
+
+
+# ---------------------------------------------------------------------- record and replay
+def test_recorded_snapshot_replays_to_the_same_results(suite, tmp_path):
+    live = suite(f"--record-snapshot={tmp_path / 'snaps'}", "--no-flush", "--drain-timeout=1")
+    [snapshot] = os.listdir(tmp_path / "snaps")
+    replay = suite(f"--hosts=snapshot://{tmp_path / 'snaps' / snapshot}", "--no-flush", "--drain-timeout=1")
+    def strip(run):
+        return {r["check_id"]: (r["outcome"], r["message"]) for r in run.results["results"]}
+    assert strip(live) == strip(replay)
+    assert live.exit_status == replay.exit_status
+
+
+# ---------------------------------------------------------------------- the drain decision
+def _queue_line(queue_id, queue_name="deferred", reason="connect to 127.0.0.1[127.0.0.1]:2525: Connection refused"):
+    return json.dumps({"queue_name": queue_name, "queue_id": queue_id, "arrival_time": 1795869441,
+                       "message_size": 261, "forced_expire": False, "sender": "root@example.test",
+                       "recipients": [{"address": "a@example.test", "delay_reason": reason}]})
+
+
+class FakeFacts:
+    """Replays a sequence of `postqueue -j` outputs; the first is the collected queue."""
+
+    def __init__(self, outputs):
+        from postfix_compliance.facts.parsers import parse
+        self.outputs = list(outputs)
+        self.evidence = {"queue_json": Evidence("queue_json", "postqueue -j", 0, self.outputs[0], "")}
+        self._first = parse(self.evidence["queue_json"])
+        self.recorded = []
+        self.runner = self
+        self.polls = 0
+
+    def queue(self):
+        return self._first
+
+    def record(self, ev):
+        self.recorded.append(ev)
+
+    def run(self, probe):
+        if probe.name == "queue_flush":
+            return Evidence("queue_flush", "postqueue -f", 0, "", "")
+        self.polls += 1
+        out = self.outputs[min(self.polls, len(self.outputs) - 1)]
+        return Evidence(probe.name, probe.command, 0, out, "")
+
+
+def _drain(outputs, **kw):
+    facts = FakeFacts(outputs)
+    return drain_queue(facts, threshold=0, timeout=kw.get("timeout", 5), poll_interval=0, **{
+        k: v for k, v in kw.items() if k != "timeout"}), facts
+
+
+def test_drain_passes_at_the_first_empty_poll():
+    two = _queue_line("A") + "\n" + _queue_line("B") + "\n"
+    outcome, facts = _drain([two, _queue_line("A", "active") + "\n", ""])
+    assert outcome.drained and outcome.polls == 2 and outcome.flushed
+
+
+def test_drain_fails_early_when_messages_come_back():
+    two = _queue_line("A") + "\n" + _queue_line("B") + "\n"
+    moving = _queue_line("A", "active") + "\n" + _queue_line("B", "active") + "\n"
+    outcome, _ = _drain([two, moving, two, two, two, two])
+    assert not outcome.drained and outcome.verdict == "re-deferred" and outcome.polls == 2
+
+
+def test_drain_fails_after_three_still_polls_when_nothing_moves():
+    two = _queue_line("A") + "\n" + _queue_line("B") + "\n"
+    outcome, _ = _drain([two] * 10)
+    assert outcome.verdict == "re-deferred" and outcome.polls == 3
+
+
+def test_drain_keeps_waiting_while_progress_is_made_then_times_out():
+    three = "".join(_queue_line(q) + "\n" for q in "ABC")
+    two = "".join(_queue_line(q) + "\n" for q in "AB")
+    ticks = iter(range(100))
+    facts = FakeFacts([three, two, two, two, two, two, two])
+    outcome = drain_queue(facts, threshold=0, timeout=5, poll_interval=0, clock=lambda: next(ticks),
+                          sleep=lambda s: None)
+    assert outcome.verdict == "timeout" and [m.queue_id for m in outcome.remaining] == ["A", "B"]
+
+
+def test_no_flush_never_flushes_and_never_fails_early():
+    two = _queue_line("A") + "\n" + _queue_line("B") + "\n"
+    ticks = iter(range(100))
+    facts = FakeFacts([two] * 10)
+    outcome = drain_queue(facts, threshold=0, timeout=4, poll_interval=0, flush=False,
+                          clock=lambda: next(ticks), sleep=lambda s: None)
+    assert outcome.verdict == "timeout" and not outcome.flushed
+    assert not any(ev.command == "postqueue -f" for ev in facts.recorded)
