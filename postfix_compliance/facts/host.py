@@ -69,6 +69,10 @@ class HostFacts:
                     self._parsed[probe] = parse(ev)
             return self._parsed[probe]
 
+    def collected(self, probe: str) -> bool:
+        """Whether the probe ran for this run (an image gate runs only the static ones)."""
+        return probe in self.evidence
+
     def need(self, probe: str) -> Any:
         """The fact, or an error (unparsed output) / not-applicable (subsystem absent) outcome."""
         fact = self.get(probe)

@@ -93,7 +93,7 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent")
         Probe("units_active", "systemctl is-active postfix auditd"),
         Probe("units_enabled", "systemctl is-enabled postfix auditd", static=True),
         Probe("listeners", "ss -lntp", privileged=True),
-        Probe("postfix_check", "postfix check", privileged=True),
+        Probe("postfix_check", "postfix check", static=True, privileged=True),
         Probe("queue_json", "postqueue -j"),
         Probe("queue_text", "postqueue -p"),
         Probe("journal",
