@@ -266,6 +266,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         profile=host_facts.profile.name if host_facts and host_facts.profile else None,
         nodeid=item.nodeid, duration=report.duration)
     record["notes"] = list(host_facts.notes) if host_facts else []
+    record["diagnosis"] = host_facts.diagnosis() if host_facts else None
     item.config.hook.pytest_compliance_record(config=item.config, record=record)
     report.user_properties.append(("compliance", json.dumps(record)))
     if record["outcome"] == "waived" and not report.passed:

@@ -60,6 +60,10 @@ class HostFacts:
         if self.error:
             raise HostUnreachable(self.error)
         self._note(probe)
+        return self.peek(probe)
+
+    def peek(self, probe: str) -> Any:
+        """Like get(), without counting the probe as evidence of the current check."""
         with self._lock:
             if probe not in self._parsed:
                 ev = self.evidence.get(probe)
@@ -87,6 +91,14 @@ class HostFacts:
     @staticmethod
     def usable(fact: Any) -> bool:
         return not isinstance(fact, (model.Unparsed, model.Unavailable))
+
+    def diagnosis(self) -> dict[str, Any] | None:
+        """The host's triage finding (computed once from the collected facts), or None."""
+        if not hasattr(self, "_diagnosis"):
+            from postfix_compliance.triage import diagnose
+            finding = None if self.error else diagnose(self.peek)
+            self._diagnosis = finding.to_dict() if finding else None
+        return self._diagnosis
 
     # ------------------------------------------------------------------ derived facts
     def boolean(self, name: str) -> Any:

@@ -1,0 +1,223 @@
+"""Triage: one root-cause finding per host, correlating queue errors, log lines and AVC denials.
+
+The runbook's triage step is "correlate queue errors with audit denials". This module does it from
+the facts already collected (no new commands): it links Postfix denials to the queue directory, the
+mail spool and the labels the label checks found wrong, and says plainly when the queue trouble is
+not an SELinux problem at all. It judges nothing about compliance; the checks do that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any, Callable
+
+from postfix_compliance.facts import model
+
+# Names of the queue's own subdirectories: an AVC record names only the last path component.
+QUEUE_SUBDIRS = {"active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming", "maildrop",
+                 "pid", "private", "public", "saved", "trace"}
+# Time before the oldest queue error in which a denial still counts as its cause (seconds).
+WINDOW_SLACK = 600
+
+NETWORK_CAUSES = (
+    (re.compile(r"connect to (?P<relay>[^\s\[]*\[[^\]]*\]:\d+): Connection refused", re.I),
+     "relay {relay} refuses connections", ("REL-003",)),
+    (re.compile(r"connect to (?P<relay>[^\s\[]*\[[^\]]*\]:\d+): (Connection timed out|No route to host|"
+                r"Network is unreachable)", re.I),
+     "relay {relay} cannot be reached (timed out / no route)", ("REL-003", "REL-001")),
+    (re.compile(r"(Host or domain name not found|Name service error)(.*?name=(?P<relay>[\w.\-]+))?", re.I),
+     "the relay's name does not resolve ({relay})", ("REL-001",)),
+    (re.compile(r"SASL authentication failed|authentication failed|Authentication required", re.I),
+     "the relay rejects the credentials", ("REL-004",)),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    kind: str  # selinux | not-selinux | masked
+    summary: str
+    fix: tuple[str, ...]
+    verification: tuple[str, ...]
+    rollback: tuple[str, ...]
+    related_checks: tuple[str, ...]
+    evidence: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+VERIFY = ("postqueue -f", "mailq", "pytest -k Q-002   # the drain check")
+
+
+def diagnose(get: Callable[[str], Any]) -> Finding | None:
+    """The host's finding, from `get(probe) -> fact` (HostFacts.get or a quiet equivalent)."""
+    facts = _Facts(get)
+    denials = facts.postfix_denials()
+    masked = facts.masking()
+    if masked and denials:
+        return _masked(masked, denials)
+    linked = facts.linked_denials(denials)
+    if linked:
+        return _selinux_cause(facts, linked)
+    return _not_selinux(facts)
+
+
+class _Facts:
+    def __init__(self, get: Callable[[str], Any]):
+        self._get = get
+
+    def fact(self, probe: str, kind: type) -> Any:
+        value = self._get(probe)
+        return value if isinstance(value, kind) else None
+
+    def postconf(self, name: str) -> str:
+        config = self.fact("postconf", model.PostfixConfig)
+        return (config.params.get(name) or "") if config else ""
+
+    def queue(self) -> model.QueueState | None:
+        return self.fact("queue_json", model.QueueState) or self.fact("queue_text", model.QueueState)
+
+    def postfix_denials(self) -> list[model.AvcDenial]:
+        denials = self.fact("avc_denials", model.AvcDenials)
+        return [d for d in (denials.denials if denials else ()) if (d.source_type or "").startswith("postfix_")]
+
+    def masking(self) -> str | None:
+        mode = self.fact("getenforce", model.SelinuxMode)
+        if mode and mode.mode == "permissive":
+            return "SELinux is permissive"
+        permissive = self.fact("permissive_domains", model.PermissiveDomains)
+        domains = [d for d in (permissive.all if permissive else ()) if d.startswith("postfix_")]
+        return f"Postfix domain(s) {', '.join(domains)} are permissive" if domains else None
+
+    def mismatches(self) -> list[model.Relabel]:
+        found = []
+        for probe in ("queue_dir_relabel", "related_relabel"):
+            fact = self.fact(probe, model.LabelMismatches)
+            found += list(fact.items) if fact else []
+        return found
+
+    def verdicts(self) -> dict[str, model.Audit2WhyVerdict]:
+        why = self.fact("audit2why", model.Audit2Why)
+        return {v.event_id: v for v in why.verdicts} if why else {}
+
+    def error_window_start(self) -> float | None:
+        queue = self.queue()
+        arrivals = [m.arrival_time for m in (queue.messages if queue else ()) if m.arrival_time]
+        return min(arrivals) - WINDOW_SLACK if arrivals else None
+
+    def linked_denials(self, denials: list[model.AvcDenial]) -> list[tuple[model.AvcDenial, str]]:
+        """Denials tied to the queue or the mail spool by path, by a wrong label, or by audit2why's boolean."""
+        queue_dir = self.postconf("queue_directory").rstrip("/")
+        spool = self.postconf("mail_spool_directory").rstrip("/")
+        wrong_types = {m.current_type for m in self.mismatches()}
+        verdicts = self.verdicts()
+        start = self.error_window_start()
+        linked = []
+        for denial in denials:
+            if start is not None and denial.timestamp < start:
+                continue  # older than anything in the queue: not its cause
+            path = denial.path or ""
+            if denial.target_type in wrong_types:
+                reason = "label"
+            elif verdicts.get(denial.event_id) and verdicts[denial.event_id].booleans:
+                reason = "boolean"
+            elif path.startswith("/") and any(root and (path == root or path.startswith(root + "/"))
+                                              for root in (queue_dir, spool)):
+                reason = "path"
+            elif not path.startswith("/") and path in QUEUE_SUBDIRS:
+                reason = "path"
+            else:
+                continue
+            linked.append((denial, reason))
+        return linked
+
+
+def _where(facts: _Facts, denial: model.AvcDenial) -> tuple[str, str | None]:
+    """A full path for the denied object and the mismatch that explains it, if the label checks found one."""
+    for mismatch in facts.mismatches():
+        if mismatch.current_type == denial.target_type and (
+                not denial.path or os.path.basename(mismatch.path) == os.path.basename(denial.path)
+                or mismatch.path == denial.path):
+            return mismatch.path, mismatch.expected_type
+    path = denial.path or "?"
+    if not path.startswith("/") and path in QUEUE_SUBDIRS and facts.postconf("queue_directory"):
+        path = os.path.join(facts.postconf("queue_directory"), path)
+    return path, None
+
+
+def _queue_lines(facts: _Facts, limit: int = 10) -> list[str]:
+    queue = facts.queue()
+    lines = []
+    for m in (queue.messages if queue else ())[:limit]:
+        reasons = "; ".join(sorted({r.delay_reason or "-" for r in m.recipients}))
+        lines.append(f"queue {m.queue_name} {m.queue_id}: {reasons}")
+    return lines
+
+
+def _log_lines(facts: _Facts, pattern: re.Pattern, limit: int = 10) -> list[str]:
+    lines = []
+    for probe in ("journal", "maillog"):
+        log = facts.fact(probe, model.MailLog)
+        for line in (log.lines if log else ()):
+            if line.program.startswith("postfix") and pattern.search(line.message) and line.raw not in lines:
+                lines.append(line.raw)
+    return lines[-limit:]
+
+
+_PERMISSION = re.compile(r"permission denied|fatal:", re.I)
+
+
+def _selinux_cause(facts: _Facts, linked: list[tuple[model.AvcDenial, str]]) -> Finding:
+    verdicts = facts.verdicts()
+    fixes: list[str] = []
+    for denial, reason in linked:
+        verdict = verdicts.get(denial.event_id)
+        if verdict and verdict.booleans:
+            fixes += [f"setsebool -P {b} on" for b in verdict.booleans]
+        else:
+            path, _ = _where(facts, denial)
+            fixes.append(f"restorecon -Rv {path}")
+    fixes = list(dict.fromkeys(fixes))
+    first, reason = linked[0]
+    path, expected = _where(facts, first)
+    queue = facts.queue()
+    stuck = queue.deferred_count if queue else 0
+    effect = f"queue stuck ({stuck} deferred)" if stuck else "mail delivery fails"
+    labelled = f" labelled {first.target_type}" + (f" (policy says {expected})" if expected else "")
+    summary = (f"{effect} because {first.source_type} was denied {' '.join(first.permissions)} on {path}"
+               f"{labelled}; fix: {fixes[0]}")
+    evidence = [d.raw for d, _ in linked][:10] + _queue_lines(facts) + _log_lines(facts, _PERMISSION)
+    return Finding("selinux", summary, tuple(fixes + ["postfix reload"]), VERIFY,
+                   ("setenforce 0   # only to confirm the diagnosis, then back to 1",),
+                   ("LBL-001", "LBL-002", "BOOL-001", "AVC-002", "Q-002"), tuple(evidence))
+
+
+def _masked(masking: str, denials: list[model.AvcDenial]) -> Finding:
+    summary = (f"{masking}: {len(denials)} Postfix denials are logged but not enforced: mail flows now and "
+               "will stop when enforcing returns")
+    fix = ("ausearch -m AVC,USER_AVC -ts recent | audit2why   # fix each cause (labels, booleans) first",
+           "setenforce 1   # or: semanage permissive -d <domain>")
+    return Finding("masked", summary, fix, VERIFY, ("setenforce 0",), ("SEL-001", "SEL-005", "AVC-002"),
+                   tuple(d.raw for d in denials[:10]))
+
+
+def _not_selinux(facts: _Facts) -> Finding | None:
+    queue = facts.queue()
+    reasons = [r.delay_reason for m in (queue.in_queue("deferred") if queue else ()) for r in m.recipients
+               if r.delay_reason]
+    for pattern, text, checks in NETWORK_CAUSES:
+        for reason in reasons:
+            match = pattern.search(reason)
+            if match:
+                what = text.format(relay=match.groupdict().get("relay") or "?")
+                summary = (f"{what}: not an SELinux problem (no Postfix denial is linked to the queue); "
+                           "check the relay, DNS, firewall, credentials")
+                return Finding("not-selinux", summary,
+                               ("postconf relayhost", "getent ahosts <relay host>",
+                                "nc -vz <relay host> <port>   # from this host",
+                                "journalctl -u postfix -n 80 --no-pager"),
+                               VERIFY, (), checks + ("Q-001", "Q-002"),
+                               tuple(_queue_lines(facts) + _log_lines(facts, pattern)))
+    return None

@@ -1,0 +1,113 @@
+"""Triage on real evidence: denials linked to the queue, a dead relay that is not SELinux, masking."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import REFERENCE_DIR
+from postfix_compliance.facts.evidence import Evidence
+from postfix_compliance.facts.parsers import parse
+from postfix_compliance.triage import diagnose
+
+ENFORCING = os.path.join(REFERENCE_DIR, "debian12-selinux-enforcing")
+NO_MATCHES = dict(stdout="", exit_status=1, stderr="<no matches>\n")
+
+
+def _fact(probe, file=None, stdout=None, exit_status=0, stderr=""):
+    if file is not None:
+        with open(os.path.join(ENFORCING, file), encoding="utf-8") as handle:
+            stdout = handle.read()
+    return parse(Evidence(probe, probe, exit_status, stdout, stderr))
+
+
+def _mislabelled_host(**overrides):
+    """The real guest after `chcon -R -t tmp_t /var/spool/postfix/deferred`, Postfix restarted, mail sent."""
+    facts = {
+        "avc_denials": _fact("avc_denials", "avc_records_raw.txt"),
+        "audit2why": _fact("audit2why", "audit2why_output.txt"),
+        "queue_json": _fact("queue_json", "postqueue_j_deferred.jsonl"),
+        "getenforce": _fact("getenforce", "getenforce_enforcing.txt"),
+        "postconf": _fact("postconf", stdout="queue_directory = /var/spool/postfix\nmail_spool_directory = /var/mail\n"),
+        "queue_dir_relabel": _fact("queue_dir_relabel", "restorecon_Rnv_excerpt_mislabelled.txt"),
+        "journal": _fact("journal", "journal_postfix_queue_dir_mislabelled.txt"),
+    }
+    facts.update({k: _fact(k, **v) for k, v in overrides.items()})
+    return diagnose(facts.get)
+
+
+def test_mislabelled_queue_directory_is_the_cause_and_restorecon_the_fix():
+    finding = _mislabelled_host()
+    assert finding.kind == "selinux"
+    assert finding.summary.startswith("queue stuck (3 deferred) because postfix_master_t was denied read on "
+                                      "/var/spool/postfix/deferred labelled tmp_t")
+    assert finding.fix[0] == "restorecon -Rv /var/spool/postfix/deferred"
+    # the linked evidence: the denials on the queue, the stuck messages, the fatal log line
+    assert any('name="deferred"' in line for line in finding.evidence)
+    assert any(line.startswith("queue deferred 4155253AD") for line in finding.evidence)
+    assert any("fatal: Postfix integrity check failed!" in line for line in finding.evidence)
+    # denials of postqueue on sshd's pipes and the udev/getty/tmpfiles ones are never linked
+    assert not any("pipe:[" in line or "udev_t" in line or "getty_t" in line for line in finding.evidence)
+
+
+def test_relay_down_without_denials_is_not_selinux():
+    finding = _mislabelled_host(avc_denials=NO_MATCHES, queue_dir_relabel=dict(stdout=""))
+    assert finding.kind == "not-selinux"
+    assert finding.summary == ("relay 127.0.0.1[127.0.0.1]:2525 refuses connections: not an SELinux problem "
+                               "(no Postfix denial is linked to the queue); check the relay, DNS, firewall, "
+                               "credentials")
+    assert "REL-003" in finding.related_checks
+
+
+def test_only_unrelated_denials_and_an_empty_queue_give_no_finding():
+    unrelated = "".join(line for line in open(os.path.join(ENFORCING, "avc_records_raw.txt"), encoding="utf-8")
+                        if "postfix_" not in line)
+    finding = _mislabelled_host(avc_denials=dict(stdout=unrelated), queue_json=dict(stdout=""),
+                                queue_dir_relabel=dict(stdout=""), journal=dict(stdout=""))
+    assert finding is None
+
+
+def test_permissive_host_with_logged_denials_is_masked():
+    finding = _mislabelled_host(getenforce=dict(stdout="Permissive\n"))
+    assert finding.kind == "masked"
+    assert "denials are logged but not enforced: mail flows now and will stop when enforcing returns" \
+        in finding.summary
+    assert finding.fix[0].startswith("ausearch -m AVC,USER_AVC -ts recent | audit2why")
+
+
+BOOLEAN_DENIAL = (
+    "----\ntime->Sat Nov 28 13:20:01 2026\n"
+    "type=AVC msg=audit(1795872001.100:900): avc:  denied  { append } for  pid=2001 comm=\"local\" "
+    "name=\"root\" dev=\"vda\" ino=4242 scontext=system_u:system_r:postfix_local_t:s0 "
+    "tcontext=system_u:object_r:mail_spool_t:s0 tclass=file permissive=0\n")
+BOOLEAN_WHY = (
+    "type=AVC msg=audit(1795872001.100:900): avc:  denied  { append } for  pid=2001 comm=\"local\" "
+    "name=\"root\" dev=\"vda\" ino=4242 scontext=system_u:system_r:postfix_local_t:s0 "
+    "tcontext=system_u:object_r:mail_spool_t:s0 tclass=file permissive=0\n\n"
+    "\tWas caused by:\n\tThe boolean postfix_local_write_mail_spool was set incorrectly. \n"
+    "\tDescription:\n\tAllow postfix to local write mail spool\n\n"
+    "\tAllow access by executing:\n\t# setsebool -P postfix_local_write_mail_spool 1\n")
+
+
+def test_boolean_off_denial_names_the_boolean_fix():
+    finding = _mislabelled_host(avc_denials=dict(stdout=BOOLEAN_DENIAL), audit2why=dict(stdout=BOOLEAN_WHY),
+                                queue_json=dict(stdout=""), queue_dir_relabel=dict(stdout=""))
+    assert finding.kind == "selinux"
+    assert finding.fix[0] == "setsebool -P postfix_local_write_mail_spool on"
+    assert "postfix_local_t was denied append" in finding.summary
+
+
+@pytest.mark.parametrize("reason, expected", [
+    ("connect to smtp.example.com[192.0.2.1]:587: Connection timed out", "cannot be reached"),
+    ("Host or domain name not found. Name service error for name=smtp.example.com type=A: Host not found",
+     "does not resolve"),
+    ("SASL authentication failed; server smtp.example.com[192.0.2.1] said: 535 5.7.8 Error", "credentials"),
+])
+def test_other_network_causes(reason, expected):
+    line = ('{"queue_name": "deferred", "queue_id": "ABC123", "arrival_time": 1795871696, "message_size": 430, '
+            '"sender": "root@example.test", "recipients": [{"address": "a@example.com", "delay_reason": "%s"}]}\n'
+            % reason)
+    finding = _mislabelled_host(avc_denials=NO_MATCHES, queue_dir_relabel=dict(stdout=""),
+                                queue_json=dict(stdout=line))
+    assert finding.kind == "not-selinux" and expected in finding.summary
