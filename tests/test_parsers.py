@@ -690,3 +690,12 @@ def test_log_variants():
     assert isinstance(parse(evidence("journal", stderr="No journal files were found.\n")), m.Unavailable)
     assert isinstance(parse(evidence("maillog", exit_status=1)), m.Unavailable)
     assert isinstance(parse(evidence("maillog", "not a log line\n")), m.Unparsed)
+
+
+def test_exit_126_permission_denied_is_unavailable_not_a_finding():
+    # Real, on the Debian 12 enforcing guest: root over SSH cannot execute /usr/sbin/postfix.
+    from postfix_compliance.facts.evidence import Evidence
+    from postfix_compliance.facts.model import Unavailable
+    from postfix_compliance.facts.parsers import parse
+    fact = parse(Evidence("postfix_check", "postfix check", 126, "", "sh: 1: postfix: Permission denied\n"))
+    assert isinstance(fact, Unavailable) and "Permission denied" in fact.reason

@@ -65,6 +65,13 @@ def precheck(ev: Evidence, absent: Iterable[str] = ()) -> Unparsed | Unavailable
     if ev.exit_status == 127 or _TOOL_MISSING.search(ev.stderr):
         said = lines(ev.stderr)
         return Unavailable(ev.probe, f"tool missing: {said[0].strip() if said else 'exit 127'}")
+    if ev.exit_status == 126:
+        # Found but not executable by this login. Seen for real: on Debian's refpolicy, root over
+        # SSH (unconfined_t) may not run /usr/sbin/postfix (postfix_master_exec_t).
+        said = lines(ev.stderr)
+        return Unavailable(ev.probe, "cannot be executed by this login (exit 126"
+                           + (f": {said[0].strip()}" if said else "") + "); under SELinux the login's "
+                           "domain may not be allowed to enter the command's domain")
     # A command that succeeded printed data on stdout; only a failing one may explain itself there.
     said = ev.stderr if ev.exit_status == 0 else ev.stderr + "\n" + ev.stdout
     line = first_match(said, absent)
