@@ -6,10 +6,8 @@ import dataclasses
 import os
 from typing import Any
 
-import jsonschema
-import yaml
-
 from postfix_compliance.errors import UsageError
+from postfix_compliance.inputfiles import load_yaml, validate
 
 PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "profiles")
 
@@ -140,30 +138,9 @@ class Profile:
         return version is None or version_id.split(".")[0] == version
 
 
-def _where(error: jsonschema.ValidationError) -> str:
-    where = ""
-    for part in error.absolute_path:
-        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-    return where or "(top level)"
-
-
 def load_profile_file(path: str) -> Profile:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"profile {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"profile {path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"profile {path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    validator = jsonschema.Draft202012Validator(PROFILE_SCHEMA)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        raise UsageError(f"profile {path}: {_where(first)}: {first.message}")
+    data = load_yaml(path, "profile")
+    validate(data, PROFILE_SCHEMA, path, "profile")
     return Profile(data["name"], path, data)
 
 

@@ -7,7 +7,6 @@ polls replay a queue that drains (or does not).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from typing import Any
@@ -17,23 +16,14 @@ from testinfra.backend import base
 from postfix_compliance.errors import UsageError
 from postfix_compliance.facts.collect import unwrap_command
 from postfix_compliance.facts.evidence import Evidence
+from postfix_compliance.inputfiles import load_json
 
 SNAPSHOT_FORMAT = "postfix-compliance-snapshot/1"
 
 
 def load_snapshot(path: str) -> dict[str, Any]:
     """Read and validate a snapshot file; any problem is one UsageError line naming the file."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"snapshot {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"snapshot {path}: is a directory, expected a .json file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"snapshot {path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"snapshot {path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    data = load_json(path, "snapshot")
     if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
         raise UsageError(f"snapshot {path}: not a snapshot (expected \"format\": \"{SNAPSHOT_FORMAT}\")")
     records = data.get("evidence")
