@@ -141,7 +141,8 @@ class _Block:
                                 denial.permissions, cause, tuple(dict.fromkeys(self.booleans)))
 
 
-@parser(*SELINUX_ABSENT, "unable to open /etc/selinux/", "Must specify -p policy")
+@parser(*SELINUX_ABSENT, "unable to open /etc/selinux/", "Must specify -p policy",
+        "You must specify the -p option")  # audit2why without a loaded policy (real wording)
 def parse_audit2why(ev: Evidence) -> Audit2Why | Unparsed | Unavailable:
     missing = _audit_log_missing(ev)
     if missing:
