@@ -699,3 +699,13 @@ def test_exit_126_permission_denied_is_unavailable_not_a_finding():
     from postfix_compliance.facts.parsers import parse
     fact = parse(Evidence("postfix_check", "postfix check", 126, "", "sh: 1: postfix: Permission denied\n"))
     assert isinstance(fact, Unavailable) and "Permission denied" in fact.reason
+
+
+def test_postqueue_j_guard_on_old_postfix_is_unavailable():
+    # The probe asks mail_version first: an old Postfix never runs (and never logs) postqueue -j.
+    from postfix_compliance.facts.evidence import Evidence
+    from postfix_compliance.facts.model import Unavailable
+    from postfix_compliance.facts.parsers import parse
+    fact = parse(Evidence("queue_json", "postqueue -j", 3, "",
+                          "postqueue -j needs Postfix 3.1 or newer (mail_version 2.10.1)\n"))
+    assert isinstance(fact, Unavailable)

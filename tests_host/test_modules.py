@@ -14,6 +14,8 @@ def test_no_local_postfix_module(facts, profile):
     require_selinux(facts)
     modules = facts.need("policy_modules")
     local = [m for m in modules.modules if m.priority == 400 and not m.disabled]
-    suspect = [m.name for m in local if "postfix" in m.name and m.name not in profile.allowed_local_modules]
+    # `semanage permissive -a T` makes a module permissive_T at priority 400: SEL-005 reports those.
+    suspect = [m.name for m in local if "postfix" in m.name and not m.name.startswith("permissive_")
+               and m.name not in profile.allowed_local_modules]
     assert not suspect, "local policy modules for Postfix: " + ", ".join(suspect) + \
         "; fix: " + "; ".join(f"semodule -r {name}" for name in suspect)

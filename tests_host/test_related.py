@@ -66,8 +66,10 @@ def test_firewall_admits_smtp(facts):
     firewall = facts.need("firewall")
     blocked = [p for p in public
                if SMTP_SERVICES.get(p) not in firewall.services and f"{p}/tcp" not in firewall.ports]
+    fixes = [f"firewall-cmd --permanent --add-service={SMTP_SERVICES[p]}" if p in SMTP_SERVICES
+             else f"firewall-cmd --permanent --add-port={p}/tcp" for p in blocked]
     assert not blocked, "firewalld does not admit port(s) " + ", ".join(map(str, blocked)) + \
-        "; fix: " + "; ".join(f"firewall-cmd --permanent --add-port={p}/tcp" for p in blocked)
+        "; fix: " + "; ".join(fixes) + "; firewall-cmd --reload"
 
 
 @check(id="REL-004", title="SASL password maps are root-owned, 0600, and their .db is current",

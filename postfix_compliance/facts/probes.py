@@ -94,7 +94,11 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent")
         Probe("units_enabled", "systemctl is-enabled postfix auditd", static=True),
         Probe("listeners", "ss -lntp", privileged=True),
         Probe("postfix_check", "postfix check", static=True, privileged=True),
-        Probe("queue_json", "postqueue -j"),
+        # postqueue -j exists from Postfix 3.1; asking an older one logs a fatal usage line that
+        # LOG-001 would then report, so the version is asked first.
+        Probe("queue_json", 'v=$(postconf -h mail_version); case "$v" in 2.*|3.0|3.0.*) '
+                            'echo "postqueue -j needs Postfix 3.1 or newer (mail_version $v)" >&2; exit 3;; esac; '
+                            "exec postqueue -j"),
         Probe("queue_text", "postqueue -p"),
         Probe("journal",
               f"journalctl --no-pager -q -o short -u postfix -u 'postfix@*' "

@@ -38,7 +38,7 @@ def parse_postfix_check(ev: Evidence) -> PostfixCheckResult:
 
 
 # postqueue before 3.1 knows no -j: it prints its usage, or getopt's complaint.
-_NO_JSON = ("invalid option", "fatal: usage:", "illegal option")
+_NO_JSON = ("invalid option", "fatal: usage:", "illegal option", "postqueue -j needs Postfix 3.1 or newer")
 _FATAL = re.compile(r"^\S+: fatal: .*$", re.MULTILINE)
 
 
