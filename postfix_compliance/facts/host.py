@@ -40,6 +40,7 @@ class HostFacts:
         self.extra_evidence: list[Evidence] = []  # e.g. the queue polls of the drain check
         self.all_extra_evidence: list[Evidence] = []  # every such run of the session, for snapshots
         self.notes: list[str] = []
+        self.since = "recent"  # the audit and log window (ausearch -ts form)
 
     # ------------------------------------------------------------------ access
     def start_check(self) -> None:

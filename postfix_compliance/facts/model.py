@@ -353,11 +353,14 @@ class LogLine:
     pid: int | None
     message: str
     raw: str
+    epoch: float | None = None  # when the host's clock and zone are known (maillog probe)
 
 
 @frozen
 class MailLog:
     lines: tuple[LogLine, ...]
+    host_now: int | None = None  # the host's clock when the log was read (seconds since the epoch)
+    utc_offset: int | None = None  # the host's zone, seconds east of UTC
 
 
 # --------------------------------------------------------------------------- system

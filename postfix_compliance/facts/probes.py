@@ -49,6 +49,28 @@ def journal_since(since: str) -> str:
     return f"{year}-{month}-{day} {clock or '00:00:00'}".strip()
 
 
+def window_start(since: str, host_now: float, utc_offset: int = 0) -> float | None:
+    """Start of an ausearch-style window in seconds since the epoch, on the host's clock; None: no limit."""
+    day = 86400
+    local_now = host_now + utc_offset
+    midnight = local_now - local_now % day - utc_offset
+    spans = {"recent": 600, "checkpoint": 600, "now": 0, "this-week": 7 * day, "week-ago": 7 * day,
+             "this-month": 31 * day, "this-year": 366 * day}
+    if since in spans:
+        return host_now - spans[since]
+    if since == "today":
+        return midnight
+    if since == "yesterday":
+        return midnight - day
+    if since == "boot":
+        return None
+    month, mday, rest = int(since[0:2]), int(since[3:5]), since[6:]
+    year, _, clock = rest.partition(" ")
+    hh, mm, ss = (clock.split(":") + ["0", "0", "0"])[:3] if clock else ("0", "0", "0")
+    import calendar
+    return calendar.timegm((int(year), month, mday, int(hh), int(mm), int(ss or 0), 0, 0, 0)) - utc_offset
+
+
 @dataclasses.dataclass(frozen=True)
 class Probe:
     name: str
@@ -103,8 +125,8 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent")
         Probe("journal",
               f"journalctl --no-pager -q -o short -u postfix -u 'postfix@*' "
               f"--since {shlex.quote(journal_since(avc_since))}", privileged=True),
-        Probe("maillog",
-              'for f in "$(postconf -h maillog_file 2>/dev/null)" /var/log/maillog /var/log/mail.log; do '
+        Probe("maillog",  # the host's clock first: syslog lines carry neither year nor zone
+              'echo "now=$(date \'+%s %z\')"; for f in "$(postconf -h maillog_file 2>/dev/null)" /var/log/maillog /var/log/mail.log; do '
               '[ -n "$f" ] && [ -r "$f" ] && exec tail -n 2000 "$f"; done; exit 1', privileged=True),
         Probe("firewall", "firewall-cmd --list-all", privileged=True),
         Probe("relay_resolution",

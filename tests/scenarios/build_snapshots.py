@@ -653,7 +653,11 @@ def outputs(h: Host, boolean_names: tuple[str, ...]) -> dict[str, list[tuple[int
         o["maillog"] = [(1, "", "")]
     else:
         mail_lines = [line for line in h.journal if line.split(" ", 5)[4].startswith("postfix")]
-        o["maillog"] = [(0, "".join(line + "\n" for line in h.maillog_history + mail_lines), "")]
+        # The probe prints the host's clock first; here: a minute after the last journal line, in UTC.
+        clocks = [line.split()[2] for line in h.journal if len(line.split()) > 2 and line.split()[2].count(":") == 2]
+        log_now = (max(epoch(c) for c in clocks) if clocks else epoch("13:30:00")) + 60
+        o["maillog"] = [(0, f"now={log_now} +0000\n"
+                            + "".join(line + "\n" for line in h.maillog_history + mail_lines), "")]
     if h.firewall is None:
         o["firewall"] = [(127, "", "sh: 1: firewall-cmd: not found\n")]
     else:

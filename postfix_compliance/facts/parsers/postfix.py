@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
+import datetime
 import json
 import re
+import time
 from typing import Any
 
 from ..evidence import Evidence
@@ -174,5 +177,37 @@ def parse_maillog(ev: Evidence) -> MailLog | Unparsed | Unavailable:
         return Unavailable(ev.probe, "no readable mail log (maillog_file, /var/log/maillog, /var/log/mail.log)")
     if ev.exit_status:
         return failure(ev)
-    return _mail_log(ev)
+    text = ev.stdout
+    first, _, rest = text.partition("\n")
+    clock = _HOST_CLOCK.match(first.strip())
+    if not clock:
+        return _mail_log(ev)
+    log = _mail_log(dataclasses.replace(ev, stdout=rest))
+    if not isinstance(log, MailLog):
+        return log
+    now = int(clock["now"])
+    offset = (1 if clock["sign"] == "+" else -1) * (int(clock["hh"]) * 3600 + int(clock["mm"]) * 60)
+    timed = tuple(dataclasses.replace(line, epoch=_line_epoch(line.timestamp, now, offset)) for line in log.lines)
+    return MailLog(timed, now, offset)
+
+
+_HOST_CLOCK = re.compile(r"^now=(?P<now>\d{1,12}) (?P<sign>[+-])(?P<hh>\d\d)(?P<mm>\d\d)$")
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                       "Nov", "Dec"), start=1)}
+
+
+def _line_epoch(timestamp: str, host_now: int, offset: int) -> float | None:
+    """A syslog time (`Nov 28 13:14:57`, host local, no year) or an ISO one, in seconds since the epoch."""
+    try:
+        if timestamp[:1].isdigit():
+            return datetime.datetime.fromisoformat(timestamp).timestamp()
+        month, day, clock = timestamp.split()
+        hh, mm, ss = (int(float(x)) for x in clock.split(":"))
+        year = time.gmtime(host_now + offset).tm_year
+        epoch = calendar.timegm((year, _MONTHS[month], int(day), hh, mm, ss, 0, 0, 0)) - offset
+        if epoch > host_now + 86400:  # a December line read in January
+            epoch = calendar.timegm((year - 1, _MONTHS[month], int(day), hh, mm, ss, 0, 0, 0)) - offset
+        return float(epoch)
+    except (ValueError, KeyError, OverflowError):
+        return None
 
