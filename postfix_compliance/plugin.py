@@ -20,14 +20,16 @@ import pytest
 
 from postfix_compliance import __version__
 from postfix_compliance.backends import backend_class, make_host, parse_host_url
+from postfix_compliance.backends.hostkeys import ConnectError, error_line
 from postfix_compliance.backends.snapshot import snapshot_document
 from postfix_compliance.checks import meta_of
 from postfix_compliance.errors import EvidenceError, HostUnreachable, UsageError
 from postfix_compliance.facts import model
-from postfix_compliance.facts.collect import DEFAULT_TIMEOUT, ProbeRunner
+from postfix_compliance.facts.collect import CLIENT_GRACE, DEFAULT_TIMEOUT, ProbeRunner
 from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.facts.parsers import parse
 from postfix_compliance.facts.probes import Probe, build_probes, validate_since
+from postfix_compliance.inventory import resolve_host_specs
 from postfix_compliance.profiles import PROFILES_DIR, Profile, detect_profile, load_profile
 from postfix_compliance.report import results as results_report
 
@@ -51,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="audit/log window, as ausearch -ts takes it (default: the profile's, 'recent' = 10 min)")
     group.addoption("--no-flush", action="store_true",
                     help="never run `postqueue -f` (Q-002 then only watches the queue)")
+    group.addoption("--read-only", action="store_true",
+                    help="change nothing on any host: no `postqueue -f`, no `postfix check` (it creates missing "
+                         "queue directories)")
     group.addoption("--drain-timeout", type=float, default=None, help="seconds Q-002 waits (default: profile, 60)")
     group.addoption("--poll-interval", type=float, default=None, help="seconds between queue polls (default 0.5)")
     group.addoption("--postfix-config-dir", default=None,
@@ -59,6 +64,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write each host's evidence to DIR/<host>.json (replay with snapshot://)")
     group.addoption("--report-dir", default="reports", help="where reports go (default %(default)s)")
     group.addoption("--no-reports", action="store_true", help="write no report files")
+
+    # Transport: the suite's own. testinfra already defines --hosts, --connection, --ssh-config,
+    # --ssh-identity-file, --sudo, --sudo-user and --ansible-inventory; they are read as they are.
+    transport = parser.getgroup("postfix-compliance transport",
+                                "Postfix/SELinux compliance: reaching hosts (see docs/ssh.md)")
+    transport.addoption("--known-hosts", metavar="FILE", default=None,
+                        help="known_hosts file for paramiko:// and ssh:// host keys (default: the ssh config's "
+                             "UserKnownHostsFile, else ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
+    transport.addoption("--accept-new-host-keys", action="store_true",
+                        help="record the key of a host never seen before in the known_hosts file and connect; "
+                             "a CHANGED key is refused all the same")
+    transport.addoption("--connect-timeout", type=float, default=10.0,
+                        help="seconds to reach and log in to a host (default %(default)s)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml and pytest-html read their paths
@@ -113,8 +131,10 @@ class SuiteState:
             raise UsageError("--command-timeout must be a positive number of seconds")
         profile_opt = config.getoption("profile")
         profile = load_profile(profile_opt, config.getoption("profiles_dir")) if profile_opt else None
-        hosts_opt = config.getoption("hosts", None)
-        specs = [s for s in (hosts_opt.split(",") if hosts_opt else ["local"])]
+        if config.getoption("connect_timeout", 10.0) <= 0:
+            raise UsageError("--connect-timeout must be a positive number of seconds")
+        specs = resolve_host_specs(config.getoption("hosts", None), config.getoption("ansible_inventory", None),
+                                   config.getoption("connection", None))
         targets = []
         for spec in specs:
             scheme, name, _ = parse_host_url(spec)
@@ -141,14 +161,31 @@ class SuiteState:
             host = make_host(target.spec,
                              ssh_config=config.getoption("ssh_config", None),
                              ssh_identity_file=config.getoption("ssh_identity_file", None),
-                             sudo=None, sudo_user=config.getoption("sudo_user", None),
-                             ansible_inventory=config.getoption("ansible_inventory", None))
+                             ssh_extra_args=config.getoption("ssh_extra_args", None),
+                             sudo=config.getoption("sudo", False) or None,
+                             sudo_user=config.getoption("sudo_user", None),
+                             ansible_inventory=config.getoption("ansible_inventory", None),
+                             known_hosts=config.getoption("known_hosts", None),
+                             accept_new_host_keys=config.getoption("accept_new_host_keys", False) or None,
+                             connect_timeout=config.getoption("connect_timeout", None),
+                             command_timeout=self.timeout + CLIENT_GRACE)
         except UsageError as exc:
             return HostFacts(target.id, target.id, {}, None, error=str(exc))
         except Exception as exc:  # a backend that cannot even be set up: one error for this host
             return HostFacts(target.id, target.id, {}, None, error=f"{type(exc).__name__}: {exc}")
+        # --sudo, or ?sudo=true in the URL / ansible_become: sudo for the privileged probes only.
         runner = ProbeRunner(host, timeout=self.timeout, mail_config=config.getoption("postfix_config_dir"),
-                             sudo=bool(config.getoption("sudo", False)))
+                             sudo=getattr(host.backend, "probe_sudo", False),
+                             sudo_user=getattr(host.backend, "probe_sudo_user", None))
+        try:
+            runner.connect()  # once, before any probe thread: host key, login, the shared connection
+        except ConnectError as exc:
+            return HostFacts(target.id, target.id, {}, None, error=error_line(target.id, exc))
+        except UsageError as exc:
+            return HostFacts(target.id, target.id, {}, None, error=f"host {target.id}: {exc}")
+        except Exception as exc:  # anything else the transport raises is still one line for the host
+            return HostFacts(target.id, target.id, {}, None,
+                             error=f"host {target.id} unreachable: {type(exc).__name__}: {exc}")
         name = getattr(host.backend, "recorded_host", None) or host.backend.get_hostname() or target.id
         if name == "local":
             name = socket.gethostname()
@@ -171,13 +208,21 @@ class SuiteState:
                                        f"({_os_words(os_fact)}): choose one with --profile")
         since = config.getoption("avc_since") or profile.data.get("audit", {}).get("since", "recent")
         probes = [p for p in build_probes(tuple(n for n, _ in profile.booleans), since) if p.name != "os_release"]
-        if config.getoption("markexpr", "") == "static":
+        markexpr = config.getoption("markexpr", "") or ""
+        if markexpr == "static":
             # An image gate (-m static, e.g. on a chroot): only what needs no running system is asked.
             probes = [p for p in probes if p.static]
+        if config.getoption("read_only") or markexpr == "static" or "not intrusive" in markexpr:
+            probes = [p for p in probes if not p.intrusive]
         started = time.monotonic()
         evidence = runner.run_many(probes)
         evidence["os_release"] = os_ev
+        if runner.lost:  # the host went away mid-run: one error for the host, not half its checks
+            return HostFacts(target.id, name, evidence, None,
+                             error=f"host {target.id} dropped the connection during evidence collection: "
+                                   f"{runner.lost}")
         facts = HostFacts(target.id, name, evidence, profile, runner=runner, options=config.option)
+        facts.since = since
         facts.collect_seconds = time.monotonic() - started
         return facts
 
@@ -218,6 +263,40 @@ def profile(facts: HostFacts) -> Profile:
 
 
 FACTS = pytest.StashKey[HostFacts]()
+
+
+# ---------------------------------------------------------------------- fleets (pytest-xdist)
+@pytest.hookimpl(tryfirst=True)  # before xdist turns `-n N` into `--dist load`
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """`-n N` without `--dist`: loadgroup, so that all checks of a host run on one worker and its
+    evidence is collected once (an explicit --dist is respected)."""
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", None) == "no" \
+            and not getattr(config.option, "distload", False):
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist (controller), --dist loadgroup: one work unit per host.
+
+    xdist's own loadgroup relies on rewriting node ids (`item._nodeid`), which pytest 9 no longer
+    honours, so it would spread a host's checks over workers. This scheduler groups by the host
+    each node id names instead (node ids end in `[CHECK-ID-<host id>]`), without changing them."""
+    if config.getoption("dist", None) != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    state: SuiteState = config.stash[STATE]
+    suffixes = sorted(((f"-{t.id}]", t.id) for t in state.targets), key=lambda p: -len(p[0]))
+
+    class HostScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            for suffix, host in suffixes:
+                if nodeid.endswith(suffix):
+                    return f"host:{host}"
+            return super()._split_scope(nodeid)
+
+    return HostScheduling(config, log)
 
 
 # ---------------------------------------------------------------------- outcomes

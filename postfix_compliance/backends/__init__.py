@@ -1,8 +1,9 @@
 """Transport: one registry names every backend a host URL can use.
 
 testinfra's own backends are taken as they are, except where the suite needs a safer or
-faster one (its paramiko and ssh backends are replaced by the suite's), plus `snapshot://`,
-which replays recorded evidence offline.
+faster one: `paramiko://` and `ssh://` (and `safe-ssh://`) are the suite's own backends, which
+verify host keys, reuse one connection per host and put a deadline on every step (see
+docs/ssh.md); plus `snapshot://`, which replays recorded evidence offline.
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from postfix_compliance.errors import UsageError
 
 BACKENDS: dict[str, str] = {
     **testinfra.backend.BACKENDS,
+    "paramiko": "postfix_compliance.backends.paramiko_safe.SafeParamikoBackend",
+    "ssh": "postfix_compliance.backends.ssh_safe.SafeSshBackend",
+    "safe-ssh": "postfix_compliance.backends.ssh_safe.SafeSshBackend",
     "snapshot": "postfix_compliance.backends.snapshot.SnapshotBackend",
 }
+
+# Options only the suite's own backends take (class attribute SUITE_BACKEND); testinfra's get none.
+TRANSPORT_OPTIONS = ("known_hosts", "accept_new_host_keys", "connect_timeout", "command_timeout")
 
 
 def backend_class(scheme: str) -> type:
@@ -32,15 +39,16 @@ def backend_class(scheme: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def parse_host_url(spec: str) -> tuple[str, str | None, dict[str, Any]]:
-    """`paramiko://root@mail1?timeout=5` -> ("paramiko", "root@mail1", {...}); bare names mean ssh."""
+def parse_host_url(spec: str, default_scheme: str = "paramiko") -> tuple[str, str | None, dict[str, Any]]:
+    """`paramiko://root@mail1?timeout=5` -> ("paramiko", "root@mail1", {...}); a bare name takes
+    `default_scheme` (testinfra's `--connection`, else paramiko, as testinfra does)."""
     spec = spec.strip()
     if not spec:
         raise UsageError("empty host in --hosts")
     if spec == "local" or spec == "local://":
         return "local", None, {}
     if "://" not in spec:
-        spec = "paramiko://" + spec
+        spec = f"{default_scheme}://" + spec
     scheme = urllib.parse.urlparse(spec).scheme
     if scheme == "snapshot":  # the rest is a file path, relative or absolute, not a network location
         path = spec[len("snapshot://"):]
@@ -60,13 +68,29 @@ def parse_host_url(spec: str) -> tuple[str, str | None, dict[str, Any]]:
 
 
 def make_host(spec: str, **options: Any) -> testinfra.host.Host:
-    """A testinfra Host for a URL, through this registry. Options are defaults the URL may override."""
+    """A testinfra Host for a URL, through this registry. Options are defaults the URL may override.
+
+    `sudo` / `sudo_user` (options or `?sudo=true&sudo_user=u` in the URL) never reach the backend:
+    testinfra would run every command as `sudo /bin/sh -c ...`, which needs a root shell. They are
+    kept on the backend as `probe_sudo` / `probe_sudo_user`, and the probe runner puts `sudo -n`
+    in front of the privileged probes' own commands only (see facts/collect.py)."""
     scheme, name, kwargs = parse_host_url(spec)
     for key, value in options.items():
         if value is not None:
             kwargs.setdefault(key, value)
+    sudo = _truthy(kwargs.pop("sudo", False))
+    sudo_user = kwargs.pop("sudo_user", None)
     klass = backend_class(scheme)
+    if not getattr(klass, "SUITE_BACKEND", False):
+        for key in TRANSPORT_OPTIONS:
+            kwargs.pop(key, None)
     backend = klass(**kwargs) if scheme == "local" else klass(name, **kwargs)
+    backend.probe_sudo = sudo
+    backend.probe_sudo_user = sudo_user or None
     host = testinfra.host.Host(backend)
     backend.set_host(host)
     return host
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true", "yes")
