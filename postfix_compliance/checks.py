@@ -72,10 +72,16 @@ def meta_of(item: pytest.Item) -> CheckMeta | None:
 
 # ---------------------------------------------------------------------- shared preconditions
 def selinux_enabled(facts: Any) -> bool:
-    """False when the host's SELinux is disabled (or absent): SEL-001 reports that as the failure."""
+    """False when the host's SELinux is disabled (or absent): SEL-001 reports that as the failure.
+
+    An image gate has no running kernel to ask (getenforce is not collected there): the image's
+    configuration says whether it will run SELinux, and its policy store answers offline."""
     from postfix_compliance.facts import model
-    mode = facts.get("getenforce")
-    return isinstance(mode, model.SelinuxMode) and mode.mode != "disabled"
+    if facts.collected("getenforce"):
+        mode = facts.get("getenforce")
+        return isinstance(mode, model.SelinuxMode) and mode.mode != "disabled"
+    config = facts.get("selinux_config")
+    return isinstance(config, model.SelinuxConfig) and config.selinux in ("enforcing", "permissive")
 
 
 def require_selinux(facts: Any) -> None:
@@ -83,6 +89,18 @@ def require_selinux(facts: Any) -> None:
     from postfix_compliance.facts.host import not_applicable
     if not selinux_enabled(facts):
         raise not_applicable("SELinux is disabled or absent on this host (see SEL-001)")
+
+
+def require_labels(facts: Any) -> None:
+    """File labels can only be read from a kernel running SELinux: an image gate on a machine without
+    it sees `?` for every file, and `restorecon -n` then reports nothing, whatever the labels are."""
+    from postfix_compliance.facts import model
+    from postfix_compliance.facts.host import not_applicable
+    require_selinux(facts)
+    labels = facts.get("queue_dir_label")
+    if isinstance(labels, model.FileLabels) and labels.labels and labels.labels[0].context is None:
+        raise not_applicable("this kernel reports no file labels (ls -Z shows '?'); labels are judged on the "
+                             "running host")
 
 
 def require_postfix(facts: Any) -> None:

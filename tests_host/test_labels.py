@@ -1,6 +1,6 @@
 """File contexts of the queue directory and Postfix's other directories, judged by the host's policy."""
 
-from postfix_compliance.checks import bullet_list, check, require_postfix, require_selinux
+from postfix_compliance.checks import bullet_list, check, require_labels, require_postfix, require_selinux
 from postfix_compliance.facts.host import not_applicable
 
 
@@ -17,7 +17,7 @@ def _relabel_lines(mismatches):
        references=["runbook: Step-by-Step Diagnosis (ls -Zd /var/spool/postfix)"])
 def test_queue_directory_type(facts, profile):
     require_postfix(facts)
-    require_selinux(facts)
+    require_labels(facts)
     queue_dir = facts.postconf("queue_directory")
     labels = facts.need("queue_dir_label")
     label = labels.get(queue_dir) or (labels.labels[0] if labels.labels else None)
@@ -34,7 +34,7 @@ def test_queue_directory_type(facts, profile):
        references=["runbook: Solution – Primary Fix (restorecon -Rv /var/spool/postfix)"])
 def test_queue_tree_labels(facts):
     require_postfix(facts)
-    require_selinux(facts)
+    require_labels(facts)
     mismatches = facts.need("queue_dir_relabel")
     queue_dir = facts.postconf("queue_directory")
     assert not mismatches.items, f"{len(mismatches.items)} paths under {queue_dir} are mislabelled " \
@@ -73,7 +73,7 @@ def test_custom_queue_equivalence(facts, profile):
        references=["design: RHEL file contexts"])
 def test_related_labels(facts):
     require_postfix(facts)
-    require_selinux(facts)
+    require_labels(facts)
     mismatches = facts.need("related_relabel")
     assert not mismatches.items, f"{len(mismatches.items)} paths are mislabelled:\n" + \
         bullet_list(_relabel_lines(mismatches))

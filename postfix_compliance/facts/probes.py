@@ -79,6 +79,8 @@ class Probe:
     static: bool = False
     # Needs root to read what it reads (audit log, policy store): run through sudo when asked.
     privileged: bool = False
+    # Changes the host (postfix check creates missing queue directories): skipped in read-only runs.
+    intrusive: bool = False
 
 
 def boolean_probe_name(boolean: str) -> str:
@@ -115,7 +117,7 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent")
         Probe("units_active", "systemctl is-active postfix auditd"),
         Probe("units_enabled", "systemctl is-enabled postfix auditd", static=True),
         Probe("listeners", "ss -lntp", privileged=True),
-        Probe("postfix_check", "postfix check", static=True, privileged=True),
+        Probe("postfix_check", "postfix check", static=True, privileged=True, intrusive=True),
         # postqueue -j exists from Postfix 3.1; asking an older one logs a fatal usage line that
         # LOG-001 would then report, so the version is asked first.
         Probe("queue_json", 'v=$(postconf -h mail_version); case "$v" in 2.*|3.0|3.0.*) '
