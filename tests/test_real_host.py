@@ -69,6 +69,10 @@ def test_dead_relay_fails_early_then_sink_drains(suite, dead_relay_instance, dec
     decision_log.append(f"dead relay: Q-002 failed after {decided:.2f}s ({wall:.1f}s whole run)")
     assert decided <= 3 * POLL + 0.5, f"a dead relay must fail within 3 poll intervals, took {decided}s"
     assert instance.deferred_count() == 3  # the flush changed nothing for a dead relay
+    finding = dead.results["diagnosis"]["local"]
+    assert finding["kind"] == "not-selinux", finding
+    assert finding["summary"].startswith(f"relay 127.0.0.1[127.0.0.1]:{instance.relay_port} refuses connections: "
+                                         "not an SELinux problem")
 
     sink = SmtpSink(instance.relay_port)
     sink.start()

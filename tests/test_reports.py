@@ -1,0 +1,193 @@
+"""Reports without a browser: results.json, JUnit names, Prometheus metrics, the remediation script.
+
+One suite run over three snapshot hosts (broken, hostile, healthy) feeds most tests here; unit tests
+of the renderers cover what a run cannot produce (label escaping, shell injection attempts).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import report_snapshots as snaps
+from conftest import run_suite
+
+from postfix_compliance.checks import SECTIONS
+from postfix_compliance.report import metrics, remediation
+from postfix_compliance.report.results import OUTCOMES, RESULTS_FORMAT
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reports")
+    broken = snaps.make(tmp, "broken", snaps.permissive, snaps.spool_mislabelled, host="mail1.example.test")
+    hostile = snaps.make(tmp, "hostile", snaps.hostile, host="evil.example.test")
+    healthy = snaps.make(tmp, "healthy", host="mail2.example.test")
+    report_dir = str(tmp / "out")
+    result = run_suite(f"--hosts=snapshot://{broken},snapshot://{hostile},snapshot://{healthy}", "--profile=debian12",
+                       f"--metrics={report_dir}/textfile/postfix_compliance.prom",
+                       f"--remediation-script={report_dir}/fix.sh", report_dir=report_dir)
+    result.hosts = {"broken": f"snapshot://{broken}", "hostile": f"snapshot://{hostile}",
+                    "healthy": f"snapshot://{healthy}"}
+    return result
+
+
+def test_exit_status_says_error(run):
+    # The hostile host's getenforce cannot be parsed: an error outranks failures.
+    assert run.exit_status == 2, run.stdout[-2000:]
+
+
+def test_results_json_is_versioned_and_complete(run):
+    doc = run.results
+    assert doc["format"] == RESULTS_FORMAT
+    for key in ("suite_version", "generated_at", "started_at", "duration_s", "profile", "summary", "results"):
+        assert key in doc
+    assert len(doc["results"]) == 3 * 27
+    for record in doc["results"]:
+        assert record["outcome"] in OUTCOMES
+        assert "waiver" in record and record["waiver"] is None
+        assert re.fullmatch(r"[0-9a-f]{16}", record["evidence_digest"])
+        for key in ("host", "host_name", "check_id", "title", "severity", "section", "message", "remediation",
+                    "rollback", "evidence", "nodeid"):
+            assert key in record
+    assert run.outcomes(run.hosts["broken"])["SEL-001"] == "fail"
+    assert run.outcomes(run.hosts["hostile"])["SEL-001"] == "error"
+    assert set(run.outcomes(run.hosts["healthy"]).values()) <= {"pass", "not_applicable"}
+    assert doc["summary"][run.hosts["broken"]]["fail"] == 3
+
+
+def test_junit_names_carry_check_id_title_and_host(run):
+    tree = ET.parse(os.path.join(run.report_dir, "junit.xml"))
+    cases = tree.getroot().findall(".//testcase")
+    assert len(cases) == 3 * 27
+    names = {case.get("name") for case in cases}
+    broken = run.hosts["broken"]
+    assert f"SEL-001 SELinux runs in enforcing mode [{broken}]" in names
+    assert f"LBL-002 Nothing under the queue directory would be relabelled [{broken}]" in names
+    failed = [case for case in cases if case.find("failure") is not None]
+    assert {case.get("name").split()[0] for case in failed} >= {"SEL-001", "LBL-002", "AVC-002", "SVC-005"}
+    # The module stays the classname (pytest's own); every name is unique.
+    assert all(case.get("classname").startswith("tests_host.") for case in cases)
+    assert len(names) == len(cases)
+
+
+def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    samples = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        m = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        assert m, line
+        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        samples.append((m.group(1), labels, float(m.group(3))))
+    return samples
+
+
+def test_metrics_textfile(run):
+    path = os.path.join(run.report_dir, "textfile", "postfix_compliance.prom")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # node_exporter runs as another user
+    assert os.listdir(os.path.dirname(path)) == ["postfix_compliance.prom"]  # no temporary file left
+    text = open(path, encoding="utf-8").read()
+    samples = _samples(text)
+    status = [s for s in samples if s[0] == "postfix_compliance_check_status"]
+    assert len(status) == 3 * 27
+    by_key = {(s[1]["target"], s[1]["check"]): s for s in status}
+    sel = by_key[(run.hosts["broken"], "SEL-001")]
+    assert sel[2] == 0 and sel[1]["outcome"] == "fail" and sel[1]["severity"] == "high"
+    assert sel[1]["host"] == "mail1.example.test"
+    assert by_key[(run.hosts["hostile"], "SEL-001")][1]["outcome"] == "error"
+    assert by_key[(run.hosts["healthy"], "SEL-001")][2] == 1
+    counts = {(s[1]["target"], s[1]["outcome"]): s[2] for s in samples if s[0] == "postfix_compliance_checks"}
+    assert counts[(run.hosts["broken"], "fail")] == 3
+    assert sum(v for (t, _), v in counts.items() if t == run.hosts["healthy"]) == 27
+    names = {s[0] for s in samples}
+    assert {"postfix_compliance_last_run_timestamp_seconds", "postfix_compliance_run_duration_seconds"} <= names
+    assert "# TYPE postfix_compliance_check_status gauge" in text
+    # Every family has HELP and TYPE once.
+    for name in names:
+        assert text.count(f"# TYPE {name} gauge") == 1 and text.count(f"# HELP {name} ") == 1
+
+
+def test_metrics_label_values_are_escaped():
+    record = {"host": 'snapshot://a"b\\c\nd', "host_name": "x\"y", "check_id": "SEL-001", "severity": "high",
+              "section": "Prevention", "outcome": "fail"}
+    text = metrics.render([record], started=1_700_000_000.5, duration=1.25, profile=None)
+    line = next(line for line in text.splitlines() if line.startswith("postfix_compliance_check_status{"))
+    assert 'target="snapshot://a\\"b\\\\c\\nd"' in line and 'host="x\\"y"' in line
+    assert line.endswith("} 0")
+    assert "\nd" not in text.split("postfix_compliance_check_status{", 1)[1].split("}")[0]
+    assert "postfix_compliance_last_run_timestamp_seconds 1700000000.5" in text
+
+
+def test_metrics_written_atomically(tmp_path):
+    path = tmp_path / "m.prom"
+    path.write_text("old\n")
+    metrics.write_atomic(str(path), "new\n")
+    assert path.read_text() == "new\n" and os.listdir(tmp_path) == ["m.prom"]
+
+
+def test_remediation_script_is_for_review_and_in_runbook_order(run):
+    path = os.path.join(run.report_dir, "fix.sh")
+    text = open(path, encoding="utf-8").read()
+    lines = text.splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert lines[1].startswith("# REVIEW BEFORE RUNNING")
+    assert "set -euo pipefail" in lines
+    assert subprocess.run(["bash", "-n", path]).returncode == 0
+    # One block per host; the broken host's fixes follow the runbook's section order.
+    block = text.split("# host mail1.example.test", 1)[1].split("\n}\n", 1)[0]
+    ids = re.findall(r"# --- ([A-Z]+-\d{3}) \[([^,\]]+)", block)
+    assert [i for i, _ in ids] == ["AVC-002", "LBL-002", "SEL-001"]
+    ranks = [SECTIONS.index(section) for _, section in ids]
+    assert ranks == sorted(ranks)
+    assert "  setenforce 1" in block.splitlines()
+    assert "  # EDIT FIRST (fill in the placeholder): setsebool -P <boolean> on" in block
+    # The hostile host's output is in comments only.
+    hostile = text.split("# host evil.example.test", 1)[1].split("\n}\n", 1)[0]
+    for line in hostile.splitlines():
+        if "pwned" in line or "<script>" in line:
+            assert line.lstrip().startswith("#"), line
+
+
+def test_remediation_script_runs_only_the_named_host(run, tmp_path):
+    """Run it with every command stubbed (PATH holds only stubs that log): nothing real runs."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    log = tmp_path / "calls.log"
+    for name in ("setenforce", "restorecon", "postfix", "systemctl", "sed", "semanage", "setsebool", "ausearch",
+                 "audit2why"):
+        stub = stubs / name
+        stub.write_text(f"#!/bin/bash\necho \"{name} $*\" >> {log}\n")
+        stub.chmod(0o755)
+    path = os.path.join(run.report_dir, "fix.sh")
+    bash = "/bin/bash"
+    usage = subprocess.run(["env", "-i", f"PATH={stubs}", bash, path], capture_output=True, text=True)
+    assert usage.returncode == 2 and "mail1.example.test" in usage.stderr and not log.exists()
+    done = subprocess.run(["env", "-i", f"PATH={stubs}", bash, path, "mail1.example.test"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith("restorecon -Rv")  # AVC-002's, first in runbook order (Triage)
+    assert "setenforce 1" in calls
+    assert calls.count("postfix reload") == 1  # LBL-002's, once
+    assert not any("pwned" in c for c in calls)
+
+
+def test_remediation_script_comments_host_text_line_by_line():
+    record = {"host": "ssh://mail9", "host_name": "mail9; rm -rf /", "check_id": "SEL-001", "title": "t",
+              "severity": "high", "section": "Prevention", "outcome": "fail",
+              "message": "SELinux is\nrm -rf /tmp/x\r\n$(reboot)\x1b[2J", "remediation": ["setenforce 1"],
+              "rollback": ["setenforce 0"], "waiver": None}
+    text = remediation.render([record], generated=0)
+    for line in text.splitlines():
+        if "rm -rf" in line or "$(reboot)" in line:
+            assert line.lstrip().startswith("#") or line.lstrip().startswith("echo '") or \
+                line.lstrip().startswith("'mail9; rm -rf /'|"), line
+    assert "\x1b" not in text
+    assert "  'mail9; rm -rf /'|ssh://mail9) fix_host_1 ;;" in text
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
