@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Change validation: a run before a change saves the baseline, a run after it says what got worse.
+#
+#   scripts/change-validate.sh pre  [--name NAME] [--reports-root DIR] [--python PY] [--] [SUITE ARGS...]
+#   scripts/change-validate.sh post [--name NAME] [--reports-root DIR] [--python PY] [--] [SUITE ARGS...]
+#
+# pre   runs the suite with its reports in DIR/change/NAME/pre/ (results.json is the baseline) and keeps
+#       SUITE ARGS in DIR/change/NAME/args. Exit 0 when the baseline was saved, whatever the host's
+#       state before the change (its failures are known state; they are listed); otherwise the suite's
+#       status (4 bad input).
+# post  runs the suite again (with the pre run's SUITE ARGS unless others are given) with
+#       --baseline DIR/change/NAME/pre/results.json, reports in DIR/change/NAME/post/. Its exit status
+#       is for change tooling:
+#         0  no regression: nothing that passed before fails or errors now, no new AVC denial for a
+#            Postfix domain, no host of the baseline missing (failures that were already there are
+#            reported, not counted)
+#         1  a regression, a new AVC denial, or a host of the baseline not judged after the change
+#         2  the post run gave no comparison (it wrote no results.json or no "changes" section)
+#         4  bad input: no pre run under that name, bad SUITE ARGS (one ERROR: line)
+#
+# NAME (default: $CHANGE_NAME, else "default") names the change, e.g. a ticket id: letters, digits,
+# '.', '_', '-'. DIR defaults to the clone's reports/. The regression rules are the suite's
+# (--baseline, postfix_compliance/report/baseline.py); this script only reads its "changes".
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python="${PFC_PYTHON:-$REPO/.venv/bin/python}"
+reports_root="$REPO/reports"
+name="${CHANGE_NAME:-default}"
+
+die() { echo "ERROR: change-validate: $*" >&2; exit 4; }
+say() { echo "change-validate: $*" >&2; }
+need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"; }
+
+phase=${1:-}
+case $phase in
+  pre|post) shift ;;
+  -h|--help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) die "first say pre or post (scripts/change-validate.sh pre|post [--name NAME] [SUITE ARGS])" ;;
+esac
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --name) need_value "$@"; name=$2; shift 2 ;;
+    --reports-root) need_value "$@"; reports_root=$2; shift 2 ;;
+    --python) need_value "$@"; python=$2; shift 2 ;;
+    --name=*|--reports-root=*|--python=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+suite_args=("$@")
+[[ $name =~ ^[A-Za-z0-9._-]+$ && $name != . && $name != .. ]] \
+  || die "--name '$name': use letters, digits, '.', '_' and '-' only"
+[[ -x $python ]] || die "no Python at $python: run scripts/bootstrap.sh, or give --python / PFC_PYTHON"
+mkdir -p "$reports_root" 2>/dev/null || die "cannot create the reports directory $reports_root"
+reports_root=$(cd "$reports_root" && pwd)
+change_dir="$reports_root/change/$name"
+for arg in "${suite_args[@]}"; do
+  case $arg in --report-dir|--report-dir=*|--no-reports|--baseline|--baseline=*)
+    die "$arg: change-validate sets the report directory and the baseline itself" ;;
+  esac
+done
+
+run_suite() {  # run_suite REPORT_DIR ARGS...: the suite as a user runs it, from the clone
+  local dir=$1; shift
+  rm -rf -- "$dir"
+  mkdir -p "$dir" || die "cannot create $dir"
+  ( cd "$REPO" && exec "$python" -m pytest --report-dir="$dir" "$@" ) 2>&1 | tee "$dir/pytest.log"
+  return "${PIPESTATUS[0]}"
+}
+
+if [[ $phase == pre ]]; then
+  mkdir -p "$change_dir" || die "cannot create $change_dir"
+  [[ -f $change_dir/pre/results.json ]] && say "replacing the earlier baseline of change '$name'"
+  rm -rf -- "$change_dir/post"
+  run_suite "$change_dir/pre" "${suite_args[@]}"
+  status=$?
+  if [[ ! -f $change_dir/pre/results.json || $status -gt 2 ]]; then
+    say "no baseline saved: the suite exited $status (see $change_dir/pre/pytest.log)"
+    exit "$status"
+  fi
+  # The arguments, NUL-separated, so that post runs exactly the same checks on the same hosts.
+  : > "$change_dir/args"
+  (( ${#suite_args[@]} )) && printf '%s\0' "${suite_args[@]}" > "$change_dir/args"
+  "$python" - "$change_dir/pre/results.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1], encoding="utf-8"))
+bad = [f"{r.get('host_name') or r['host']} {r['check_id']} ({r['outcome']})" for r in doc["results"]
+       if r["outcome"] in ("fail", "error")]
+print(f"change-validate: baseline saved: {len(doc['results'])} results, {len(bad)} failing or erroring "
+      "before the change (known state, not counted by post)", file=sys.stderr)
+for line in bad:
+    print(f"change-validate:   {line}", file=sys.stderr)
+PY
+  say "baseline: $change_dir/pre/results.json; after the change: scripts/change-validate.sh post --name $name"
+  exit 0
+fi
+
+# ------------------------------------------------------------------ post
+baseline="$change_dir/pre/results.json"
+[[ -f $baseline ]] || die "no baseline for change '$name' ($baseline): run 'scripts/change-validate.sh pre --name $name' before the change"
+if [[ ${#suite_args[@]} -eq 0 && -f $change_dir/args ]]; then
+  mapfile -d '' suite_args < "$change_dir/args"
+fi
+run_suite "$change_dir/post" --baseline="$baseline" "${suite_args[@]}"
+status=$?
+if [[ $status -gt 2 ]]; then
+  say "the post run exited $status (see $change_dir/post/pytest.log)"
+  exit "$status"
+fi
+"$python" - "$change_dir/post/results.json" "$status" <<'PY'
+import json, sys
+path, suite_status = sys.argv[1], sys.argv[2]
+try:
+    with open(path, encoding="utf-8") as handle:
+        changes = json.load(handle).get("changes")
+except (OSError, ValueError) as exc:
+    print(f"change-validate: no comparison: cannot read {path}: {exc}", file=sys.stderr)
+    sys.exit(2)
+if not isinstance(changes, dict):
+    print(f"change-validate: no comparison: {path} has no \"changes\" section", file=sys.stderr)
+    sys.exit(2)
+def who(c):
+    return c.get("host_name") or c.get("host")
+regressions = changes.get("regressions", [])
+denials = changes.get("new_avc_denials", [])
+missing = changes.get("missing_hosts", [])
+for c in regressions:
+    print(f"change-validate: REGRESSION {c['check_id']} on {who(c)}: {c.get('before')} -> {c.get('after')}"
+          f"{': ' + c['message'] if c.get('message') else ''}", file=sys.stderr)
+for d in denials:
+    print(f"change-validate: NEW AVC DENIAL on {who(d)}: {d.get('comm') or '?'} denied "
+          f"{{{' '.join(d.get('permissions') or [])}}} ({d.get('tcontext')}, {d.get('tclass')})", file=sys.stderr)
+for h in missing:
+    print(f"change-validate: HOST NOT JUDGED after the change: {h} (in the baseline, not in this run)",
+          file=sys.stderr)
+for c in changes.get("fixes", []):
+    print(f"change-validate: fixed {c['check_id']} on {who(c)}: {c.get('before')} -> {c.get('after')}",
+          file=sys.stderr)
+bad = bool(regressions or denials or missing)
+print(f"change-validate: {len(regressions)} regressions, {len(denials)} new AVC denials, {len(missing)} hosts "
+      f"not judged, {len(changes.get('fixes', []))} fixes (suite exit {suite_status}) -> exit {1 if bad else 0}",
+      file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+result=$?
+say "report: $change_dir/post/compliance.html"
+exit "$result"

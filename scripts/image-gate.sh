@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Image gate: the suite's `static` checks against a built image, without booting it (docs/operations.md).
+#
+#   scripts/image-gate.sh --chroot DIR      [--report-dir DIR] [--python PY] [--] [SUITE ARGS...]
+#   scripts/image-gate.sh --image IMAGE     [...]   a podman image, mounted (`podman image mount`), not run
+#   scripts/image-gate.sh --container NAME  [...]   a running podman container (`podman exec`)
+#
+# Runs `python -m pytest -m static` on the image's root through testinfra's chroot backend (root
+# needed: chroot(2); a --chroot root is bind-mounted read-only for the run, an --image is mounted
+# read-only by podman) or, for a container, its podman backend: only the probes that read
+# persisted state run (postfix_compliance/facts/probes.py, static=True), nothing in the image is
+# started or changed, and the checks that need a running system are not run at all. Reports go to --report-dir (default
+# reports/image-gate): compliance.html, results.json, junit.xml, and LIMITS.txt (below).
+# The profile is detected from the image's /etc/os-release unless SUITE ARGS give --profile.
+# Do not pass -m in SUITE ARGS: the gate is `-m static`.
+#
+# Exit status: the suite's (0 pass, 1 a static check failed, 2 one could not be judged, 4 bad input);
+# 4 also for bad input to this script (one ERROR: line). A CI job gates on it
+# (contrib/ci/image-gate.gitlab-ci.yml, contrib/ci/image-gate.github-workflow.yml).
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python="${PFC_PYTHON:-$REPO/.venv/bin/python}"
+mode=""
+target=""
+report_dir="$REPO/reports/image-gate"
+
+die() { echo "ERROR: image-gate: $*" >&2; exit 4; }
+say() { echo "image-gate: $*" >&2; }
+need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"; }
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --chroot|--image|--container)
+      need_value "$@"; [[ -z $mode ]] || die "give one of --chroot, --image, --container"
+      mode=${1#--}; target=$2; shift 2 ;;
+    --report-dir) need_value "$@"; report_dir=$2; shift 2 ;;
+    --python) need_value "$@"; python=$2; shift 2 ;;
+    --chroot=*|--image=*|--container=*|--report-dir=*|--python=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+    -h|--help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+suite_args=("$@")
+for arg in "${suite_args[@]}"; do
+  case $arg in -m|-m*|--hosts|--hosts=*) die "$arg: the gate sets -m static and the host itself" ;; esac
+done
+[[ -n $mode ]] || die "name the image: --chroot DIR, --image IMAGE or --container NAME"
+[[ -x $python ]] || die "no Python at $python: run scripts/bootstrap.sh, or give --python / PFC_PYTHON"
+mkdir -p "$report_dir" 2>/dev/null || die "cannot create the report directory $report_dir"
+report_dir=$(cd "$report_dir" && pwd)
+
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/image-gate.XXXXXX") || die "cannot make a temporary directory"
+mounted_image=""
+bind_mount=""
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+  if [[ -n $bind_mount ]]; then umount "$bind_mount" 2>/dev/null || umount -l "$bind_mount"; fi
+  if [[ -n $mounted_image ]]; then podman image unmount "$mounted_image" >/dev/null 2>&1; fi
+  # Only our own scratch files go: never into a root still mounted there, never across file systems.
+  if [[ -z $bind_mount ]] || ! mountpoint -q "$bind_mount"; then rm -rf --one-file-system -- "$workdir"; fi
+}
+trap cleanup EXIT
+
+# testinfra takes a chroot host as chroot://NAME and runs `chroot NAME /bin/sh -c ...`; an absolute path
+# does not survive its URL parsing, so the suite runs in a scratch directory where NAME is a symlink to
+# the image root. NAME, the host in the reports, is made of the directory's or the image's name.
+chroot_host() {  # chroot_host ROOT LABEL [ro]: ro = mount ROOT read-only there first
+  local name
+  name=$(printf '%s' "$2" | tr -c 'A-Za-z0-9._-' '_')
+  [[ $name == "" || $name == "." || $name == ".." || $name =~ ^_+$ ]] && name=image-root
+  host="chroot://$name"
+  if [[ ${3:-} == ro ]]; then
+    # The gate reads; the image must not change under it. `postfix check` creates missing queue
+    # directories (postfix(1)): on a read-only root it reports them instead.
+    mkdir "$workdir/$name"
+    if mount --bind "$1" "$workdir/$name" 2>"$workdir/mount.err"; then
+      bind_mount="$workdir/$name"
+      if mount -o remount,bind,ro "$bind_mount" 2>>"$workdir/mount.err"; then
+        return
+      fi
+    fi
+    say "WARNING: could not mount $1 read-only ($(head -c 200 "$workdir/mount.err" | tr '\n' ' ')):" \
+        "checking it as it is; \`postfix check\` may create missing queue directories in it"
+    if [[ -n $bind_mount ]]; then umount "$bind_mount" && bind_mount=""; fi
+    rmdir "$workdir/$name"
+  fi
+  ln -s "$1" "$workdir/$name"
+}
+check_root() {  # check_root DIR WHAT
+  [[ -x $1/bin/sh || -L $1/bin/sh ]] || die "$2: no /bin/sh in it (not an image root?)"
+  [[ -e $1/etc/os-release || -L $1/etc/os-release ]] || die "$2: no /etc/os-release in it (not an image root?)"
+}
+
+case $mode in
+  chroot)
+    [[ -d $target ]] || die "--chroot $target: no such directory"
+    check_root "$target" "--chroot $target"
+    [[ $(id -u) == 0 ]] || die "--chroot needs root (chroot(2)); run it with sudo"
+    root=$(cd "$target" && pwd)
+    chroot_host "$root" "$(basename "$root")" ro
+    ;;
+  image)
+    command -v podman >/dev/null || die "--image needs podman"
+    [[ $(id -u) == 0 ]] || die "--image needs root (podman image mount, chroot(2)); rootless: podman unshare $0 ..."
+    if ! podman image exists "$target" && ! podman pull -q "$target" >/dev/null 2>"$workdir/podman.err"; then
+      die "--image $target: not found, and podman could not pull it: $(head -c 300 "$workdir/podman.err" | tr '\n' ' ')"
+    fi
+    root=$(podman image mount "$target" 2>"$workdir/podman.err") \
+      || die "--image $target: podman could not mount it: $(head -c 300 "$workdir/podman.err" | tr '\n' ' ')"
+    # shellcheck disable=SC2034  # read by cleanup (the EXIT trap)
+    mounted_image=$target
+    check_root "$root" "--image $target"
+    chroot_host "$root" "$target"  # podman's image mount is read-only already
+    ;;
+  container)
+    command -v podman >/dev/null || die "--container needs podman"
+    [[ $(podman inspect -f '{{.State.Running}}' "$target" 2>/dev/null) == true ]] \
+      || die "--container $target: no such running container"
+    host="podman://$target"
+    ;;
+esac
+
+say "static checks on $mode $target ($host); reports in $report_dir"
+( cd "$workdir" && PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m pytest -c "$REPO/pytest.ini" --rootdir "$REPO" "$REPO/tests_host" \
+    -m static --hosts="$host" --report-dir="$report_dir" "${suite_args[@]}" )
+status=$?
+
+cat > "$report_dir/LIMITS.txt" <<'EOF'
+What an image gate (-m static, no running kernel) can and cannot judge: docs/operations.md, "Image gates".
+
+Judged on the image: SEL-002 (SELINUX= in /etc/selinux/config), SEL-003 (SELINUXTYPE), SEL-004 (boot
+entries and /etc/default/grub; no running kernel's command line), SVC-002 (enablement, where systemctl is
+in the image), BOOL-002, MOD-001, SEL-005, LBL-003 (the policy store, read offline), REL-004 (SASL map files).
+
+Not run (need a running system): SEL-001 runtime mode, BOOL-001 runtime booleans, AVC-001/002 audit,
+SVC-001/003/004 service, listeners and process domains, Q-001..003 queue, LOG-001 logs, REL-001 DNS,
+REL-002/003 listeners and firewall. SVC-005: `postfix check` creates missing queue directories, so a
+static run never runs it.
+
+File labels (LBL-001/002/004): not applicable unless this machine's kernel runs SELinux. A chroot or
+container root carries the labels its files have as extended attributes (none when built on a
+non-SELinux machine or unpacked without --xattrs; container_file_t in a container), and `restorecon -n`
+says nothing in a chroot whatever the labels: labels are judged on the booted host.
+EOF
+say "exit $status; what this gate cannot judge: $report_dir/LIMITS.txt"
+exit "$status"
