@@ -270,8 +270,12 @@ FACTS = pytest.StashKey[HostFacts]()
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """`-n N` without `--dist`: loadgroup, so that all checks of a host run on one worker and its
     evidence is collected once (an explicit --dist is respected)."""
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", None) == "no" \
-            and not getattr(config.option, "distload", False):
+    # xdist's own hook may already have turned "no" into "load" (hook order follows plugin load
+    # order), so ask the command line whether the user chose a --dist.
+    args = [str(a) for a in config.invocation_params.args] + list(config.getini("addopts") or [])
+    explicit = any(a == "-d" or a.startswith("--dist") for a in args)
+    if getattr(config.option, "numprocesses", None) and not explicit \
+            and getattr(config.option, "dist", None) in ("no", "load"):
         config.option.dist = "loadgroup"
 
 
