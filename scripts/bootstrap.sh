@@ -18,7 +18,8 @@ if [[ $DEV == 1 ]] && command -v apt-get >/dev/null; then
   echo "postfix postfix/mailname string selftest.example.test" | as_root debconf-set-selections
   as_root apt-get install -y -qq --no-install-recommends \
     python3 python3-venv postfix openssh-server openssh-client selinux-utils policycoreutils \
-    policycoreutils-python-utils auditd setools sudo iproute2 procps chromium fonts-dejavu-core >/dev/null
+    policycoreutils-python-utils auditd setools sudo iproute2 procps chromium fonts-dejavu-core \
+    debootstrap prometheus podman >/dev/null
 fi
 
 if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
