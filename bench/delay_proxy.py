@@ -67,10 +67,14 @@ class DelayProxy:
             sock = sock_writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.gather(_pump(client_r, up_w, self.delay), _pump(up_r, client_w, self.delay),
-                             return_exceptions=True)
-        for w in (client_w, up_w):
-            w.close()
+        try:
+            await asyncio.gather(_pump(client_r, up_w, self.delay), _pump(up_r, client_w, self.delay),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:  # the proxy is stopping: close both sides quietly
+            pass
+        finally:
+            for w in (client_w, up_w):
+                w.close()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -86,10 +90,14 @@ class DelayProxy:
         return self
 
     def stop(self) -> None:
-        def _close() -> None:
+        async def _close() -> None:
             self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._loop.stop()
-        self._loop.call_soon_threadsafe(_close)
+        asyncio.run_coroutine_threadsafe(_close(), self._loop)
         self._thread.join(5)
 
 

@@ -1,0 +1,164 @@
+"""Benchmark: evidence collection against the floor, over a delayed link, and whole-suite fleet runs.
+
+Real sshd hosts on 127.0.0.x (tests/sshd.py), a user-space proxy in front that delays each direction
+(bench/delay_proxy.py: this kernel has no netem), and the suite's own transport. Prints one figure a
+line and a closing summary line. Run as root from the repository (sshd needs it):
+
+    .venv/bin/python bench/collect_bench.py                       # 25 ms each way, 1/10/50/100 hosts
+    .venv/bin/python bench/collect_bench.py --delay-ms 25 --fleet 1,10 --workers 8 --rounds 3
+
+Figures:
+  collect_<scheme>_ms     all probes of a host (not the queue drain), concurrently on one connection,
+                          connection set-up included (median of --rounds)
+  sequential_<scheme>_ms  the same probes one after another on one connection (what one command per
+                          check costs)
+  floor_<scheme>_ms       one connection set-up + the slowest probe alone: nothing can be faster
+  connect+true            one connection set-up + `true` (the transport's own floor)
+  hostsN_s                the whole suite (`pytest -n W`) against N loopback hosts, wall time
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [REPO, os.path.join(REPO, "tests"), os.path.join(REPO, "bench")]
+
+from delay_proxy import DelayProxy  # noqa: E402
+from sshd import SshFleet  # noqa: E402
+
+from postfix_compliance.backends import make_host  # noqa: E402
+from postfix_compliance.facts.collect import ProbeRunner  # noqa: E402
+from postfix_compliance.facts.probes import Probe, build_probes  # noqa: E402
+
+BOOLEANS = ("postfix_local_write_mail_spool",)
+
+
+def _runner(url: str, known_hosts: str, fleet: SshFleet) -> ProbeRunner:
+    host = make_host(url, known_hosts=known_hosts, ssh_identity_file=fleet.client_key,
+                     ssh_config=fleet.ssh_config(), connect_timeout=10, command_timeout=40)
+    return ProbeRunner(host, timeout=30)
+
+
+def _close(runner: ProbeRunner) -> None:
+    close = getattr(runner.host.backend, "close", None)
+    if close:
+        close()
+
+
+def measure_host(url: str, known_hosts: str, fleet: SshFleet, rounds: int) -> dict[str, float]:
+    probes = [p for p in build_probes(BOOLEANS) if not p.intrusive]
+    figures: dict[str, list[float]] = {"collect": [], "sequential": [], "floor": [], "connect_true": []}
+    slowest: Probe | None = None
+    for _ in range(rounds):
+        runner = _runner(url, known_hosts, fleet)
+        started = time.monotonic()
+        runner.connect()
+        evidence = runner.run_many(probes)
+        figures["collect"].append(time.monotonic() - started)
+        errors = [e.probe for e in evidence.values() if e.error]
+        if errors:
+            raise SystemExit(f"probes failed over {url}: {errors}")
+        slowest = max(probes, key=lambda p: evidence[p.name].duration)
+        _close(runner)
+
+        runner = _runner(url, known_hosts, fleet)
+        started = time.monotonic()
+        runner.connect()
+        for probe in probes:
+            runner.run(probe)
+        figures["sequential"].append(time.monotonic() - started)
+        _close(runner)
+
+        runner = _runner(url, known_hosts, fleet)
+        started = time.monotonic()
+        runner.connect()
+        runner.run(slowest)
+        figures["floor"].append(time.monotonic() - started)
+        _close(runner)
+
+        runner = _runner(url, known_hosts, fleet)
+        started = time.monotonic()
+        runner.connect()
+        runner.run(Probe("true", "true"))
+        figures["connect_true"].append(time.monotonic() - started)
+        _close(runner)
+    result = {k: statistics.median(v) * 1000 for k, v in figures.items()}
+    result["slowest"] = slowest.name if slowest else "?"
+    return result
+
+
+def suite_wall(fleet: SshFleet, count: int, workers: int) -> float:
+    hosts = fleet.hosts[:count]
+    known = fleet.known_hosts(*hosts)
+    report_dir = tempfile.mkdtemp(prefix="pfc-bench-reports-")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", f"-n{workers}",
+               "--hosts=" + ",".join(h.url("paramiko") for h in hosts), f"--known-hosts={known}",
+               f"--ssh-identity-file={fleet.client_key}", f"--report-dir={report_dir}", "--profile=debian12",
+               "--drain-timeout=5"]
+    started = time.monotonic()
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if proc.returncode not in (0, 1, 2):
+        raise SystemExit(f"suite failed ({proc.returncode}): {proc.stderr[-2000:] or proc.stdout[-2000:]}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay-ms", type=float, default=25.0, help="added delay each way (default 25)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fleet", default="1,10,50,100", help="host counts for whole-suite runs ('' = none)")
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the benchmark starts sshd instances")
+    counts = [int(n) for n in args.fleet.split(",") if n.strip()]
+
+    fleet = SshFleet()
+    proxy = None
+    try:
+        host = fleet.add("bench-delayed")
+        proxy = DelayProxy(host.address, host.port, args.delay_ms).start()
+        keytype, blob = host.public_key.split()[:2]
+        known = os.path.join(fleet.base, "known_hosts.delayed")
+        with open(known, "w", encoding="ascii") as handle:
+            handle.write(f"[127.0.0.1]:{proxy.port} {keytype} {blob}\n")
+        print(f"link: {2 * args.delay_ms:g} ms round trip (delay proxy {args.delay_ms:g} ms each way)")
+        summary: dict[str, str] = {}
+        for scheme in ("paramiko", "ssh"):
+            url = f"{scheme}://root@127.0.0.1:{proxy.port}"
+            figures = measure_host(url, known, fleet, args.rounds)
+            speedup = figures["sequential"] / figures["collect"]
+            for key in ("collect", "sequential", "floor", "connect_true"):
+                print(f"{key}_{scheme}_ms={figures[key]:.0f}")
+            print(f"speedup_{scheme}={speedup:.1f}  (slowest probe: {figures['slowest']}; "
+                  f"collect/floor={figures['collect'] / figures['floor']:.2f})")
+            if scheme == "paramiko":
+                summary.update(collect_ms=f"{figures['collect']:.0f}", sequential_ms=f"{figures['sequential']:.0f}",
+                               floor_ms=f"{figures['floor']:.0f}", speedup=f"{speedup:.1f}")
+        proxy.stop()
+        proxy = None
+
+        if counts:
+            for n in range(len(fleet.hosts), max(counts) + 1):
+                fleet.add(f"fleet{n}")
+        for count in counts:
+            wall = suite_wall(fleet, count, args.workers)
+            print(f"hosts{count}_s={wall:.1f}  ({wall / count:.2f} s per host, -n {args.workers})")
+            summary[f"hosts{count}_s"] = f"{wall:.1f}"
+        print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        fleet.stop()
+
+
+if __name__ == "__main__":
+    main()
