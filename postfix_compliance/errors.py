@@ -1,7 +1,7 @@
 """Errors the suite reports as one clear line (never a traceback)."""
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """Bad input from the user: a host URL, a profile, a waiver file, an option."""
 
 

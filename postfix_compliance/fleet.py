@@ -41,6 +41,8 @@ import time
 from typing import Any, Iterable
 
 from postfix_compliance import __version__
+from postfix_compliance.errors import UsageError
+from postfix_compliance.inputfiles import load_json
 
 RESULTS_FORMAT = "postfix-compliance-results/1"
 OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
@@ -75,14 +77,9 @@ def load_results(path: str) -> dict[str, Any]:
             raise FleetError(f"{path}: a directory without results.json")
         path = candidate
     try:
-        with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except FileNotFoundError:
-        raise FleetError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FleetError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise FleetError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+        doc = load_json(path)
+    except UsageError as exc:
+        raise FleetError(str(exc)) from None
     if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise FleetError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r})")

@@ -12,34 +12,42 @@ import yaml
 from postfix_compliance.errors import UsageError
 
 
-def read_text(path: str, what: str) -> str:
+def _name(path: str, what: str) -> str:
+    return f"{what} {path}" if what else path
+
+
+def read_text(path: str, what: str = "") -> str:
+    name = _name(path, what)
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read()
     except FileNotFoundError:
-        raise UsageError(f"{what} {path}: no such file") from None
+        raise UsageError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise UsageError(f"{what} {path}: is a directory, expected a file") from None
+        raise UsageError(f"{name}: is a directory, expected a file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{what} {path}: cannot read: {exc}") from None
+        raise UsageError(f"{name}: cannot read: {exc}") from None
 
 
-def load_json(path: str, what: str) -> Any:
+def load_json(path: str, what: str = "") -> Any:
     text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{what} {path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+        raise UsageError(f"{_name(path, what)}: not JSON: {exc.msg} at line {exc.lineno}") from None
 
 
-def load_yaml(path: str, what: str) -> Any:
+def load_yaml(path: str, what: str = "", loader: Any = yaml.SafeLoader) -> Any:
     text = read_text(path, what)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)  # noqa: S506 (SafeLoader or a subclass of it)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{what} {path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{_name(path, what)}: not valid YAML{at}: {problem}") from None
+    except ValueError as exc:  # a value YAML itself could not build (an explicit !!timestamp, say)
+        raise UsageError(f"{_name(path, what)}: not valid YAML: {exc}") from None
 
 
 def key_path(error: jsonschema.ValidationError) -> str:

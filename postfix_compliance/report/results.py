@@ -136,17 +136,9 @@ def load(path: str) -> dict[str, Any]:
     """Read a results.json (e.g. a baseline); any problem is one ValueError line naming the file."""
     import jsonschema
 
-    try:
-        with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, expected a results.json file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    from postfix_compliance.inputfiles import load_json
+
+    doc = load_json(path)
     if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ValueError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r})")

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from postfix_compliance.inputfiles import load_yaml
 from postfix_compliance.report import results as results_report
 
 WAIVERS = pytest.StashKey["WaiverFile"]()
@@ -95,24 +96,8 @@ class WaiverFile:
 def load(path: str, today: datetime.date | None = None) -> WaiverFile:
     """Read and validate a waiver file; any problem is one ValueError line naming file and key."""
     import jsonschema
-    import yaml
 
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_text_dates_loader())  # noqa: S506 (a SafeLoader)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, expected a YAML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValueError(f"{path}: not valid YAML{where}: {problem}") from None
-    except ValueError as exc:  # a value YAML itself could not build (an explicit !!timestamp, say)
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    data = load_yaml(path, loader=_text_dates_loader())
     prefix = ""
     if data is None:
         data = []
