@@ -54,6 +54,7 @@ PROFILE_SCHEMA: dict[str, Any] = {
             "properties": {
                 "queue_directory_type": {"type": "string", "pattern": "^[a-z0-9_]+_t$"},
                 "default_queue_directory": {"type": "string", "pattern": "^/"},
+                "chroot_copies": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"}},
             },
         },
         "queue": {
@@ -103,6 +104,12 @@ class Profile:
     @property
     def default_queue_directory(self) -> str:
         return self.data["labels"]["default_queue_directory"]
+
+    @property
+    def chroot_copies(self) -> tuple[str, ...]:
+        """Queue subdirectories the distribution's Postfix start-up refills with copies (Debian's chroot
+        etc/, lib/...): their files take the label of whoever copied them, which is no queue fault."""
+        return tuple(self.data["labels"].get("chroot_copies", ()))
 
     @property
     def deferred_threshold(self) -> int:

@@ -55,13 +55,14 @@ def diagnose(get: Callable[[str], Any]) -> Finding | None:
     """The host's finding, from `get(probe) -> fact` (HostFacts.get or a quiet equivalent)."""
     facts = _Facts(get)
     denials = facts.postfix_denials()
-    masked = facts.masking()
+    masked = facts.masking() or ("Postfix denials are logged with permissive=1"
+                                 if any(d.permissive for d in denials) else None)
     if masked and denials:
         return _masked(masked, denials)
     linked = facts.linked_denials(denials)
     if linked:
         return _selinux_cause(facts, linked)
-    return _not_selinux(facts)
+    return _label_cause(facts) or _not_selinux(facts)
 
 
 class _Facts:
@@ -192,6 +193,51 @@ def _selinux_cause(facts: _Facts, linked: list[tuple[model.AvcDenial, str]]) -> 
     return Finding("selinux", summary, tuple(fixes + ["postfix reload"]), VERIFY,
                    ("setenforce 0   # only to confirm the diagnosis, then back to 1",),
                    ("LBL-001", "LBL-002", "BOOL-001", "AVC-002", "Q-002"), tuple(evidence))
+
+
+# Queue subdirectories that hold the chroot's copies of system files, not mail (Debian refills them).
+CHROOT_COPY_DIRS = {"etc", "lib", "lib64", "usr", "dev"}
+
+
+def _label_cause(facts: _Facts) -> Finding | None:
+    """A wrong label on the queue itself, and Postfix failing on it, with no AVC record in the window
+    (dontaudit rules and audit gaps hide denials: seen on the real guest, where postsuper logged
+    'open directory deferred: Permission denied' and ausearch found nothing)."""
+    queue_dir = facts.postconf("queue_directory").rstrip("/")
+    if not queue_dir:
+        return None
+    wrong = [m for m in facts.mismatches() if m.path == queue_dir or (
+        m.path.startswith(queue_dir + "/") and m.path[len(queue_dir) + 1:].split("/")[0] not in CHROOT_COPY_DIRS)]
+    if not wrong:
+        return None
+    names = {os.path.basename(m.path) for m in wrong}
+    logged = [line for line in _log_lines(facts, _PERMISSION) if any(name in line for name in names)]
+    queue = facts.queue()
+    unreadable = queue is None and _queue_error(facts)
+    if not (logged or unreadable or (queue and queue.deferred_count)):
+        return None
+    top = min(wrong, key=lambda m: m.path.count("/"))
+    effect = (f"queue unreadable ({unreadable})" if unreadable else
+              f"queue stuck ({queue.deferred_count} deferred)" if queue and queue.deferred_count else
+              "Postfix fails")
+    said = f" (Postfix logged: {logged[-1].split(': ', 1)[-1]})" if logged else ""
+    summary = (f"{effect} because {top.path} is labelled {top.current_type} where the policy says "
+               f"{top.expected_type}{said}; no AVC record in the window (dontaudit rules or an audit gap "
+               f"can hide denials); fix: restorecon -Rv {top.path}")
+    evidence = [f"restorecon -Rn: {m.path} {m.current_type} -> {m.expected_type}" for m in wrong][:10]
+    evidence += logged + _queue_lines(facts) + ([unreadable] if unreadable else [])
+    return Finding("selinux", summary, tuple(dict.fromkeys([f"restorecon -Rv {top.path}", "postfix reload"])),
+                   VERIFY, ("none needed: restorecon restores the policy's own labels",),
+                   ("LBL-001", "LBL-002", "Q-001", "Q-002"), tuple(evidence))
+
+
+def _queue_error(facts: _Facts) -> str | None:
+    """What postqueue said when the queue could not be read (its fatal line), if it could not."""
+    for probe in ("queue_json", "queue_text"):
+        fact = facts._get(probe)
+        if isinstance(fact, model.Unparsed):
+            return fact.reason
+    return None
 
 
 def _masked(masking: str, denials: list[model.AvcDenial]) -> Finding:

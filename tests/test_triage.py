@@ -111,3 +111,37 @@ def test_other_network_causes(reason, expected):
     finding = _mislabelled_host(avc_denials=NO_MATCHES, queue_dir_relabel=dict(stdout=""),
                                 queue_json=dict(stdout=line))
     assert finding.kind == "not-selinux" and expected in finding.summary
+
+
+# ---------------------------------------------------------------------- through the suite, on snapshots
+CHAINS = {
+    # recorded on the real enforcing guest: chcon -t tmp_t deferred, Postfix restarted, mail sent
+    "vm-mislabelled-deferred": ("selinux", "restorecon -Rv /var/spool/postfix/deferred",
+                                "queue unreadable (postqueue: fatal: malformed showq server response) because "
+                                "/var/spool/postfix/deferred is labelled tmp_t"),
+    "boolean-off-local-delivery": ("selinux", "setsebool -P postfix_local_write_mail_spool on",
+                                   "mail delivery fails because postfix_local_t was denied"),
+    "vm-relay-dead": ("not-selinux", "postconf relayhost",
+                      "relay 127.0.0.1[127.0.0.1]:2525 refuses connections: not an SELinux problem"),
+    "queue-not-draining": ("not-selinux", "postconf relayhost", "relay 127.0.0.1[127.0.0.1]:2525 refuses"),
+    "avc-permissive-denials": ("masked", "ausearch -m AVC,USER_AVC -ts recent | audit2why",
+                               "denials are logged but not enforced"),
+    "healthy-rhel9-unrelated-denials": None,
+    "vm-healthy": None,
+}
+
+
+def test_findings_through_the_suite(suite):
+    hosts = ",".join(f"snapshot://fixtures/hosts/{name}.json" for name in CHAINS)
+    run = suite(f"--hosts={hosts}", "-k", "SEL-001 or LBL-002")  # any check: the finding is per host
+    diagnosis = run.results["diagnosis"]
+    for name, expected in CHAINS.items():
+        finding = diagnosis[f"snapshot://fixtures/hosts/{name}.json"]
+        if expected is None:
+            assert finding is None, (name, finding)
+            continue
+        kind, first_fix, summary = expected
+        assert finding["kind"] == kind, (name, finding)
+        assert finding["fix"][0].startswith(first_fix), (name, finding["fix"])
+        assert summary in finding["summary"], (name, finding["summary"])
+        assert finding["evidence"], name
