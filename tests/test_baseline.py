@@ -9,7 +9,7 @@ import os
 import pytest
 
 import report_snapshots as snaps
-from conftest import run_suite
+from selftest import run_suite
 from postfix_compliance.report import baseline
 
 

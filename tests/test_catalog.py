@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO
+from selftest import REPO
 from postfix_compliance.catalog_doc import load_checks, render
 from postfix_compliance.checks import SECTIONS, SEVERITIES
 

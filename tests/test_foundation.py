@@ -160,3 +160,22 @@ def test_no_flush_never_flushes_and_never_fails_early():
                           clock=lambda: next(ticks), sleep=lambda s: None)
     assert outcome.verdict == "timeout" and not outcome.flushed
     assert not any(ev.command == "postqueue -f" for ev in facts.recorded)
+
+
+def test_explicit_audit_window_is_passed_the_way_ausearch_reads_it():
+    # Real ausearch under LC_ALL=C: date and time are two words, %x is MM/DD/YY, and the time is required.
+    from postfix_compliance.facts.probes import ausearch_since, build_probes, journal_since
+    assert ausearch_since("11/28/2026 13:05:00") == "11/28/26 13:05:00"
+    assert ausearch_since("11/28/2026") == "11/28/26 00:00:00"
+    assert ausearch_since("recent") == "recent"
+    assert journal_since("11/28/26 13:05") == "2026-11-28 13:05:00"
+    avc = next(p for p in build_probes((), "11/28/2026 13:05:00") if p.name == "avc_denials")
+    assert avc.command == "ausearch --input-logs -m AVC,USER_AVC -ts 11/28/26 13:05:00"
+
+
+def test_no_probe_reads_standard_input():
+    # ausearch reads stdin instead of the audit log when stdin is a pipe (as over SSH): never give it one.
+    from postfix_compliance.facts.collect import unwrap_command, wrap_command
+    wrapped = wrap_command("ausearch --input-logs -m AVC -ts recent", 30)
+    assert wrapped.endswith(" </dev/null")
+    assert unwrap_command(wrapped) == "ausearch --input-logs -m AVC -ts recent"

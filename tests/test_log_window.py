@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import HOSTS_DIR
+from selftest import HOSTS_DIR
 
 NOW = 1795871820  # 13:17:00 UTC on the day of the reference outputs
 

@@ -16,7 +16,7 @@ import struct
 import pytest
 
 import report_snapshots as snaps
-from conftest import REPO, run_suite
+from selftest import REPO, run_suite
 from postfix_compliance.report.chromium import BrowserError, Chromium, find_chromium
 
 SETTLE = "new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))"

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import report_snapshots as snaps
-from conftest import run_suite
+from selftest import run_suite
 
 from postfix_compliance.checks import SECTIONS
 from postfix_compliance.report import metrics, remediation

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import HOSTS_DIR, REFERENCE_DIR, REPO, SuiteRun, run_suite
+from selftest import HOSTS_DIR, REFERENCE_DIR, REPO, SuiteRun, run_suite
 
 sys.path.insert(0, os.path.join(REPO, "tests", "scenarios"))
 import build_snapshots  # noqa: E402

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from selftest import REPO
 from sshd import SshFleet, ensure_user, remove_user
 
 pytestmark = pytest.mark.ssh
@@ -314,7 +314,7 @@ def test_sudo_through_the_shipped_dropin_for_a_non_root_login(fleet, suite):
             assert_same_outcomes(run, root_url, url)
         ran = [c.split("\t", 1)[1] for c in host.commands(mark) if c.startswith(SCAN_USER + "\t")]
         assert any("sh -c 'sudo -n semanage boolean -l'" in c for c in ran), ran
-        assert any("sudo -n ausearch -m AVC,USER_AVC -ts recent --raw | sudo -n audit2why" in c for c in ran)
+        assert any("sudo -n ausearch --input-logs -m AVC,USER_AVC -ts recent --raw | sudo -n audit2why" in c for c in ran)
         assert not any("sudo -n timeout" in c or "sudo -n sh" in c or "sudo /bin/sh" in c for c in ran)
         unprivileged = [c for c in ran if "getenforce" in c]
         assert unprivileged and "sudo" not in unprivileged[0]  # only privileged probes use sudo

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import REFERENCE_DIR
+from selftest import REFERENCE_DIR
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.parsers import parse
 from postfix_compliance.triage import diagnose

@@ -34,7 +34,7 @@ TIMEOUT_EXIT = 124  # what coreutils' timeout exits with when it had to stop the
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
 
 _WRAPPED = re.compile(r"^LC_ALL=C (?:MAIL_CONFIG=\S+ )?(?:PATH=\S+ )?(?:sudo -n )?timeout -k 5 [0-9.]+ sh -c "
-                      r"(?P<cmd>.*)$", re.S)
+                      r"(?P<cmd>.*?)(?: </dev/null)?$", re.S)
 
 # Postfix's own commands take the instance as `-c DIR`: through sudo, MAIL_CONFIG is not kept.
 POSTFIX_TOOLS = ("postfix", "postqueue", "postsuper", "postconf", "postcat", "postmap")
@@ -145,7 +145,8 @@ def wrap_command(command: str, timeout: float, mail_config: str | None = None) -
     if mail_config:
         env += f"MAIL_CONFIG={shlex.quote(mail_config)} "
     env += f"PATH=$PATH:{SBIN_PATH} "
-    return f"{env}timeout -k 5 {timeout:g} sh -c {shlex.quote(command)}"
+    # </dev/null: no probe reads input, and some tools change behaviour when stdin is a pipe.
+    return f"{env}timeout -k 5 {timeout:g} sh -c {shlex.quote(command)} </dev/null"
 
 
 def unwrap_command(wrapped: str) -> str:

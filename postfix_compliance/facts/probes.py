@@ -8,6 +8,7 @@ evidence is one round of concurrent commands.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import re
 import shlex
@@ -26,15 +27,35 @@ POSTCONF_PARAMS = (
 # ausearch -ts takes these keywords or "MM/DD/YYYY HH:MM:SS"; anything else is refused up front.
 AUSEARCH_KEYWORDS = ("recent", "now", "today", "yesterday", "this-week", "week-ago", "this-month",
                      "this-year", "boot", "checkpoint")
-_AUSEARCH_DATETIME = re.compile(r"^\d{2}/\d{2}/\d{4}( \d{2}:\d{2}(:\d{2})?)?$")
+_EXPLICIT = re.compile(r"^(?P<month>\d{2})/(?P<day>\d{2})/(?P<year>\d{2}|\d{4})"
+                       r"(?: (?P<hh>\d{2}):(?P<mm>\d{2})(?::(?P<ss>\d{2}))?)?$")
+
+
+def _explicit(since: str) -> tuple[int, int, int, int, int, int] | None:
+    """'MM/DD/YYYY[ HH:MM[:SS]]' (or a 2-digit year) -> (year, month, day, hh, mm, ss)."""
+    m = _EXPLICIT.match(since)
+    if not m:
+        return None
+    year = int(m["year"]) + (2000 if len(m["year"]) == 2 else 0)
+    return year, int(m["month"]), int(m["day"]), int(m["hh"] or 0), int(m["mm"] or 0), int(m["ss"] or 0)
 
 
 def validate_since(since: str) -> str:
-    """Return `since` if ausearch accepts it, else raise ValueError with the accepted forms."""
-    if since in AUSEARCH_KEYWORDS or _AUSEARCH_DATETIME.match(since):
+    """Return `since` if it is a window the suite can pass on, else raise ValueError saying the forms."""
+    if since in AUSEARCH_KEYWORDS or _explicit(since):
         return since
     raise ValueError(
         f"--avc-since {since!r}: use one of {', '.join(AUSEARCH_KEYWORDS)} or 'MM/DD/YYYY HH:MM:SS'")
+
+
+def ausearch_since(since: str) -> str:
+    """The `-ts` words for ausearch. A date is two words, and under LC_ALL=C ausearch reads it with
+    strptime's %x (MM/DD/YY) and requires hour, minute and second (seen on the real guest)."""
+    explicit = _explicit(validate_since(since))
+    if explicit is None:
+        return shlex.quote(since)
+    year, month, day, hh, mm, ss = explicit
+    return f"{month:02d}/{day:02d}/{year % 100:02d} {hh:02d}:{mm:02d}:{ss:02d}"
 
 
 def journal_since(since: str) -> str:
@@ -44,9 +65,8 @@ def journal_since(since: str) -> str:
                "this-month": "-31d", "this-year": "-366d"}
     if since in mapping:
         return mapping[since]
-    month, day, rest = since[0:2], since[3:5], since[6:]
-    year, _, clock = rest.partition(" ")
-    return f"{year}-{month}-{day} {clock or '00:00:00'}".strip()
+    year, month, day, hh, mm, ss = _explicit(since)
+    return f"{year:04d}-{month:02d}-{day:02d} {hh:02d}:{mm:02d}:{ss:02d}"
 
 
 def window_start(since: str, host_now: float, utc_offset: int = 0) -> float | None:
@@ -64,11 +84,8 @@ def window_start(since: str, host_now: float, utc_offset: int = 0) -> float | No
         return midnight - day
     if since == "boot":
         return None
-    month, mday, rest = int(since[0:2]), int(since[3:5]), since[6:]
-    year, _, clock = rest.partition(" ")
-    hh, mm, ss = (clock.split(":") + ["0", "0", "0"])[:3] if clock else ("0", "0", "0")
-    import calendar
-    return calendar.timegm((int(year), month, mday, int(hh), int(mm), int(ss or 0), 0, 0, 0)) - utc_offset
+    year, month, mday, hh, mm, ss = _explicit(since)
+    return calendar.timegm((year, month, mday, hh, mm, ss, 0, 0, 0)) - utc_offset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +106,7 @@ def boolean_probe_name(boolean: str) -> str:
 
 def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent") -> tuple[Probe, ...]:
     """All probes for one host run. `boolean_names` are the profile's names, as written there."""
-    since = shlex.quote(validate_since(avc_since))
+    since = ausearch_since(avc_since)
     probes = [
         Probe("os_release", "cat /etc/os-release", static=True),
         Probe("getenforce", "getenforce"),
@@ -111,8 +128,11 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent")
         Probe("permissive_domains", "semanage permissive -l", static=True, privileged=True),
         Probe("policy_modules", "semodule -lfull", static=True, privileged=True),
         Probe("port_labels", "semanage port -l", static=True, privileged=True),
-        Probe("avc_denials", f"ausearch -m AVC,USER_AVC -ts {since}", privileged=True),
-        Probe("audit2why", f"ausearch -m AVC,USER_AVC -ts {since} --raw | audit2why", privileged=True),
+        # --input-logs: ausearch reads stdin instead of the audit log when stdin is a pipe, as it is
+        # over SSH (seen on the real guest: "<no matches>" with denials in the log).
+        Probe("avc_denials", f"ausearch --input-logs -m AVC,USER_AVC -ts {since}", privileged=True),
+        Probe("audit2why", f"ausearch --input-logs -m AVC,USER_AVC -ts {since} --raw | audit2why",
+              privileged=True),
         Probe("processes", "ps -eZ"),
         Probe("units_active", "systemctl is-active postfix auditd"),
         Probe("units_enabled", "systemctl is-enabled postfix auditd", static=True),
