@@ -1,0 +1,109 @@
+"""What the compliance suite must report for each VM scenario, and what it reports today.
+
+`truth` is what the suite should say about the guest after the scenario (check id -> "fail" or
+"error"); `na` lists the checks that do not apply there; every other check must pass. The truth was
+worked out on the guest itself: its journal, its audit log read directly, `systemctl`, `ls -Z`,
+`restorecon -n`; the tier re-checks the key facts of it on every run.
+
+`KNOWN` lists where the suite, run against the real guest, says something else today: false
+positives and false negatives of the checks, each with its evidence. A scenario whose outcomes
+differ from the truth only by known deviations is an expected failure (xfail, with the reasons);
+any other difference fails the tier. When a check is fixed its deviation stops showing and the
+scenario simply passes; then delete the entry here.
+
+The same tables drive the offline replay of the recorded evidence (tests/vm/test_vm_replay.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Deviation:
+    observed: str  # the outcome the suite gives today
+    kind: str  # "false positive", "false negative", "not judged"
+    why: str
+
+
+# check id -> how the suite deviates from the truth today; Scenario.known says where it shows.
+KNOWN: dict[str, Deviation] = {
+    "SVC-005": Deviation(
+        "not_applicable", "not judged",
+        "root's SSH login runs in unconfined_u:unconfined_r:unconfined_t, and Debian's refpolicy does not "
+        "authorize role unconfined_r for postfix_master_t: exec of /usr/sbin/postfix fails (exit 126; audit: "
+        "SELINUX_ERR op=security_compute_sid invalid_context=unconfined_u:unconfined_r:postfix_master_t). The "
+        "suite reports not applicable, so `postfix check` is never judged on an enforcing Debian host."),
+}
+
+# Checks that legitimately do not apply to the guest: the default queue directory, Postfix on loopback
+# only, no SASL maps.
+NA = ("LBL-003", "REL-003", "REL-004")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str  # also the fixture name: fixtures/hosts/vm-<name>.json
+    truth: dict[str, str]
+    known: tuple[str, ...] = ("SVC-005",)  # KNOWN ids that show in this scenario today
+    na: tuple[str, ...] = NA
+
+
+SCENARIOS = {s.name: s for s in (
+    Scenario("healthy", {}),
+    # permissive: exec of /usr/sbin/postfix is allowed, so SVC-005 is judged (and passes)
+    Scenario("setenforce-0", {"SEL-001": "fail"}, known=()),
+    Scenario("boolean-runtime-off", {
+        "BOOL-001": "fail", "BOOL-002": "fail",
+        # local delivery to /var/mail/root is denied: bounced (5.2.0); the denial leaves a stale
+        # /var/mail/root.lock, so the bounce to root is deferred ("File exists") and stays so
+        "AVC-002": "fail", "LOG-001": "fail", "Q-001": "fail", "Q-002": "fail",
+    }),
+    Scenario("mislabelled-deferred", {
+        "LBL-002": "fail", "AVC-002": "fail", "LOG-001": "fail",
+        # `postfix start` runs postsuper, which cannot open deferred (tmp_t): postfix@- fails, nothing listens
+        "SVC-001": "fail", "SVC-003": "fail",
+        # with master down, postqueue runs showq itself, and showq may not write to the SSH session's pipe:
+        # "postqueue: fatal: malformed showq server response"; the queue cannot be read (mail sits in maildrop)
+        "Q-001": "error", "Q-002": "error", "Q-003": "error",
+    }, known=(),
+        # no master: no domains to judge, no listener; `postfix check` cannot run from the login (see SVC-005)
+        na=NA + ("SVC-004", "REL-002", "SVC-005")),
+    Scenario("custom-queue-no-equivalence", {
+        # cp -a kept the labels, so Postfix runs; the first relabel would set var_t on the whole queue
+        "LBL-002": "fail", "LBL-003": "fail",
+    }, known=("SVC-005",), na=("REL-003", "REL-004")),
+    Scenario("local-module", {
+        "BOOL-001": "fail", "BOOL-002": "fail", "MOD-001": "fail",
+        # the denials audit2allow was fed (permissive=1) are in the window
+        "AVC-002": "fail",
+    }),
+    # `semanage permissive -a` installs a priority-400 module permissive_postfix_smtp_t: SEL-005's finding,
+    # not MOD-001's (MOD-001 leaves permissive_* modules to SEL-005)
+    Scenario("permissive-domain", {"SEL-005": "fail"}),
+    Scenario("relay-dead", {"Q-001": "fail", "Q-002": "fail"}),
+    # the sink started: Q-002's own flush drains the queue; Q-001 judged the queue as it was before
+    Scenario("relay-drained", {"Q-001": "fail"}),
+    Scenario("auditd-stopped", {"AVC-001": "fail"}),
+)}
+
+
+def failing(outcomes: dict[str, str]) -> dict[str, str]:
+    return {cid: out for cid, out in outcomes.items() if out in ("fail", "error")}
+
+
+def judge(scenario: Scenario, outcomes: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(unexpected differences, known deviations seen) between the suite's outcomes and the truth."""
+    unexpected, seen = [], []
+    ids = set(outcomes) | set(scenario.truth)
+    for cid in sorted(ids):
+        got = outcomes.get(cid, "missing")
+        want = scenario.truth.get(cid) or ("not_applicable" if cid in scenario.na else "pass")
+        if got == want:
+            continue
+        deviation = KNOWN.get(cid)
+        if cid in scenario.known and deviation and got == deviation.observed:
+            seen.append(f"{cid} ({deviation.kind}): {got}, should be {want}")
+            continue
+        unexpected.append(f"{cid}: {got}, expected {want}")
+    return unexpected, seen
