@@ -185,7 +185,9 @@ def _selinux_cause(facts: _Facts, linked: list[tuple[model.AvcDenial, str]]) -> 
     path, expected = _where(facts, first)
     queue = facts.queue()
     stuck = queue.deferred_count if queue else 0
-    effect = f"queue stuck ({stuck} deferred)" if stuck else "mail delivery fails"
+    unreadable = queue is None and _queue_error(facts)
+    effect = (f"queue unreadable ({unreadable})" if unreadable else
+              f"queue stuck ({stuck} deferred)" if stuck else "mail delivery fails")
     labelled = f" labelled {first.target_type}" + (f" (policy says {expected})" if expected else "")
     summary = (f"{effect} because {first.source_type} was denied {' '.join(first.permissions)} on {path}"
                f"{labelled}; fix: {fixes[0]}")

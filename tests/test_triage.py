@@ -51,6 +51,17 @@ def test_mislabelled_queue_directory_is_the_cause_and_restorecon_the_fix():
     assert not any("pipe:[" in line or "udev_t" in line or "getty_t" in line for line in finding.evidence)
 
 
+def test_wrong_queue_label_without_any_denial_in_the_window_is_still_the_cause():
+    # Seen on the guest once: dontaudit rules or an audit gap left no record, while postsuper logged
+    # the Permission denied and the queue could not be read.
+    finding = _mislabelled_host(avc_denials=NO_MATCHES)
+    assert finding.kind == "selinux"
+    assert "because /var/spool/postfix/deferred is labelled tmp_t where the policy says " \
+           "postfix_spool_maildrop_t" in finding.summary
+    assert "no AVC record in the window" in finding.summary
+    assert finding.fix[0] == "restorecon -Rv /var/spool/postfix/deferred"
+
+
 def test_relay_down_without_denials_is_not_selinux():
     finding = _mislabelled_host(avc_denials=NO_MATCHES, queue_dir_relabel=dict(stdout=""))
     assert finding.kind == "not-selinux"
@@ -118,7 +129,7 @@ CHAINS = {
     # recorded on the real enforcing guest: chcon -t tmp_t deferred, Postfix restarted, mail sent
     "vm-mislabelled-deferred": ("selinux", "restorecon -Rv /var/spool/postfix/deferred",
                                 "queue unreadable (postqueue: fatal: malformed showq server response) because "
-                                "/var/spool/postfix/deferred is labelled tmp_t"),
+                                "postfix_master_t was denied read on /var/spool/postfix/deferred labelled tmp_t"),
     "boolean-off-local-delivery": ("selinux", "setsebool -P postfix_local_write_mail_spool on",
                                    "mail delivery fails because postfix_local_t was denied"),
     "vm-relay-dead": ("not-selinux", "postconf relayhost",
