@@ -179,3 +179,41 @@ def test_no_probe_reads_standard_input():
     wrapped = wrap_command("ausearch --input-logs -m AVC -ts recent", 30)
     assert wrapped.endswith(" </dev/null")
     assert unwrap_command(wrapped) == "ausearch --input-logs -m AVC -ts recent"
+
+
+# ---------------------------------------------------------------------- hosts that lack a subsystem
+def _host_without(tmp_path, tools: tuple[str, ...], name: str) -> str:
+    """healthy-debian12, with every probe that needs one of `tools` answering as a shell does when the
+    tool is not installed (exit 127, `sh: 1: TOOL: not found`)."""
+    from selftest import HOSTS_DIR
+    with open(os.path.join(HOSTS_DIR, "healthy-debian12.json"), encoding="utf-8") as handle:
+        doc = json.load(handle)
+    for record in doc["evidence"]:
+        words = record["command"].replace("$(", " ").replace("|", " ").split()
+        missing = next((t for t in tools if t in words), None)
+        if missing:
+            record.update(exit_status=127, stdout="", stderr=f"sh: 1: {missing}: not found\n")
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return f"--hosts=snapshot://{path}"
+
+
+def test_host_without_postfix_says_not_applicable(suite, tmp_path):
+    run = suite(_host_without(tmp_path, ("postconf", "postqueue", "postfix"), "no-postfix"), "--profile=debian12")
+    outcomes = run.outcomes()
+    postfix_checks = {c for c in outcomes if c.split("-")[0] in ("Q", "LOG", "REL", "LBL") or c in (
+        "SVC-001", "SVC-002", "SVC-003", "SVC-004", "SVC-005")}
+    assert {outcomes[c] for c in postfix_checks} == {"not_applicable"}, outcomes
+    assert all("Postfix is not installed" in run.record(c)["message"] for c in postfix_checks)
+    assert "Traceback" not in run.stdout + run.stderr and "error" not in outcomes.values()
+
+
+def test_host_without_selinux_userland_fails_sel001_and_skips_the_rest(suite, tmp_path):
+    tools = ("getenforce", "sestatus", "getsebool", "semanage", "restorecon", "matchpathcon", "semodule",
+             "ausearch", "audit2why")
+    run = suite(_host_without(tmp_path, tools, "no-selinux-tools"), "--profile=debian12")
+    sel = run.record("SEL-001")
+    assert sel["outcome"] == "fail" and "SELinux userland is missing" in sel["message"], sel["message"]
+    outcomes = run.outcomes()
+    assert "error" not in outcomes.values(), {c: run.record(c)["message"] for c, o in outcomes.items() if o == "error"}
+    assert "Traceback" not in run.stdout + run.stderr
