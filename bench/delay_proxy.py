@@ -42,6 +42,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
         await sender
     except (ConnectionError, asyncio.CancelledError):
         sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
 
 
 class DelayProxy:
@@ -54,10 +55,15 @@ class DelayProxy:
         self.listen = (listen_host, listen_port)
         self.port = 0
         self._loop = asyncio.new_event_loop()
+        self._tasks: set[asyncio.Task] = set()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        # asyncio holds connection tasks weakly: keep a reference, or a closing peer gets it collected.
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         try:
             up_r, up_w = await asyncio.open_connection(*self.upstream)
         except OSError:
