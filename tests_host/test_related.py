@@ -32,7 +32,7 @@ def test_listener_ports_labelled(facts, profile):
     require_postfix(facts)
     require_selinux(facts)
     listeners = facts.need("listeners")
-    ports = sorted({l.port for l in listeners.listeners if any(n == "master" for n, _ in l.processes)})
+    ports = sorted({l.port for l in listeners.listeners if l.held_by("master")})
     if not ports:
         raise not_applicable("master listens on no TCP port (see SVC-003)")
     labels = facts.need("port_labels")
@@ -56,7 +56,7 @@ def test_firewall_admits_smtp(facts):
     require_postfix(facts)
     listeners = facts.need("listeners")
     public = sorted({l.port for l in listeners.listeners
-                     if any(n == "master" for n, _ in l.processes) and not _is_loopback(l.address)})
+                     if l.held_by("master") and not _is_loopback(l.address)})
     if not public:
         raise not_applicable("Postfix listens on loopback only")
     firewall = facts.get("firewall")

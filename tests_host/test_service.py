@@ -72,7 +72,7 @@ def test_listening_on_smtp(facts):
     smtp = [l for l in listeners.listeners if l.port == 25]
     assert smtp, "nothing listens on port 25 (ss -lntp)"
     inet_interfaces = facts.postconf("inet_interfaces") or "all"
-    by_master = [l for l in smtp if any(name == "master" for name, _ in l.processes) or not l.processes]
+    by_master = [l for l in smtp if l.held_by("master") or not l.processes]
     assert by_master, "port 25 is held by " + ", ".join(n for l in smtp for n, _ in l.processes) + ", not Postfix"
     wrong = [l.address for l in by_master if not _interface_ok(l.address, inet_interfaces)]
     assert not wrong, f"master listens on {', '.join(wrong)}:25 but inet_interfaces = {inet_interfaces}"

@@ -371,6 +371,9 @@ class Listener:
     port: int
     processes: tuple[tuple[str, int], ...]  # (name, pid)
 
+    def held_by(self, name: str) -> bool:
+        return any(process == name for process, _ in self.processes)
+
 
 @frozen
 class Listeners:
