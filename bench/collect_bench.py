@@ -52,43 +52,31 @@ def _close(runner: ProbeRunner) -> None:
         close()
 
 
+def _timed(url: str, known_hosts: str, fleet: SshFleet, work) -> tuple[float, object]:
+    """Seconds for a fresh connection plus `work(runner)`, and what work returned."""
+    runner = _runner(url, known_hosts, fleet)
+    started = time.monotonic()
+    runner.connect()
+    result = work(runner)
+    seconds = time.monotonic() - started
+    _close(runner)
+    return seconds, result
+
+
 def measure_host(url: str, known_hosts: str, fleet: SshFleet, rounds: int) -> dict[str, float]:
     probes = [p for p in build_probes(BOOLEANS) if not p.intrusive]
     figures: dict[str, list[float]] = {"collect": [], "sequential": [], "floor": [], "connect_true": []}
     slowest: Probe | None = None
     for _ in range(rounds):
-        runner = _runner(url, known_hosts, fleet)
-        started = time.monotonic()
-        runner.connect()
-        evidence = runner.run_many(probes)
-        figures["collect"].append(time.monotonic() - started)
+        seconds, evidence = _timed(url, known_hosts, fleet, lambda r: r.run_many(probes))
+        figures["collect"].append(seconds)
         errors = [e.probe for e in evidence.values() if e.error]
         if errors:
             raise SystemExit(f"probes failed over {url}: {errors}")
         slowest = max(probes, key=lambda p: evidence[p.name].duration)
-        _close(runner)
-
-        runner = _runner(url, known_hosts, fleet)
-        started = time.monotonic()
-        runner.connect()
-        for probe in probes:
-            runner.run(probe)
-        figures["sequential"].append(time.monotonic() - started)
-        _close(runner)
-
-        runner = _runner(url, known_hosts, fleet)
-        started = time.monotonic()
-        runner.connect()
-        runner.run(slowest)
-        figures["floor"].append(time.monotonic() - started)
-        _close(runner)
-
-        runner = _runner(url, known_hosts, fleet)
-        started = time.monotonic()
-        runner.connect()
-        runner.run(Probe("true", "true"))
-        figures["connect_true"].append(time.monotonic() - started)
-        _close(runner)
+        figures["sequential"].append(_timed(url, known_hosts, fleet, lambda r: [r.run(p) for p in probes])[0])
+        figures["floor"].append(_timed(url, known_hosts, fleet, lambda r: r.run(slowest))[0])
+        figures["connect_true"].append(_timed(url, known_hosts, fleet, lambda r: r.run(Probe("true", "true")))[0])
     result = {k: statistics.median(v) * 1000 for k, v in figures.items()}
     result["slowest"] = slowest.name if slowest else "?"
     return result

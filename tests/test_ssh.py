@@ -428,7 +428,7 @@ def test_a_compound_privileged_probe_needs_an_explicit_sudo_form():
     assert _split_pipeline('restorecon -Rnv "$(postconf -h queue_directory)"') is not None
     for compound in ("a; b", "a && b", "a || b", "for f in x; do y; done", "X=1 cmd", "(a)", "a & b"):
         assert _split_pipeline(compound) is None, compound
-    with pytest.raises(ValueError, match="SUDO_FORMS"):
+    with pytest.raises(ValueError, match="sudo_form"):
         sudo_command(Probe("new_probe", "cat /etc/shadow; true", privileged=True))
     assert sudo_command(Probe("postfix_check", "postfix check", privileged=True), mail_config="/etc/postfix-out") \
         == "sudo -n postfix -c /etc/postfix-out check"

@@ -10,7 +10,7 @@ its PATH, where getenforce, semanage, restorecon and postconf live.
 With `--sudo`, only privileged probes use sudo, and sudo runs the real command, never a shell:
 `... timeout -k 5 T sh -c 'sudo -n semanage boolean -l'` (the `sh` and `timeout` run as the login
 user). A pipeline gets `sudo -n` on each stage (`sudo -n ausearch ... | sudo -n audit2why`);
-compound probes have a hand-written sudo form in `SUDO_FORMS`. So a sudoers drop-in that
+compound probes declare their own `sudo_form` (probes.py). So a sudoers drop-in that
 lists exact commands (contrib/sudoers.d/postfix-compliance) is enough, and no shell is ever
 allowed as root.
 """
@@ -22,7 +22,7 @@ import re
 import shlex
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from postfix_compliance.backends.hostkeys import CommandTimeout, ConnectError, ConnectionLost
 from postfix_compliance.facts.evidence import Evidence
@@ -43,23 +43,6 @@ POSTFIX_TOOLS = ("postfix", "postqueue", "postsuper", "postconf", "postcat", "po
 _SUDO_REFUSED = re.compile(r"^sudo: (?:a password is required|a terminal is required|sorry, you must have a tty"
                            r"|.*is not allowed to execute|.*is not in the sudoers file|.*may not run sudo).*$",
                            re.MULTILINE | re.IGNORECASE)
-
-
-def _maillog_sudo(command: str, sudo: str) -> str:
-    # Existence is checked as the login user (-e needs no read permission), the read goes through sudo.
-    old = '[ -r "$f" ] && exec tail -n 2000 "$f"'
-    if old not in command:
-        raise ValueError("maillog probe changed: update its sudo form")
-    return command.replace(old, f'[ -e "$f" ] && exec {sudo}tail -n 2000 "$f"')
-
-
-# Compound privileged probes: how each runs with --sudo. A function of (command, "sudo -n ... ")
-# returning the command to run; `None` means it runs as the login user even with --sudo.
-SUDO_FORMS: dict[str, Callable[[str, str], str] | None] = {
-    "maillog": _maillog_sudo,
-    # stat(1) needs search permission on the directories only, not read access to the maps.
-    "sasl_maps": None,
-}
 
 
 def _split_pipeline(command: str) -> list[str] | None:
@@ -122,13 +105,12 @@ def sudo_prefix(sudo_user: str | None = None) -> str:
 def sudo_command(probe: Probe, mail_config: str | None = None, sudo_user: str | None = None) -> str:
     """The command a privileged probe runs with --sudo: sudo in front of the real program(s)."""
     prefix = sudo_prefix(sudo_user)
-    if probe.name in SUDO_FORMS:
-        form = SUDO_FORMS[probe.name]
-        return probe.command if form is None else form(probe.command, prefix)
+    if probe.sudo_form is not None:
+        return probe.sudo_form.replace("{sudo}", prefix)
     stages = _split_pipeline(probe.command)
     if stages is None:
-        raise ValueError(f"privileged probe {probe.name} is a compound command: give it a sudo form in "
-                         f"postfix_compliance.facts.collect.SUDO_FORMS")
+        raise ValueError(f"privileged probe {probe.name} is a compound command: give it a sudo_form "
+                         f"(postfix_compliance.facts.probes.Probe)")
     out = []
     for stage in stages:
         program, _, rest = stage.partition(" ")

@@ -98,6 +98,17 @@ class Probe:
     privileged: bool = False
     # Changes the host (postfix check creates missing queue directories): skipped in read-only runs.
     intrusive: bool = False
+    # With --sudo, a compound privileged command runs as this instead, `{sudo}` standing before each
+    # program that needs root (a plain pipeline gets sudo on each stage without it).
+    sudo_form: str | None = None
+
+
+# `{{`/`}}` are the shell's own braces; {test} and {sudo} are filled per form.
+_MAILLOG = ('echo "now=$(date \'+%s %z\')"; for f in "$(postconf -h maillog_file 2>/dev/null)" /var/log/maillog '
+            '/var/log/mail.log; do [ -n "$f" ] && [ {test} "$f" ] && exec {sudo}tail -n 2000 "$f"; done; exit 1')
+SASL_MAPS = ("for m in $(postconf -h smtp_sasl_password_maps | tr ',' ' '); do f=${m#*:}; "
+             'for p in "$f" "$f.db" "$f.lmdb"; do stat -c \'%U %a %Y %n\' "$p" 2>/dev/null '
+             '|| echo "missing $p"; done; done')
 
 
 def boolean_probe_name(boolean: str) -> str:
@@ -148,16 +159,15 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent")
               f"journalctl --no-pager -q -o short -u postfix -u 'postfix@*' "
               f"--since {shlex.quote(journal_since(avc_since))}", privileged=True),
         Probe("maillog",  # the host's clock first: syslog lines carry neither year nor zone
-              'echo "now=$(date \'+%s %z\')"; for f in "$(postconf -h maillog_file 2>/dev/null)" /var/log/maillog /var/log/mail.log; do '
-              '[ -n "$f" ] && [ -r "$f" ] && exec tail -n 2000 "$f"; done; exit 1', privileged=True),
+              _MAILLOG.format(test="-r", sudo=""), privileged=True,
+              # with sudo, existence is checked as the login user (-e needs no read permission)
+              sudo_form=_MAILLOG.format(test="-e", sudo="{sudo}")),
         Probe("firewall", "firewall-cmd --list-all", privileged=True),
         Probe("relay_resolution",
               "r=$(postconf -h relayhost | sed -E 's/^\\[([^]]*)\\].*$/\\1/; s/:[0-9]+$//'); "
               'echo "relayhost=$r"; [ -z "$r" ] || getent ahosts "$r"'),
-        Probe("sasl_maps",
-              "for m in $(postconf -h smtp_sasl_password_maps | tr ',' ' '); do f=${m#*:}; "
-              'for p in "$f" "$f.db" "$f.lmdb"; do stat -c \'%U %a %Y %n\' "$p" 2>/dev/null '
-              '|| echo "missing $p"; done; done', static=True, privileged=True),
+        Probe("sasl_maps", SASL_MAPS, static=True, privileged=True,
+              sudo_form=SASL_MAPS),  # stat needs search permission on the directories only: no sudo
     ]
     for name in dict.fromkeys(boolean_names):
         probes.append(Probe(boolean_probe_name(name), f"getsebool {shlex.quote(name)}"))
