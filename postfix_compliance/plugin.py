@@ -28,7 +28,8 @@ from postfix_compliance.facts import model
 from postfix_compliance.facts.collect import CLIENT_GRACE, DEFAULT_TIMEOUT, ProbeRunner
 from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.facts.parsers import parse
-from postfix_compliance.facts.probes import Probe, build_probes, validate_since
+from postfix_compliance.facts.evidence import Evidence
+from postfix_compliance.facts.probes import OS_RELEASE, build_probes, validate_since
 from postfix_compliance.inventory import resolve_host_specs
 from postfix_compliance.profiles import PROFILES_DIR, Profile, detect_profile, load_profile
 from postfix_compliance.report import results as results_report
@@ -189,34 +190,44 @@ class SuiteState:
         name = getattr(host.backend, "recorded_host", None) or host.backend.get_hostname() or target.id
         if name == "local":
             name = socket.gethostname()
-        os_ev = runner.run(Probe("os_release", "cat /etc/os-release", static=True))
+        markexpr = config.getoption("markexpr", "") or ""
+        profile = self.profile
+        if profile is not None:  # no detection to wait for: os-release rides in the one batch below
+            return self._collect_probes(target, runner, name, profile, markexpr, {})
+        os_ev = runner.run(OS_RELEASE)
         if os_ev.error:
             return HostFacts(target.id, name, {"os_release": os_ev}, None,
                              error=f"host {target.id} unreachable: {os_ev.error}")
-        profile = self.profile
+        os_fact = parse(os_ev)
+        if isinstance(os_fact, model.OsRelease):
+            try:
+                profile = detect_profile(os_fact.id, os_fact.version_id, os_fact.id_like,
+                                         config.getoption("profiles_dir"))
+            except UsageError as exc:
+                return HostFacts(target.id, name, {"os_release": os_ev}, None, error=str(exc))
         if profile is None:
-            os_fact = parse(os_ev)
-            if isinstance(os_fact, model.OsRelease):
-                try:
-                    profile = detect_profile(os_fact.id, os_fact.version_id, os_fact.id_like,
-                                             config.getoption("profiles_dir"))
-                except UsageError as exc:
-                    return HostFacts(target.id, name, {"os_release": os_ev}, None, error=str(exc))
-            if profile is None:
-                return HostFacts(target.id, name, {"os_release": os_ev}, None,
-                                 error=f"no profile matches host {target.id} "
-                                       f"({_os_words(os_fact)}): choose one with --profile")
+            return HostFacts(target.id, name, {"os_release": os_ev}, None,
+                             error=f"no profile matches host {target.id} "
+                                   f"({_os_words(os_fact)}): choose one with --profile")
+        return self._collect_probes(target, runner, name, profile, markexpr, {"os_release": os_ev})
+
+    def _collect_probes(self, target: HostTarget, runner: ProbeRunner, name: str, profile: Any, markexpr: str,
+                        known: dict[str, Evidence]) -> HostFacts:
+        """Every probe of the host's run not in `known`, in one round (ProbeRunner.run_many)."""
+        config = self.config
         since = config.getoption("avc_since") or profile.data.get("audit", {}).get("since", "recent")
-        probes = [p for p in build_probes(tuple(n for n, _ in profile.booleans), since) if p.name != "os_release"]
-        markexpr = config.getoption("markexpr", "") or ""
+        probes = [p for p in build_probes(tuple(n for n, _ in profile.booleans), since, live=markexpr != "static")
+                  if p.name not in known]
         if markexpr == "static":
             # An image gate (-m static, e.g. on a chroot): only what needs no running system is asked.
             probes = [p for p in probes if p.static]
         if config.getoption("read_only") or markexpr == "static" or "not intrusive" in markexpr:
             probes = [p for p in probes if not p.intrusive]
         started = time.monotonic()
-        evidence = runner.run_many(probes)
-        evidence["os_release"] = os_ev
+        evidence = {**runner.run_many(probes), **known}
+        os_ev = evidence["os_release"]
+        if os_ev.error and not runner.lost:
+            return HostFacts(target.id, name, evidence, None, error=f"host {target.id} unreachable: {os_ev.error}")
         if runner.lost:  # the host went away mid-run: one error for the host, not half its checks
             return HostFacts(target.id, name, evidence, None,
                              error=f"host {target.id} dropped the connection during evidence collection: "

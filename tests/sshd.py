@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import pwd
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -121,6 +123,23 @@ class SshHost:
         except FileNotFoundError:
             return []
         return lines[since[1]:] if since else lines
+
+    def probe_commands(self, since: tuple[int, int] | None = None) -> list[str]:
+        """`user<TAB>command` for every probe run here, a batch (collect.batch_script) counted as the
+        probe commands inside it."""
+        found = []
+        for line in self.commands(since):
+            user, _, command = line.partition("\t")
+            if command.startswith("sh -c 'read u _ </proc/uptime"):
+                script = shlex.split(command)[2]
+                found += [f"{user}\t{c}" for c in re.findall(r"LC_ALL=C .*? </dev/null(?=; r=\$\?)", script)]
+            else:
+                found.append(line)
+        return found
+
+    def batches(self, since: tuple[int, int] | None = None) -> int:
+        """How many batch commands ran here."""
+        return sum(c.partition("\t")[2].startswith("sh -c 'read u _ ") for c in self.commands(since))
 
     def log_text(self, since: tuple[int, int] | None = None) -> str:
         try:

@@ -101,6 +101,9 @@ class Probe:
     # With --sudo, a compound privileged command runs as this instead, `{sudo}` standing before each
     # program that needs root (a plain pipeline gets sudo on each stage without it).
     sudo_form: str | None = None
+    # Relative cost on the host, to balance batches: a Python tool (semanage, audit2why) or
+    # postfix-script costs about 40 small C tools (~150 ms against ~3 ms of CPU).
+    cost: int = 1
 
 
 # `{{`/`}}` are the shell's own braces; {test} and {sudo} are filled per form.
@@ -111,15 +114,45 @@ SASL_MAPS = ("for m in $(postconf -h smtp_sasl_password_maps | tr ',' ' '); do f
              '|| echo "missing $p"; done; done')
 
 
+HEAVY = 40
+
+# semanage needs a policy store and only feeds checks that are not applicable without SELinux
+# (require_selinux): on a live host whose getenforce says Disabled it is not started at all.
+GATED_OFF = "SELinux is disabled (getenforce: Disabled): {tool} not started"  # what a gated probe says
+_SELINUX_ONLY = ("[ \"$(getenforce 2>/dev/null)\" != Disabled ] || "
+                 "{{ echo '" + GATED_OFF + "' >&2; exit 1; }}; ")
+
+# audit2why loads the whole policy (about a second on a real host): started only when ausearch
+# found records to explain. `read` takes the first record; the rest follows it through `cat`.
+_AUDIT2WHY = ("{sudo}ausearch --input-logs -m AVC,USER_AVC -ts {since} --raw | "
+              "{{ IFS= read -r first || exit 0; {{ printf '%s\\n' \"$first\"; cat; }} | {sudo}audit2why; }}")
+
+
+def _semanage(name: str, arguments: str, live: bool) -> Probe:
+    """A semanage probe; on a live host, gated on SELinux being enabled (see _SELINUX_ONLY)."""
+    command = f"semanage {arguments}"
+    if not live:
+        return Probe(name, command, static=True, privileged=True, cost=HEAVY)
+    gate = _SELINUX_ONLY.format(tool="semanage")
+    return Probe(name, gate + command, static=True, privileged=True, cost=HEAVY,
+                 sudo_form=gate + "{sudo}" + command)
+
+
+# Asked first when the profile is detected from the host (it names the booleans to ask).
+OS_RELEASE = Probe("os_release", "cat /etc/os-release", static=True)
+
+
 def boolean_probe_name(boolean: str) -> str:
     return f"getsebool:{boolean}"
 
 
-def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent") -> tuple[Probe, ...]:
-    """All probes for one host run. `boolean_names` are the profile's names, as written there."""
+def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent", live: bool = True
+                 ) -> tuple[Probe, ...]:
+    """All probes for one host run. `boolean_names` are the profile's names, as written there;
+    `live` is False for an image gate (no running kernel: getenforce cannot gate anything)."""
     since = ausearch_since(avc_since)
     probes = [
-        Probe("os_release", "cat /etc/os-release", static=True),
+        OS_RELEASE,
         Probe("getenforce", "getenforce"),
         Probe("sestatus", "sestatus"),
         Probe("selinux_config", "cat /etc/selinux/config", static=True),
@@ -128,27 +161,27 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent")
               "grep -H -E '^(options|kernelopts=|GRUB_CMDLINE_LINUX(_DEFAULT)?=)' /etc/default/grub "
               "/boot/loader/entries/*.conf /boot/grub2/grubenv 2>/dev/null", static=True),
         Probe("getsebool_all", "getsebool -a"),
-        Probe("semanage_boolean", "semanage boolean -l", static=True, privileged=True),
+        _semanage("semanage_boolean", "boolean -l", live),
         Probe("postconf", "postconf " + " ".join(POSTCONF_PARAMS), static=True),
         Probe("queue_dir_label", f"ls -Zd {QUEUE_DIR}", static=True),
         Probe("queue_dir_relabel", f"restorecon -Rnv {QUEUE_DIR}", static=True, privileged=True),
         Probe("queue_dir_matchpathcon", f"matchpathcon -V {QUEUE_DIR}", static=True),
         Probe("related_relabel", f"restorecon -Rnv {CONFIG_DIR} {DATA_DIR} {MAIL_SPOOL}",
               static=True, privileged=True),
-        Probe("fcontext_local", "semanage fcontext -l -C", static=True, privileged=True),
-        Probe("permissive_domains", "semanage permissive -l", static=True, privileged=True),
+        _semanage("fcontext_local", "fcontext -l -C", live),
+        _semanage("permissive_domains", "permissive -l", live),
         Probe("policy_modules", "semodule -lfull", static=True, privileged=True),
-        Probe("port_labels", "semanage port -l", static=True, privileged=True),
+        _semanage("port_labels", "port -l", live),
         # --input-logs: ausearch reads stdin instead of the audit log when stdin is a pipe, as it is
         # over SSH (seen on the real guest: "<no matches>" with denials in the log).
         Probe("avc_denials", f"ausearch --input-logs -m AVC,USER_AVC -ts {since}", privileged=True),
-        Probe("audit2why", f"ausearch --input-logs -m AVC,USER_AVC -ts {since} --raw | audit2why",
-              privileged=True),
+        Probe("audit2why", _AUDIT2WHY.format(sudo="", since=since), privileged=True, cost=HEAVY,
+              sudo_form=_AUDIT2WHY.format(sudo="{sudo}", since=since)),
         Probe("processes", "ps -eZ"),
         Probe("units_active", "systemctl is-active postfix auditd"),
         Probe("units_enabled", "systemctl is-enabled postfix auditd", static=True),
         Probe("listeners", "ss -lntp", privileged=True),
-        Probe("postfix_check", "postfix check", static=True, privileged=True, intrusive=True),
+        Probe("postfix_check", "postfix check", static=True, privileged=True, intrusive=True, cost=HEAVY),
         # postqueue -j exists from Postfix 3.1; asking an older one logs a fatal usage line that
         # LOG-001 would then report, so the version is asked first.
         Probe("queue_json", 'v=$(postconf -h mail_version); case "$v" in 2.*|3.0|3.0.*) '

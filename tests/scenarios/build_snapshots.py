@@ -37,7 +37,7 @@ import yaml  # noqa: E402
 
 import scenario_formats as fmt  # noqa: E402
 from postfix_compliance.backends.snapshot import SNAPSHOT_FORMAT  # noqa: E402
-from postfix_compliance.facts.probes import FLUSH_COMMAND, build_probes  # noqa: E402
+from postfix_compliance.facts.probes import FLUSH_COMMAND, GATED_OFF, build_probes  # noqa: E402
 from postfix_compliance.profiles import load_profile  # noqa: E402
 
 HOSTS_DIR = os.path.join(REPO, "fixtures", "hosts")
@@ -599,6 +599,8 @@ def outputs(h: Host, boolean_names: tuple[str, ...]) -> dict[str, list[tuple[int
         o["getsebool_all"] = [(1, "", disabled_msg)]
     o["semanage_boolean"] = [(0, fmt.semanage_boolean(
         [(n, v[0], v[1], v[2]) for n, v in h.booleans.items()]), "")]
+    # (semanage probes are not started where getenforce says Disabled: probes.py, _SELINUX_ONLY)
+    gated_off = [(1, "", GATED_OFF.format(tool="semanage") + "\n")] if mode == "Disabled" else None
     o["postconf"] = [(0, "".join(f"{k} = {v}\n" if v else f"{k} =\n" for k, v in h.postconf.items()), "")]
     queue_dir = h.postconf["queue_directory"]
     # ls -Z reads the label stored on disk, whether or not the kernel enforces anything
@@ -614,17 +616,20 @@ def outputs(h: Host, boolean_names: tuple[str, ...]) -> dict[str, list[tuple[int
     o["permissive_domains"] = [(0, fmt.semanage_permissive(h.permissive_builtin, h.permissive_customized), "")]
     o["policy_modules"] = [(0, fmt.semodule_lfull(h.modules), "")]
     o["port_labels"] = [(0, fmt.semanage_port(h.ports), "")]
+    if gated_off:
+        for name in ("semanage_boolean", "fcontext_local", "permissive_domains", "port_labels"):
+            o[name] = gated_off
     if h.avc_events:
         o["avc_denials"] = [(0, "".join("----\n" + e for e in h.avc_events), "")]
     else:
         o["avc_denials"] = [(1, "", "<no matches>\n")]
-    if not h.selinux_on:
+    if not h.avc_events:  # audit2why is only started when ausearch found records (probes.py)
+        o["audit2why"] = [(0, "", "<no matches>\n")]
+    elif not h.selinux_on:
         # audit2why cannot load a policy: the real message of the reference no-SELinux host
         o["audit2why"] = [(1, "", "ValueError: You must specify the -p option with the path to the policy file.\n")]
-    elif h.avc_events:
-        o["audit2why"] = [(0, "".join(h.audit2why_blocks), "")]
     else:
-        o["audit2why"] = [(0, "", "<no matches>\n")]
+        o["audit2why"] = [(0, "".join(h.audit2why_blocks), "")]
     procs = list(h.processes)
     if not h.auditd_running:
         procs = [p for p in procs if p[4] != "auditd"]
