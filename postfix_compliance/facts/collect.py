@@ -320,16 +320,26 @@ class BatchFramingError(Exception):
 
 def plan_batches(probes: list[Probe], count: int) -> list[list[Probe]]:
     """Deal probes into at most `count` batches, costliest first onto the least loaded batch
-    (Python tools such as semanage cost ~50 small C tools), keeping catalogue order inside each."""
+    (Python tools such as semanage cost ~50 small C tools), keeping catalogue order inside each.
+
+    An intrusive probe runs last in the batch of the probes that read logs: `postfix check`
+    logs (and, run from an SSH session on a permissive host, raises AVC records), and the
+    run must not then report what it caused itself (seen on the real guest)."""
     count = max(1, min(count, len(probes)))
     loads = [0] * count
     members: list[list[int]] = [[] for _ in range(count)]
-    order = sorted(range(len(probes)), key=lambda i: -probes[i].cost)
+    pinned = [i for i, p in enumerate(probes) if p.reads_logs or p.intrusive]
+    if any(probes[i].intrusive for i in pinned):
+        pinned.sort(key=lambda i: probes[i].intrusive)  # stable: log readers in catalogue order, then intrusive
+        members[0], loads[0] = pinned, sum(probes[i].cost for i in pinned)
+    else:
+        pinned = []
+    order = sorted((i for i in range(len(probes)) if i not in pinned), key=lambda i: -probes[i].cost)
     for i in order:
         lane = min(range(count), key=lambda k: (loads[k], k))
         loads[lane] += probes[i].cost
         members[lane].append(i)
-    return [[probes[i] for i in sorted(m)] for m in members if m]
+    return [[probes[i] for i in (m if m is members[0] and pinned else sorted(m))] for m in members if m]
 
 
 # `read u _ </proc/uptime`: the host's clock in 10 ms steps without starting a program.

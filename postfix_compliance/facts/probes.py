@@ -104,6 +104,8 @@ class Probe:
     # Relative cost on the host, to balance batches: a Python tool (semanage, audit2why) or
     # postfix-script costs about 40 small C tools (~150 ms against ~3 ms of CPU).
     cost: int = 1
+    # Reads a log that an intrusive probe may write to: runs before it (collect.plan_batches).
+    reads_logs: bool = False
 
 
 # `{{`/`}}` are the shell's own braces; {test} and {sudo} are filled per form.
@@ -174,8 +176,8 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
         _semanage("port_labels", "port -l", live),
         # --input-logs: ausearch reads stdin instead of the audit log when stdin is a pipe, as it is
         # over SSH (seen on the real guest: "<no matches>" with denials in the log).
-        Probe("avc_denials", f"ausearch --input-logs -m AVC,USER_AVC -ts {since}", privileged=True),
-        Probe("audit2why", _AUDIT2WHY.format(sudo="", since=since), privileged=True, cost=HEAVY,
+        Probe("avc_denials", f"ausearch --input-logs -m AVC,USER_AVC -ts {since}", privileged=True, reads_logs=True),
+        Probe("audit2why", _AUDIT2WHY.format(sudo="", since=since), privileged=True, cost=HEAVY, reads_logs=True,
               sudo_form=_AUDIT2WHY.format(sudo="{sudo}", since=since)),
         Probe("processes", "ps -eZ"),
         Probe("units_active", "systemctl is-active postfix auditd"),
@@ -190,9 +192,9 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
         Probe("queue_text", "postqueue -p"),
         Probe("journal",
               f"journalctl --no-pager -q -o short -u postfix -u 'postfix@*' "
-              f"--since {shlex.quote(journal_since(avc_since))}", privileged=True),
+              f"--since {shlex.quote(journal_since(avc_since))}", privileged=True, reads_logs=True),
         Probe("maillog",  # the host's clock first: syslog lines carry neither year nor zone
-              _MAILLOG.format(test="-r", sudo=""), privileged=True,
+              _MAILLOG.format(test="-r", sudo=""), privileged=True, reads_logs=True,
               # with sudo, existence is checked as the login user (-e needs no read permission)
               sudo_form=_MAILLOG.format(test="-e", sudo="{sudo}")),
         Probe("firewall", "firewall-cmd --list-all", privileged=True),
