@@ -85,6 +85,9 @@ class SshHost:
     public_key: str = ""
     proc: subprocess.Popen | None = None
     extra_config: str = ""
+    # The ForceCommand wrapper that logs each command (a shell and `id` per command): off for the
+    # benchmark, whose hosts should cost what a plain sshd costs.
+    log_commands: bool = True
 
     # ------------------------------------------------------------------ files
     @property
@@ -193,7 +196,7 @@ UsePAM no
 StrictModes no
 PrintMotd no
 LogLevel VERBOSE
-ForceCommand {wrapper}
+{"ForceCommand " + wrapper if self.log_commands else ""}
 SetEnv PATH={path} SHLVL=1
 {self.extra_config}
 """)
@@ -246,10 +249,11 @@ SetEnv PATH={path} SHLVL=1
 class SshFleet:
     """sshd "hosts" on 127.0.0.2, 127.0.0.3, ...; a client key; a known_hosts file; cleanup."""
 
-    def __init__(self, users: tuple[str, ...] = ("root",)):
+    def __init__(self, users: tuple[str, ...] = ("root",), log_commands: bool = True):
         self.base = tempfile.mkdtemp(prefix="pfc-sshd-")
         os.chmod(self.base, 0o755)
         self.users = users
+        self.log_commands = log_commands
         self.client_key = os.path.join(self.base, "client_ed25519")
         client_public = keygen(self.client_key)
         self.authorized_keys = os.path.join(self.base, "authorized_keys")
@@ -263,7 +267,8 @@ class SshFleet:
             extra_config: str = "") -> SshHost:
         address = f"127.0.0.{self._next}"
         self._next += 1
-        host = SshHost(name, address, free_port(address), os.path.join(self.base, name), extra_config=extra_config)
+        host = SshHost(name, address, free_port(address), os.path.join(self.base, name), extra_config=extra_config,
+                       log_commands=self.log_commands)
         os.makedirs(host.directory)
         host.public_key = keygen(host.host_key)
         for command, script in (fakes or {}).items():
@@ -272,6 +277,22 @@ class SshFleet:
             host.start(self.authorized_keys, self.users)
         self.hosts.append(host)
         return host
+
+    def cpu_seconds(self) -> float:
+        """CPU time the hosts have spent so far: each sshd, with every session and command it has
+        reaped (a connection's processes count once it has closed)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for host in self.hosts:
+            if host.proc is None or host.proc.poll() is not None:
+                continue
+            try:
+                with open(f"/proc/{host.proc.pid}/stat", encoding="ascii") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        return total / tick
 
     def dead(self, name: str = "dead") -> SshHost:
         """A loopback address and port where nothing listens."""

@@ -39,7 +39,7 @@ def test_queue_drains(facts, profile):
     interval = getattr(options, "poll_interval", None) or profile.poll_interval
     outcome = drain_queue(facts, profile.deferred_threshold, timeout, interval,
                           flush=not (getattr(options, "no_flush", False) or getattr(options, "read_only", False)))
-    how = f"after {outcome.elapsed:.1f}s, {outcome.polls} polls" + ("" if outcome.flushed else ", no flush")
+    how = f"after {outcome.elapsed:.2f}s, {outcome.polls} polls" + ("" if outcome.flushed else ", no flush")
     facts.note(f"drain decision: {outcome.verdict} {how}; deferred/active per poll: {outcome.timeline}")
     assert outcome.drained, {
         "re-deferred": f"queue does not drain ({how}): {outcome.detail}",
