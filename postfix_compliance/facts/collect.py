@@ -188,16 +188,9 @@ class ProbeRunner:
             wrapped = self.command_for(probe)
         except ValueError as exc:
             return failed(str(exc))
-        try:
-            result = self._execute(wrapped, self.timeout + CLIENT_GRACE)
-        except CommandTimeout:
-            return failed(f"timed out after {self.timeout:g}s (no answer)")
-        except ConnectionLost as exc:
-            return failed(self._note_lost(exc))
-        except ConnectError as exc:
-            return failed(str(exc))
-        except Exception as exc:  # a transport failure is evidence of its own kind
-            return failed(f"{type(exc).__name__}: {exc}".strip())
+        result, error = self._execute(wrapped, self.timeout + CLIENT_GRACE)
+        if error is not None:
+            return failed(error)
         return self._evidence(probe, result.exit_status, _text(result.stdout_bytes), _text(result.stderr_bytes),
                               time.monotonic() - started)
 
@@ -214,12 +207,21 @@ class ProbeRunner:
                                       f"contrib/sudoers.d/postfix-compliance)")
         return Evidence(probe.name, probe.command, rc, stdout, stderr, duration)
 
-    def _execute(self, command: str, timeout: float) -> Any:
-        """One command through the backend; transport failures become the exceptions run() sorts."""
+    def _execute(self, command: str, timeout: float) -> tuple[Any, str | None]:
+        """(the backend's result, None), or (None, one line) when the transport gave no answer."""
         backend = self.host.backend
-        if getattr(backend, "ACCEPTS_TIMEOUT", False):
-            return backend.run(command, timeout=timeout)
-        return backend.run(command)
+        try:
+            if getattr(backend, "ACCEPTS_TIMEOUT", False):
+                return backend.run(command, timeout=timeout), None
+            return backend.run(command), None
+        except CommandTimeout:
+            return None, f"timed out after {self.timeout:g}s (no answer)"
+        except ConnectionLost as exc:
+            return None, self._note_lost(exc)
+        except ConnectError as exc:
+            return None, str(exc)
+        except Exception as exc:  # a transport failure is evidence of its own kind
+            return None, f"{type(exc).__name__}: {exc}".strip()
 
     def _note_lost(self, exc: Exception) -> str:
         with self._lost_lock:
@@ -271,16 +273,9 @@ class ProbeRunner:
         nonce = secrets.token_hex(12)
         # The host ends each probe itself (timeout -k 5 T); the client waits for all of them in turn.
         budget = len(batch) * (self.timeout + 5) + CLIENT_GRACE
-        try:
-            result = self._execute(batch_script(commands, nonce), budget)
-        except CommandTimeout:
-            return all_failed(f"timed out after {self.timeout:g}s (no answer)")
-        except ConnectionLost as exc:
-            return all_failed(self._note_lost(exc))
-        except ConnectError as exc:
-            return all_failed(str(exc))
-        except Exception as exc:  # a transport failure is evidence of its own kind
-            return all_failed(f"{type(exc).__name__}: {exc}".strip())
+        result, error = self._execute(batch_script(commands, nonce), budget)
+        if error is not None:
+            return all_failed(error)
         elapsed = time.monotonic() - started
         try:
             answers = split_batch(result.stdout_bytes, result.stderr_bytes, nonce, len(batch))
