@@ -527,3 +527,23 @@ def _listed_commands(listing):
             line = re.sub(r"^[A-Z_]+:\s*", "", line)
         commands += [c.strip() for c in re.split(r",\s*(?=/)", line) if c.strip().startswith("/")]
     return commands
+
+
+def test_paramiko_gives_up_on_a_silent_command_after_the_idle_deadline_not_the_whole_one(fleet):
+    """A batch of probes prints after each probe: silence longer than one probe's timeout is a stalled
+    link, noticed then, not after every probe of the batch could have timed out."""
+    from postfix_compliance.backends import make_host
+    from postfix_compliance.backends.hostkeys import CommandTimeout
+
+    backend = make_host(fleet.live[0].url("paramiko"), known_hosts=fleet.known, ssh_config=fleet.config).backend
+    try:
+        started = time.monotonic()
+        ticking = backend.run("for i in 1 2 3 4 5; do echo $i; sleep 0.4; done", timeout=60, idle_timeout=1.5)
+        assert ticking.stdout == "1\n2\n3\n4\n5\n"  # 2 s in all: output keeps the idle deadline away
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        with pytest.raises(CommandTimeout, match="nothing received for"):
+            backend.run("echo one; sleep 20; echo two", timeout=60, idle_timeout=1.5)
+        assert time.monotonic() - started < 5
+    finally:
+        backend.close()

@@ -108,6 +108,7 @@ class SafeParamikoBackend(base.BaseBackend):
     NAME = "paramiko"
     SUITE_BACKEND = True  # accepts the suite's transport options (see backends.make_host)
     ACCEPTS_TIMEOUT = True  # run(..., timeout=seconds)
+    ACCEPTS_IDLE_TIMEOUT = True  # run(..., idle_timeout=seconds)
 
     def __init__(self, hostspec: str, ssh_config: str | None = None, ssh_identity_file: str | None = None,
                  timeout: Any = None, known_hosts: str | None = None, accept_new_host_keys: bool = False,
@@ -248,13 +249,16 @@ class SafeParamikoBackend(base.BaseBackend):
             self._failure = ConnectionLost("the SSH connection was closed by the suite")
 
     # ------------------------------------------------------------------ commands
-    def run(self, command: str, *args: str, timeout: float | None = None, **kwargs: Any) -> base.CommandResult:
+    def run(self, command: str, *args: str, timeout: float | None = None, idle_timeout: float | None = None,
+            **kwargs: Any) -> base.CommandResult:
+        """`timeout`: for the whole command; `idle_timeout`: for a silence of the command (a batch of
+        probes prints after each probe, so a long silence is a stalled link, not a slow probe)."""
         command = self.get_command(command, *args)
         cmd = self.encode(command)
-        rc, stdout, stderr = self._exec(cmd, float(timeout or self.command_timeout))
+        rc, stdout, stderr = self._exec(cmd, float(timeout or self.command_timeout), idle_timeout)
         return self.result(rc, cmd, stdout, stderr)
 
-    def _exec(self, command: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+    def _exec(self, command: bytes, timeout: float, idle: float | None = None) -> tuple[int, bytes, bytes]:
         client = self.connect()
         deadline = time.monotonic() + timeout
         with self._sessions:
@@ -275,7 +279,7 @@ class SafeParamikoBackend(base.BaseBackend):
             watchdog.daemon = True
             watchdog.start()
             try:
-                return self._exchange(channel, command, deadline, fired, transport)
+                return self._exchange(channel, command, deadline, fired, transport, idle)
             finally:
                 watchdog.cancel()
                 channel.close()
@@ -299,7 +303,7 @@ class SafeParamikoBackend(base.BaseBackend):
                 raise ConnectError(f"cannot open a channel: {exc}") from None
 
     def _exchange(self, channel: paramiko.Channel, command: bytes, deadline: float, fired: threading.Event,
-                  transport: paramiko.Transport) -> tuple[int, bytes, bytes]:
+                  transport: paramiko.Transport, idle: float | None = None) -> tuple[int, bytes, bytes]:
         def check() -> None:
             if not transport.is_active():
                 self.connect()  # raises ConnectionLost
@@ -316,6 +320,7 @@ class SafeParamikoBackend(base.BaseBackend):
         out: list[bytes] = []
         err: list[bytes] = []
         wake = channel.fileno()  # readable when either stream has data or the channel closed
+        heard = time.monotonic()
         while True:
             moved = False
             while channel.recv_ready():
@@ -329,9 +334,16 @@ class SafeParamikoBackend(base.BaseBackend):
                     break
                 continue
             if moved:
+                heard = time.monotonic()
                 continue
             check()
-            select.select([wake], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
+            wait = min(1.0, deadline - time.monotonic())
+            if idle is not None:
+                silent = time.monotonic() - heard
+                if silent >= idle:
+                    raise CommandTimeout(f"nothing received for {silent:.0f}s")
+                wait = min(wait, idle - silent)
+            select.select([wake], [], [], max(0.0, wait))
         if not channel.status_event.wait(max(0.0, deadline - time.monotonic())) or channel.exit_status < 0:
             check()
             if channel.exit_status < 0 and channel.status_event.is_set():

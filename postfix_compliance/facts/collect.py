@@ -207,10 +207,12 @@ class ProbeRunner:
                                       f"contrib/sudoers.d/postfix-compliance)")
         return Evidence(probe.name, probe.command, rc, stdout, stderr, duration)
 
-    def _execute(self, command: str, timeout: float) -> tuple[Any, str | None]:
+    def _execute(self, command: str, timeout: float, idle: float | None = None) -> tuple[Any, str | None]:
         """(the backend's result, None), or (None, one line) when the transport gave no answer."""
         backend = self.host.backend
         try:
+            if idle is not None and getattr(backend, "ACCEPTS_IDLE_TIMEOUT", False):
+                return backend.run(command, timeout=timeout, idle_timeout=idle), None
             if getattr(backend, "ACCEPTS_TIMEOUT", False):
                 return backend.run(command, timeout=timeout), None
             return backend.run(command), None
@@ -271,9 +273,11 @@ class ProbeRunner:
         if self.lost or not batch:
             return all_failed(self.lost or "")
         nonce = secrets.token_hex(12)
-        # The host ends each probe itself (timeout -k 5 T); the client waits for all of them in turn.
+        # The host ends each probe itself (timeout -k 5 T): the batch may take all of them in turn, but
+        # it prints after each one, so a longer silence than one probe's is a stalled link (paramiko;
+        # ssh:// has ServerAlive for that).
         budget = len(batch) * (self.timeout + 5) + CLIENT_GRACE
-        result, error = self._execute(batch_script(commands, nonce), budget)
+        result, error = self._execute(batch_script(commands, nonce), budget, idle=self.timeout + 5 + CLIENT_GRACE)
         if error is not None:
             return all_failed(error)
         elapsed = time.monotonic() - started
