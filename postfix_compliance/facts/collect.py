@@ -253,25 +253,26 @@ class ProbeRunner:
             pool.shutdown(wait=False, cancel_futures=True)
         return results
 
-    def _run_batch(self, batch: list[Probe]) -> dict[str, Evidence]:
+    def _run_batch(self, probes: list[Probe]) -> dict[str, Evidence]:
         started = time.monotonic()
-
-        batch = list(batch)
+        batch: list[Probe] = []
         commands: list[str] = []
         refused: dict[str, Evidence] = {}
-        for probe in list(batch):
+        for probe in probes:
             try:
                 commands.append(self.command_for(probe))
+                batch.append(probe)
             except ValueError as exc:  # a privileged compound probe without a sudo form: its own error
                 refused[probe.name] = Evidence(probe.name, probe.command, None, "", "", 0.0, error=str(exc))
-                batch.remove(probe)
 
         def all_failed(error: str) -> dict[str, Evidence]:
             return {**refused, **{p.name: Evidence(p.name, p.command, None, "", "", time.monotonic() - started,
                                                    error=error) for p in batch}}
 
-        if self.lost or not batch:
-            return all_failed(self.lost or "")
+        if not batch:
+            return refused
+        if self.lost:
+            return all_failed(self.lost)
         nonce = secrets.token_hex(12)
         # The host ends each probe itself (timeout -k 5 T): the batch may take all of them in turn, but
         # it prints after each one, so a longer silence than one probe's is a stalled link (paramiko;
