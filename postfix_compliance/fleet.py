@@ -208,8 +208,9 @@ def metrics_text(doc: dict[str, Any]) -> str:
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write then rename in the same directory: a reader never sees half a file."""
-    from postfix_compliance.report.metrics import write_atomic as _write_atomic
+    """Exclusive temporary file, then rename: a reader never sees half a file, a planted symlink is
+    replaced, never followed (postfix_compliance/atomicfile.py)."""
+    from postfix_compliance.atomicfile import write_atomic as _write_atomic
 
     _write_atomic(path, text)
 

@@ -16,14 +16,13 @@ The file is written to a hidden temporary name in the same directory (the collec
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from typing import Any
 
 import pytest
 
 from postfix_compliance import __version__
+from postfix_compliance.atomicfile import write_atomic
 from postfix_compliance.report.results import OUTCOMES
 
 OK_OUTCOMES = ("pass", "waived", "not_applicable")
@@ -91,25 +90,6 @@ def render(records: list[dict[str, Any]], started: float, duration: float, profi
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)  # mkstemp makes it 0600; node_exporter runs as another user
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def pytest_compliance_finish(config: pytest.Config, records: list[dict[str, Any]], report_dir: str) -> int | None:
     path = config.getoption("metrics", None)
     if not path:
@@ -117,6 +97,8 @@ def pytest_compliance_finish(config: pytest.Config, records: list[dict[str, Any]
     from postfix_compliance.plugin import STATE
     from postfix_compliance.report import baseline
     state = config.stash[STATE]
+    # 0644 whatever the umask: node_exporter's textfile collector reads it as another user.
     write_atomic(path, render(records, state.started, time.time() - state.started,
-                              state.profile.name if state.profile else None, baseline.changes_of(config)))
+                              state.profile.name if state.profile else None, baseline.changes_of(config)),
+                 mode=0o644)
     return None

@@ -183,7 +183,7 @@ def pytest_compliance_finish(config: pytest.Config, records: list[dict[str, Any]
     if not path:
         return None
     from postfix_compliance.plugin import STATE
-    from postfix_compliance.report.metrics import write_atomic
+    from postfix_compliance.atomicfile import write_atomic
     state = config.stash[STATE]
     write_atomic(path, render(records, profile=state.profile.name if state.profile else None), mode=0o755)
     return None

@@ -114,12 +114,10 @@ def write(path: str, records: list[dict[str, Any]], started: float, profile: str
 
 
 def write_json(path: str, doc: dict[str, Any]) -> None:
-    """Write atomically: a reader never sees half a file."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(doc, handle, indent=1)
-        handle.write("\n")
-    os.replace(path + ".tmp", path)
+    """Write atomically, never through a planted symlink (postfix_compliance/atomicfile.py)."""
+    from postfix_compliance.atomicfile import write_atomic
+
+    write_atomic(path, json.dumps(doc, indent=1) + "\n")
 
 
 def add_sections(path: str, sections: dict[str, Any]) -> None:

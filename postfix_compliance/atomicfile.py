@@ -1,0 +1,70 @@
+"""The one way the suite writes a file: atomically, and never through a planted name.
+
+Reports and snapshots often go to shared directories (CI workspaces, a node_exporter textfile
+directory) and the suite often runs as root. Writing `path + ".tmp"` and renaming it would follow a
+symlink someone planted at that predictable name and overwrite its target. Instead the data goes to
+a file created exclusively (O_EXCL) under an unpredictable name in the target's own directory, is
+flushed to disk, and is renamed over the final path. rename(2) replaces whatever entry is at the
+final path (a symlink included) without following it, and a reader sees the old file or the new
+one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Keep the temporary name well under NAME_MAX (255) even when the final name is long.
+_PREFIX_CHARS = 60
+
+
+def default_mode() -> int:
+    """The mode open() would give a new file under this process's umask (0644 under umask 022)."""
+    try:  # read it without os.umask(), which would change the umask for other threads meanwhile
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int | None = None) -> None:
+    """Write `data` (text is UTF-8) to `path`: a new file, renamed into place.
+
+    `mode` is the final file's exact permission bits; None: what open() would create (umask)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    prefix = "." + os.path.basename(path)[:_PREFIX_CHARS] + "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")  # O_EXCL, mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            # By descriptor: the name could have been swapped meanwhile, the open file cannot.
+            os.fchmod(handle.fileno(), default_mode() if mode is None else mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename itself durable (best effort: not every filesystem allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
