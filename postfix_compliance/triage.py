@@ -14,6 +14,7 @@ import re
 from typing import Any, Callable
 
 from postfix_compliance.facts import model
+from postfix_compliance.text import shell
 
 # Names of the queue's own subdirectories: an AVC record names only the last path component.
 QUEUE_SUBDIRS = {"active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming", "maildrop",
@@ -176,10 +177,10 @@ def _selinux_cause(facts: _Facts, linked: list[tuple[model.AvcDenial, str]]) -> 
     for denial, reason in linked:
         verdict = verdicts.get(denial.event_id)
         if verdict and verdict.booleans:
-            fixes += [f"setsebool -P {b} on" for b in verdict.booleans]
+            fixes += [shell("setsebool -P {} on", b) for b in verdict.booleans]
         else:
             path, _ = _where(facts, denial)
-            fixes.append(f"restorecon -Rv {path}")
+            fixes.append(shell("restorecon -Rv {}", path))
     fixes = list(dict.fromkeys(fixes))
     first, reason = linked[0]
     path, expected = _where(facts, first)
@@ -223,12 +224,13 @@ def _label_cause(facts: _Facts) -> Finding | None:
               f"queue stuck ({queue.deferred_count} deferred)" if queue and queue.deferred_count else
               "Postfix fails")
     said = f" (Postfix logged: {logged[-1].split(': ', 1)[-1]})" if logged else ""
+    relabel = shell("restorecon -Rv {}", top.path)  # a host-supplied path: quoted, safe to paste
     summary = (f"{effect} because {top.path} is labelled {top.current_type} where the policy says "
                f"{top.expected_type}{said}; no AVC record in the window (dontaudit rules or an audit gap "
-               f"can hide denials); fix: restorecon -Rv {top.path}")
+               f"can hide denials); fix: {relabel}")
     evidence = [f"restorecon -Rn: {m.path} {m.current_type} -> {m.expected_type}" for m in wrong][:10]
     evidence += logged + _queue_lines(facts) + ([unreadable] if unreadable else [])
-    return Finding("selinux", summary, tuple(dict.fromkeys([f"restorecon -Rv {top.path}", "postfix reload"])),
+    return Finding("selinux", summary, tuple(dict.fromkeys([relabel, "postfix reload"])),
                    VERIFY, ("none needed: restorecon restores the policy's own labels",),
                    ("LBL-001", "LBL-002", "Q-001", "Q-002"), tuple(evidence))
 

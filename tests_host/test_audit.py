@@ -3,6 +3,7 @@
 from postfix_compliance.checks import bullet_list, check, require_selinux
 from postfix_compliance.facts import model
 from postfix_compliance.facts.host import not_applicable
+from postfix_compliance.text import shell
 
 
 @check(id="AVC-001", title="auditd is running", severity="high", section="Triage",
@@ -28,7 +29,7 @@ def _describe(denial, verdicts):
     if verdict:
         what += f"; audit2why: {verdict.cause}"
         if verdict.booleans:
-            what += " — fix: " + "; ".join(f"setsebool -P {b} on" for b in verdict.booleans)
+            what += " — fix: " + "; ".join(shell("setsebool -P {} on", b) for b in verdict.booleans)
     return what
 
 

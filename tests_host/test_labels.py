@@ -3,6 +3,7 @@
 from postfix_compliance.checks import bullet_list, check, require_labels, require_postfix, require_selinux
 from postfix_compliance.facts import model
 from postfix_compliance.facts.host import not_applicable
+from postfix_compliance.text import shell
 
 
 def _relabel_lines(mismatches):
@@ -25,7 +26,7 @@ def test_queue_directory_type(facts, profile):
     assert label is not None, f"ls -Zd printed nothing for {queue_dir}"
     assert label.type == profile.queue_directory_type, \
         f"{label.path} is labelled {label.type or 'nothing (?)'}, expected {profile.queue_directory_type}; " \
-        f"fix: restorecon -Rv {queue_dir}"
+        "fix: " + shell("restorecon -Rv {}", queue_dir)
 
 
 @check(id="LBL-002", title="Nothing under the queue directory would be relabelled", severity="high",
@@ -45,7 +46,7 @@ def test_queue_tree_labels(facts, profile):
         facts.note(f"{len(tolerated)} files the distribution copies into the chroot "
                    f"({', '.join(profile.chroot_copies)}) differ from the policy's labels; not a queue fault")
     assert not wrong, f"{len(wrong)} paths under {queue_dir} are mislabelled " \
-        f"(fix: restorecon -Rv {queue_dir}):\n" + bullet_list(_relabel_lines(model.LabelMismatches(tuple(wrong))))
+        "(fix: " + shell("restorecon -Rv {}", queue_dir) + "):\n" + bullet_list(_relabel_lines(model.LabelMismatches(tuple(wrong))))
 
 
 @check(id="LBL-003", title="A custom queue directory has an fcontext equivalence to /var/spool/postfix",
@@ -68,7 +69,7 @@ def test_custom_queue_equivalence(facts, profile):
     assert target == default, \
         f"queue_directory {queue_dir} has no local fcontext equivalence to {default}" + \
         (f" (it is equivalent to {target})" if target else "") + \
-        f"; fix: semanage fcontext -a -e {default} {queue_dir} && restorecon -Rv {queue_dir}"
+        "; fix: " + shell("semanage fcontext -a -e {} {} && restorecon -Rv {}", default, queue_dir, queue_dir)
 
 
 @check(id="LBL-004", title="/etc/postfix, /var/lib/postfix and the mail spool carry policy labels",

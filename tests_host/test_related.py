@@ -5,6 +5,7 @@ import stat
 from postfix_compliance.checks import bullet_list, check, require_postfix, require_selinux
 from postfix_compliance.facts import model
 from postfix_compliance.facts.host import not_applicable
+from postfix_compliance.text import shell
 
 SMTP_SERVICES = {25: "smtp", 465: "smtps", 587: "submission"}
 
@@ -39,7 +40,7 @@ def test_listener_ports_labelled(facts, profile):
     wrong = [p for p in ports if profile.smtp_port_type not in labels.types_for(p, "tcp")]
     assert not wrong, "master listens on ports not labelled " + profile.smtp_port_type + ": " + \
         ", ".join(map(str, wrong)) + "; fix: " + \
-        "; ".join(f"semanage port -a -t {profile.smtp_port_type} -p tcp {p}" for p in wrong)
+        "; ".join(shell("semanage port -a -t {} -p tcp {}", profile.smtp_port_type, p) for p in wrong)
 
 
 def _is_loopback(address: str) -> bool:
@@ -96,7 +97,7 @@ def test_sasl_maps(facts):
         for suffix in (".db", ".lmdb"):
             table = by_path.get(f.path + suffix)
             if table and f.mtime is not None and table.mtime is not None and table.mtime < f.mtime:
-                problems.append(f"{table.path} is older than {f.path}: run postmap {f.path}")
+                problems.append(f"{table.path} is older than {f.path}: run " + shell("postmap {}", f.path))
     if not present:
         problems.append("none of the configured SASL map files exist")
     assert not problems, "SASL password maps:\n" + bullet_list(problems)
