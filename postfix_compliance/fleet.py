@@ -43,6 +43,7 @@ from typing import Any, Iterable
 from postfix_compliance import __version__
 from postfix_compliance.errors import UsageError
 from postfix_compliance.inputfiles import load_json
+from postfix_compliance.text import inert
 
 RESULTS_FORMAT = "postfix-compliance-results/1"
 OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
@@ -316,10 +317,10 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
     write_atomic(os.path.join(out_dir, "metrics.prom"), metrics_text(doc))
     write_atomic(os.path.join(out_dir, "fleet.html"), fleet_html(doc))
     for line in _duplicate_lines(doc):
-        print(line, file=sys.stderr)
+        print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
     status = exit_status(doc["results"])
-    print(f"fleet: {len(doc['summary'])} hosts, {len(doc['results'])} results from {len(docs)} files "
-          f"-> {out_dir}/fleet.html, results.json, metrics.prom (exit {status})", file=sys.stderr)
+    print(inert(f"fleet: {len(doc['summary'])} hosts, {len(doc['results'])} results from {len(docs)} files "
+                f"-> {out_dir}/fleet.html, results.json, metrics.prom (exit {status})"), file=sys.stderr)
     return status
 
 
@@ -340,10 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return cmd_merge(args.out_dir, args.results)
     except FleetError as exc:
-        print(f"ERROR: fleet: {exc}", file=sys.stderr)
+        print(inert(f"ERROR: fleet: {exc}"), file=sys.stderr)
         return USAGE_EXIT
     except OSError as exc:
-        print(f"ERROR: fleet: {exc}", file=sys.stderr)
+        print(inert(f"ERROR: fleet: {exc}"), file=sys.stderr)
         return USAGE_EXIT
 
 

@@ -82,15 +82,19 @@ if [[ $phase == pre ]]; then
   # The arguments, NUL-separated, so that post runs exactly the same checks on the same hosts.
   : > "$change_dir/args"
   (( ${#suite_args[@]} )) && printf '%s\0' "${suite_args[@]}" > "$change_dir/args"
-  "$python" - "$change_dir/pre/results.json" <<'PY'
+  # Host names and messages in results.json are a host's words: printed through text.inert, never raw.
+  PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" - "$change_dir/pre/results.json" <<'PY'
 import json, sys
+from postfix_compliance.text import inert
+def say(text):
+    print(inert(text), file=sys.stderr)
 doc = json.load(open(sys.argv[1], encoding="utf-8"))
 bad = [f"{r.get('host_name') or r['host']} {r['check_id']} ({r['outcome']})" for r in doc["results"]
        if r["outcome"] in ("fail", "error")]
-print(f"change-validate: baseline saved: {len(doc['results'])} results, {len(bad)} failing or erroring "
-      "before the change (known state, not counted by post)", file=sys.stderr)
+say(f"change-validate: baseline saved: {len(doc['results'])} results, {len(bad)} failing or erroring "
+    "before the change (known state, not counted by post)")
 for line in bad:
-    print(f"change-validate:   {line}", file=sys.stderr)
+    say(f"change-validate:   {line}")
 PY
   say "baseline: $change_dir/pre/results.json; after the change: scripts/change-validate.sh post --name $name"
   exit 0
@@ -108,17 +112,20 @@ if [[ $status -gt 2 ]]; then
   say "the post run exited $status (see $change_dir/post/pytest.log)"
   exit "$status"
 fi
-"$python" - "$change_dir/post/results.json" "$status" <<'PY'
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" - "$change_dir/post/results.json" "$status" <<'PY'
 import json, sys
+from postfix_compliance.text import inert
+def say(text):
+    print(inert(text), file=sys.stderr)
 path, suite_status = sys.argv[1], sys.argv[2]
 try:
     with open(path, encoding="utf-8") as handle:
         changes = json.load(handle).get("changes")
 except (OSError, ValueError) as exc:
-    print(f"change-validate: no comparison: cannot read {path}: {exc}", file=sys.stderr)
+    say(f"change-validate: no comparison: cannot read {path}: {exc}")
     sys.exit(2)
 if not isinstance(changes, dict):
-    print(f"change-validate: no comparison: {path} has no \"changes\" section", file=sys.stderr)
+    say(f"change-validate: no comparison: {path} has no \"changes\" section")
     sys.exit(2)
 def who(c):
     return c.get("host_name") or c.get("host")
@@ -126,21 +133,18 @@ regressions = changes.get("regressions", [])
 denials = changes.get("new_avc_denials", [])
 missing = changes.get("missing_hosts", [])
 for c in regressions:
-    print(f"change-validate: REGRESSION {c['check_id']} on {who(c)}: {c.get('before')} -> {c.get('after')}"
-          f"{': ' + c['message'] if c.get('message') else ''}", file=sys.stderr)
+    say(f"change-validate: REGRESSION {c['check_id']} on {who(c)}: {c.get('before')} -> {c.get('after')}"
+        f"{': ' + c['message'] if c.get('message') else ''}")
 for d in denials:
-    print(f"change-validate: NEW AVC DENIAL on {who(d)}: {d.get('comm') or '?'} denied "
-          f"{{{' '.join(d.get('permissions') or [])}}} ({d.get('tcontext')}, {d.get('tclass')})", file=sys.stderr)
+    say(f"change-validate: NEW AVC DENIAL on {who(d)}: {d.get('comm') or '?'} denied "
+        f"{{{' '.join(d.get('permissions') or [])}}} ({d.get('tcontext')}, {d.get('tclass')})")
 for h in missing:
-    print(f"change-validate: HOST NOT JUDGED after the change: {h} (in the baseline, not in this run)",
-          file=sys.stderr)
+    say(f"change-validate: HOST NOT JUDGED after the change: {h} (in the baseline, not in this run)")
 for c in changes.get("fixes", []):
-    print(f"change-validate: fixed {c['check_id']} on {who(c)}: {c.get('before')} -> {c.get('after')}",
-          file=sys.stderr)
+    say(f"change-validate: fixed {c['check_id']} on {who(c)}: {c.get('before')} -> {c.get('after')}")
 bad = bool(regressions or denials or missing)
-print(f"change-validate: {len(regressions)} regressions, {len(denials)} new AVC denials, {len(missing)} hosts "
-      f"not judged, {len(changes.get('fixes', []))} fixes (suite exit {suite_status}) -> exit {1 if bad else 0}",
-      file=sys.stderr)
+say(f"change-validate: {len(regressions)} regressions, {len(denials)} new AVC denials, {len(missing)} hosts "
+    f"not judged, {len(changes.get('fixes', []))} fixes (suite exit {suite_status}) -> exit {1 if bad else 0}")
 sys.exit(1 if bad else 0)
 PY
 result=$?

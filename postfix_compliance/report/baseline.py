@@ -24,6 +24,7 @@ import pytest
 
 from postfix_compliance.report import results as results_report
 from postfix_compliance.report.results import host_key, underlying_outcome
+from postfix_compliance.text import InertTerminal
 
 BASELINE = pytest.StashKey[dict]()
 CHANGES = pytest.StashKey[dict]()
@@ -195,7 +196,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     changes = changes_of(config) if BASELINE in config.stash else None
     if changes is None:
         return
-    tr = terminalreporter
+    tr = InertTerminal(terminalreporter)  # host names, paths, denials, file values: shown, never obeyed
     tr.write_sep("-", f"changes since baseline {changes['baseline']['path']}")
     for key, label, red in (("regressions", "REGRESSION", True), ("fixes", "fixed", False),
                             ("other", "changed", False)):

@@ -32,6 +32,7 @@ import pytest
 from postfix_compliance import __version__
 from postfix_compliance.checks import CATALOG, SECTIONS, SEVERITIES
 from postfix_compliance.report.results import OUTCOMES
+from postfix_compliance.text import inert, inert_data
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 CSS = os.path.join(ASSETS, "report.css")
@@ -224,13 +225,14 @@ def page_data(records: list[dict[str, Any]]) -> dict[str, Any]:
             key = evidence_key(ev)
             evidence.append([key, ev.get("probe") or "?", _status(ev)])
             if key not in outputs:
-                outputs[key] = {"cmd": ev.get("command") or "", "exit": ev.get("exit_status"),
+                outputs[key] = {"cmd": inert(ev.get("command") or ""), "exit": ev.get("exit_status"),
                                 "error": ev.get("error"), "s": round(float(ev.get("duration") or 0), 3),
-                                "out": _clip(ev.get("stdout")), "err": _clip(ev.get("stderr"))}
+                                # a browser shows a control character as nothing: shown as \x1b instead
+                                "out": _clip(inert(ev.get("stdout") or "")), "err": _clip(inert(ev.get("stderr") or ""))}
         waiver = record.get("waiver")
         rows[record_key(record)] = {
-            "check": check_id, "outcome": record["outcome"], "message": record.get("message") or "",
-            "notes": [str(n) for n in record.get("notes") or []], "evidence": evidence,
+            "check": check_id, "outcome": record["outcome"], "message": inert(record.get("message") or ""),
+            "notes": [inert(n) for n in record.get("notes") or []], "evidence": evidence,
             "waiver": None if not waiver else {
                 "justification": waiver.get("justification"), "owner": waiver.get("owner"),
                 "expires": waiver.get("expires"), "expired": bool(waiver.get("expired")),
@@ -338,6 +340,7 @@ def triage_html(records: list[dict[str, Any]]) -> str:
         return ""
     out = ['<div id="triage"><h2>Triage</h2>']
     for host, (record, finding) in sorted(findings.items(), key=lambda item: item[1][0].get("host_name") or item[0]):
+        finding = inert_data(finding)  # shown visibly (\x1b); its commands are quoted (text.shell)
         label, css = TRIAGE_KINDS.get(finding.get("kind"), (finding.get("kind") or "finding", "o-not_applicable"))
         out.append(f'<div class="pfc-finding" data-host="{e(host)}"><p><b>{e(record.get("host_name") or host)}</b> '
                    f'<span class="pfc-o {css}">{e(label)}</span> {e(finding.get("summary") or "")}</p>')

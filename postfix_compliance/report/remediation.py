@@ -6,7 +6,10 @@ With no argument it lists the hosts and exits. Within a block, fixes follow the 
 (checks.SECTIONS), each preceded by comments: host, check id, title, severity, the failure message,
 and the rollback. Safety, because it is generated from outputs a host controls:
   - everything a host printed (messages) is in comments only, every line of it prefixed with "# ",
-    control characters removed; host names are shell-quoted;
+    control characters shown as text (`\\x1b`, text.inert), so `cat`ing the script is safe too;
+    host names are shell-quoted (text.quote, the suite's one quoting function);
+  - a command holding a control character or a line break is not from the suite's catalogue: it is
+    shown commented out, never run;
   - commands with <placeholders> are commented out ("EDIT FIRST"), and so are reboots ("do it last,
     by hand"): the reader decides;
   - read-only commands a check suggests for a closer look (journalctl, ss, ausearch...) are shown
@@ -19,7 +22,6 @@ and the rollback. Safety, because it is generated from outputs a host controls:
 from __future__ import annotations
 
 import re
-import shlex
 import time
 from typing import Any
 
@@ -27,6 +29,7 @@ import pytest
 
 from postfix_compliance import __version__
 from postfix_compliance.checks import SECTIONS
+from postfix_compliance.text import inert, quote
 
 PLACEHOLDER = re.compile(r"<[A-Za-z_][A-Za-z0-9_ -]*>")
 REBOOT = re.compile(r"(^|[;&|]\s*)(reboot|shutdown -r|systemctl reboot)\b")
@@ -34,7 +37,6 @@ REBOOT = re.compile(r"(^|[;&|]\s*)(reboot|shutdown -r|systemctl reboot)\b")
 # `set -e` a grep that finds nothing would stop the script).
 LOOK = re.compile(r"^(journalctl|ss|mailq|ausearch|getent|cat|ls|grep|postqueue -p|postfix check|"
                   r"postconf(?! +-[a-zA-Z]*[eXP#])(?=\s|$))(\s|$)")
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,7 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def comment(text: str, prefix: str = "# ") -> list[str]:
     """Text as comment lines: every line commented, nothing a host printed can become a command."""
-    text = CONTROL.sub("?", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = inert(text.replace("\r\n", "\n").replace("\r", "\n"))
     return [(prefix + line).rstrip() for line in text.split("\n")]
 
 
@@ -94,8 +96,8 @@ def render(records: list[dict[str, Any]], generated: float | None = None, profil
         # A name two targets share (before/after snapshots of one machine) selects neither: use the URL.
         shared = sum(1 for other in order if names[other] == names[host]) > 1
         selectors = sorted({host} if shared else {names[host], host})
-        cases.append("  " + "|".join(shlex.quote(s) for s in selectors) + f") {function} ;;")
-    listing = [f"  echo {shlex.quote(names[h] + ('' if names[h] == h else '  (' + h + ')'))}" for h in order]
+        cases.append("  " + "|".join(quote(s) for s in selectors) + f") {function} ;;")
+    listing = [f"  echo {quote(names[h] + ('' if names[h] == h else '  (' + h + ')'))}" for h in order]
     out.extend([
         "usage() {",
         "  echo \"usage: $0 HOST   (run on that host, as root, after reading the script)\" >&2",
@@ -129,7 +131,7 @@ def _host_block(host: str, name: str, records: list[dict[str, Any]], function: s
         body.extend(comment(f"FAIL: {record.get('message') or ''}", "  #   "))
         for rollback in record.get("rollback") or []:
             body.extend(comment(f"rollback: {rollback}", "  #   "))
-        body.append(f"  say {shlex.quote(record['check_id'] + ': ' + (record.get('title') or ''))}")
+        body.append(f"  say {quote(record['check_id'] + ': ' + (record.get('title') or ''))}")
         for command in record.get("remediation") or []:
             body.extend(_command_lines(command, record["check_id"], done, reboot_needed))
     for record in errors:
@@ -158,7 +160,8 @@ def _host_block(host: str, name: str, records: list[dict[str, Any]], function: s
 
 
 def _command_lines(command: str, check_id: str, done: dict[str, str], reboot_needed: list[str]) -> list[str]:
-    command = CONTROL.sub("?", command).replace("\n", " ")
+    if inert(command) != command or "\n" in command:
+        return comment(f"NOT RUN (control characters or a line break): {command}", "  # ")
     stripped = command.strip()
     if not stripped:
         return []
