@@ -8,17 +8,22 @@ all checks of that host.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import pathlib
 import re
+import shutil
 import socket
+import sys
+import tempfile
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from postfix_compliance import __version__
+from postfix_compliance import __version__, atomicfile
 from postfix_compliance.backends import backend_class, make_host, parse_host_url
 from postfix_compliance.backends.hostkeys import ConnectError, error_line
 from postfix_compliance.backends.snapshot import snapshot_document
@@ -33,7 +38,6 @@ from postfix_compliance.facts.probes import OS_RELEASE, build_probes, validate_s
 from postfix_compliance.inventory import resolve_host_specs
 from postfix_compliance.profiles import PROFILES_DIR, Profile, detect_profile, load_profile
 from postfix_compliance.report import results as results_report
-from postfix_compliance.text import inert, inert_data
 
 STATE = pytest.StashKey["SuiteState"]()
 OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
@@ -90,7 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         state = SuiteState.from_config(config)
     except UsageError as exc:
-        raise pytest.UsageError(inert(str(exc))) from None  # input text reaches the terminal
+        raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
     if not config.getoption("no_reports"):
         os.makedirs(state.report_dir, exist_ok=True)
@@ -99,6 +103,32 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.self_contained_html = True
         if getattr(config.option, "xmlpath", None) is None:
             config.option.xmlpath = os.path.join(state.report_dir, "junit.xml")
+    if not hasattr(config, "workerinput"):  # xdist workers write neither file
+        _stage_plugin_reports(config)
+
+
+STAGED = pytest.StashKey[list]()
+
+
+def _stage_plugin_reports(config: pytest.Config) -> None:
+    """pytest-html and junitxml open their report path for writing, following a symlink planted there (a
+    root run would overwrite its target). They write into a private directory instead (mkdtemp: 0700, no
+    one else can add a name to it) next to the final path; pytest_sessionfinish_publish_reports renames
+    each file over its final path, which replaces a symlink there instead of following it."""
+    staged = []
+    for option in ("htmlpath", "xmlpath"):
+        final = getattr(config.option, option, None)
+        if not final:
+            continue
+        final = os.path.abspath(os.path.expanduser(os.path.expandvars(final)))
+        try:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            private = tempfile.mkdtemp(dir=os.path.dirname(final), prefix=".staging-")
+        except OSError as exc:
+            raise pytest.UsageError(f"cannot write the report {final}: {exc.strerror}") from None
+        staged.append((os.path.join(private, os.path.basename(final)), final))
+        setattr(config.option, option, staged[-1][0])
+    config.stash[STAGED] = staged
 
 
 @dataclasses.dataclass
@@ -347,62 +377,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     params = getattr(getattr(item, "callspec", None), "params", {})
     if meta is None or "host_target" not in params:
         return
-    _make_inert(report)
     decisive = report.when == "call" or (report.when == "setup" and not report.passed)
     if not decisive:
         return
     excinfo = call.excinfo
-    # A host controls these bytes and they go to terminals and every report: control characters are
-    # shown as text (\x1b) from here on. Commands in a message are quoted already (text.shell).
     compliance, message = classify(report, excinfo)
-    message = inert(message)
     target: HostTarget = params["host_target"]
     host_facts = item.stash.get(FACTS, None)
     evidence = host_facts.evidence_for_report() if host_facts and not host_facts.error else []
     record = results_report.make_record(
-        meta, host=target.id, host_name=inert(host_facts.name) if host_facts else target.id,
+        meta, host=target.id, host_name=host_facts.name if host_facts else target.id,
         outcome=compliance, message=message, evidence=evidence,
         profile=host_facts.profile.name if host_facts and host_facts.profile else None,
         nodeid=item.nodeid, duration=report.duration)
-    record["notes"] = inert_data(list(host_facts.notes)) if host_facts else []
-    record["diagnosis"] = inert_data(host_facts.diagnosis()) if host_facts else None
+    record["notes"] = list(host_facts.notes) if host_facts else []
+    record["diagnosis"] = host_facts.diagnosis() if host_facts else None
     item.config.hook.pytest_compliance_record(config=item.config, record=record)
     report.user_properties.append(("compliance", json.dumps(record)))
     if record["outcome"] == "waived" and not report.passed:
         # pytest's own counts and exit status follow the waiver too; the reason is the waiver's.
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), 0,
-                           inert(f"waived: {record.get('waiver', {}).get('justification', '')}"))
+        report.longrepr = (str(item.path), 0, f"waived: {record.get('waiver', {}).get('justification', '')}")
         return
     if compliance in ("fail", "error") and _expected(excinfo):
         # The check's message is the whole story; a traceback of the check's code is noise.
         report.longrepr = f"{meta.id} {target.id}: {compliance.upper()}: {message}"
-
-
-def _make_inert(report: pytest.TestReport) -> None:
-    """What pytest will print of a check (failure text, skip reason, captured output) without a raw
-    control character: a traceback of a crashed check can quote what the host printed."""
-    if isinstance(report.longrepr, tuple):
-        report.longrepr = tuple(inert(part) if isinstance(part, str) else part for part in report.longrepr)
-    elif isinstance(report.longrepr, str):
-        report.longrepr = inert(report.longrepr)
-    elif report.longrepr is not None:
-        _inert_repr(report.longrepr)
-    report.sections = [(title, inert(content)) for title, content in report.sections]
-
-
-def _inert_repr(value: Any) -> Any:
-    """Every string inside pytest's failure representation (dataclasses of lines), made inert in place."""
-    if isinstance(value, str):
-        return inert(value)
-    if isinstance(value, list):
-        value[:] = [_inert_repr(v) for v in value]
-    elif isinstance(value, tuple):
-        return tuple(_inert_repr(v) for v in value)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            object.__setattr__(value, field.name, _inert_repr(getattr(value, field.name)))
-    return value
 
 
 def _expected(excinfo: Any) -> bool:
@@ -455,21 +454,74 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = max([status, *[f for f in floors if f is not None]])
 
 
+@pytest.hookimpl(hookwrapper=True, trylast=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_publish_reports(session: pytest.Session) -> Any:
+    """After pytest-html and junitxml wrote (the innermost wrapper), before the terminal summary names them."""
+    yield
+    config = session.config
+    for staged, final in config.stash.get(STAGED, []):
+        if not os.path.exists(staged):
+            continue
+        try:
+            os.replace(staged, final)
+        except OSError as exc:
+            sys.stderr.write(f"ERROR: cannot write the report {final}: {exc.strerror}\n")
+            session.exitstatus = max(int(session.exitstatus), 4)
+            continue
+        _point_plugins_at(config, staged, final)
+
+
+def _point_plugins_at(config: pytest.Config, staged: str, final: str) -> None:
+    """The plugins' "generated ... report" lines name the final path, not the private one."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None and getattr(xml, "logfile", None) == staged:
+        xml.logfile = final
+    for plugin in config.pluginmanager.get_plugins():
+        if str(getattr(plugin, "_report_path", "")) == staged:  # pytest-html's report object
+            plugin._report_path = pathlib.Path(final)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for staged, _ in config.stash.get(STAGED, []):
+        shutil.rmtree(os.path.dirname(staged), ignore_errors=True)
+
+
 def write_snapshots(state: SuiteState, directory: str) -> None:
     os.makedirs(directory, exist_ok=True)
-    for facts in state.all_facts():
-        if facts.error:
-            continue
+    recorded = [f for f in state.all_facts() if not f.error]
+    for facts, stem in zip(recorded, snapshot_stems([(f.name, f.host_id) for f in recorded])):
         evidence = list(facts.evidence.values())
         evidence += facts.all_extra_evidence
         doc = snapshot_document(facts.name, evidence, {
             "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "suite_version": __version__, "source": facts.host_id})
-        path = os.path.join(directory, _safe_name(facts.name) + ".json")
-        with open(path + ".tmp", "w", encoding="utf-8") as handle:
-            json.dump(doc, handle, indent=1, sort_keys=False)
-            handle.write("\n")
-        os.replace(path + ".tmp", path)
+        atomicfile.write_atomic(os.path.join(directory, stem + ".json"), json.dumps(doc, indent=1) + "\n")
+
+
+SNAPSHOT_STEM_MAX = 100  # far below NAME_MAX (255 bytes), with room for ".json" and a hash
+
+
+def snapshot_stems(hosts: list[tuple[str, str]]) -> list[str]:
+    """File names (without .json) for (host name, host URL) pairs: one per URL, readable, bounded.
+
+    The name the host reports is not unique (two sshd ports on one address, two snapshots of one
+    host), so the URL is part of the name unless it already holds the host name (`local` is one per
+    machine). Too long, or equal to another URL's after sanitising: cut, plus a hash of the URL."""
+    def stem(name: str, url: str) -> str:
+        safe_name, safe_url = _safe_name(name), _safe_name(url)
+        if url == "local":
+            return safe_name
+        return safe_url if safe_name in safe_url else f"{safe_name}--{safe_url}"
+
+    def hashed(text: str, url: str) -> str:
+        return f"{text[:SNAPSHOT_STEM_MAX - 17].rstrip('._-')}-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+
+    stems = [stem(name, url) for name, url in hosts]
+    stems = [s if len(s) <= SNAPSHOT_STEM_MAX else hashed(s, url) for s, (_, url) in zip(stems, hosts)]
+    taken = [s.lower() for s in stems]  # case-insensitive filesystems too
+    return [hashed(s, url) if taken.count(s.lower()) > 1 else s for s, (_, url) in zip(stems, hosts)]
 
 
 def _safe_name(name: str) -> str:

@@ -1,0 +1,184 @@
+"""Files the suite writes: reports and recorded snapshots, in directories others may share.
+
+The suite often runs as root. Whatever someone planted in a report or snapshot directory (a symlink at a
+report's name or at a predictable temporary name) must never be written through, and each host URL gets a
+snapshot file of its own whose name stays short, whatever the host calls itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from selftest import REPO, run_suite, snapshot
+from sshd import SshFleet, SshHost, free_port, keygen
+
+FAST = ("--no-flush", "--drain-timeout=1")
+FIXTURE = os.path.join(REPO, snapshot("auditd-stopped"))  # one failing check: exit 1
+VICTIM_TEXT = "precious: a file the report directory's symlinks point at\n"
+
+
+def _snapshot_with_host(path, host):
+    with open(FIXTURE, encoding="utf-8") as handle:
+        doc = json.load(handle)
+    doc["host"] = host
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle)
+    return str(path)
+
+
+def _plant(path, victim):
+    if os.path.lexists(path):
+        os.unlink(path)
+    os.symlink(victim, path)
+
+
+def _assert_untouched(victim):
+    with open(victim, encoding="utf-8") as handle:
+        assert handle.read() == VICTIM_TEXT, "a report was written through a planted symlink"
+
+
+def _no_traceback(run):
+    for stream in (run.stdout, run.stderr):
+        assert "Traceback" not in stream and "INTERNALERROR" not in stream, stream[-3000:]
+
+
+def _recorded(directory):
+    """name -> snapshot document, for every file in a --record-snapshot directory (not planted links)."""
+    docs = {}
+    for name in sorted(os.listdir(directory)):
+        if os.path.islink(os.path.join(directory, name)):
+            continue
+        with open(os.path.join(directory, name), encoding="utf-8") as handle:
+            docs[name] = json.load(handle)
+    return docs
+
+
+# ---------------------------------------------------------------------- planted symlinks
+def test_symlinks_planted_in_the_report_directory_are_replaced_never_followed(tmp_path):
+    """Every report (HTML and JUnit, which pytest-html and junitxml write themselves, results.json,
+    metrics, remediation script), at its final name and at the `NAME.tmp` an older writer used."""
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    names = ("compliance.html", "junit.xml", "results.json", "metrics.prom", "fix.sh")
+    for name in names:
+        _plant(reports / name, victim)
+        _plant(reports / f"{name}.tmp", victim)
+    run = run_suite(f"--hosts=snapshot://{FIXTURE}", f"--metrics={reports / 'metrics.prom'}",
+                    f"--remediation-script={reports / 'fix.sh'}", "-v", *FAST,  # -v: undoes -q, for the
+                    report_dir=str(reports))                              # "generated ..." lines
+    _no_traceback(run)
+    assert run.exit_status == 1, run.stdout[-2000:]
+    _assert_untouched(victim)
+    for name in names:  # the reports are there, as files of their own
+        assert not os.path.islink(reports / name) and os.path.getsize(reports / name) > 0, name
+    assert run.outcomes() and "<html" in (reports / "compliance.html").read_text()
+    assert oct(os.stat(reports / "metrics.prom").st_mode & 0o777) == "0o644"  # node_exporter reads it
+    # The reports' "generated" lines name the real files, not a private staging directory.
+    assert f"generated xml file: {reports / 'junit.xml'}" in run.stdout
+    assert f"Generated html report: file://{reports / 'compliance.html'}" in run.stdout
+    leftovers = sorted(set(os.listdir(reports)) - set(names) - {f"{n}.tmp" for n in names})
+    assert leftovers == [], leftovers  # no temporary file or staging directory stays behind
+
+
+def test_symlinks_planted_in_the_snapshot_directory_are_replaced_never_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT)
+    snaps = tmp_path / "snaps"
+    args = (f"--hosts=snapshot://{FIXTURE}", f"--record-snapshot={snaps}", *FAST)
+    run_suite(*args, report_dir=str(tmp_path / "r1"))
+    [name] = os.listdir(snaps)  # the name this host's recording gets
+    _plant(snaps / name, victim)
+    _plant(snaps / f"{name}.tmp", victim)
+    run = run_suite(*args, report_dir=str(tmp_path / "r2"))
+    _no_traceback(run)
+    _assert_untouched(victim)
+    assert not os.path.islink(snaps / name)
+    assert _recorded(snaps)[name]["host"] == "mail1.example.com"
+
+
+# ---------------------------------------------------------------------- one snapshot file per host URL
+def test_two_snapshots_of_one_host_name_are_recorded_to_two_files(tmp_path):
+    first = _snapshot_with_host(tmp_path / "site-a.json", "mail.example.test")
+    second = _snapshot_with_host(tmp_path / "site-b.json", "mail.example.test")
+    snaps = tmp_path / "snaps"
+    run = run_suite(f"--hosts=snapshot://{first},snapshot://{second}", f"--record-snapshot={snaps}", *FAST,
+                    report_dir=str(tmp_path / "reports"))
+    _no_traceback(run)
+    docs = _recorded(snaps)
+    assert sorted(d["source"] for d in docs.values()) == [f"snapshot://{first}", f"snapshot://{second}"]
+    for name, doc in docs.items():  # readable: the host's name and where it came from
+        assert name.startswith("mail.example.test--snapshot_") and name.endswith(".json"), name
+        assert os.path.basename(doc["source"]) in name, name
+    # Each replays as the host it recorded.
+    replay = run_suite(*[f"--hosts=snapshot://{snaps / n}" for n in docs], *FAST,
+                       report_dir=str(tmp_path / "replay"))
+    assert {r["host_name"] for r in replay.results["results"]} == {"mail.example.test"}
+
+
+def test_a_300_character_host_name_runs_and_its_snapshot_name_is_shortened_with_a_hash(tmp_path):
+    long_name = "a" * 300
+    path = _snapshot_with_host(tmp_path / "long.json", long_name)
+    snaps, reports = tmp_path / "snaps", tmp_path / "reports"
+    run = run_suite(f"--hosts=snapshot://{path}", f"--record-snapshot={snaps}",
+                    f"--metrics={reports / 'metrics.prom'}", f"--remediation-script={reports / 'fix.sh'}",
+                    "--junitxml", str(reports / "junit.xml"), *FAST, report_dir=str(reports))
+    _no_traceback(run)
+    assert run.exit_status == 1, run.stdout[-2000:]
+    assert {r["host_name"] for r in run.results["results"]} == {long_name}
+    for name in ("compliance.html", "metrics.prom", "fix.sh"):
+        assert long_name in (reports / name).read_text(), name
+    assert 'name="postfix-compliance"' in (reports / "junit.xml").read_text()  # (it names hosts by URL)
+    [name] = os.listdir(snaps)
+    assert len(name) <= 110 and re.fullmatch(r"a{40,}-[0-9a-f]{16}\.json", name), name
+    assert _recorded(snaps)[name]["host"] == long_name
+    replay = run_suite(f"--hosts=snapshot://{snaps / name}", *FAST, report_dir=str(tmp_path / "replay"))
+    assert replay.outcomes() == run.outcomes()
+
+
+# ---------------------------------------------------------------------- two sshd ports on one address
+@pytest.fixture(scope="module")
+def one_address_two_ports():
+    """Two real sshd hosts on the same loopback address, on different ports."""
+    if os.geteuid() != 0:
+        pytest.skip("starts sshd: run as root")
+    if not os.path.exists("/usr/sbin/sshd") or not shutil.which("ssh"):
+        pytest.skip("needs openssh-server and openssh-client")
+    fleet = SshFleet()
+    try:
+        first = fleet.add("port-a")
+        # SshFleet gives each host its own address; this one shares the first one's.
+        second = SshHost("port-b", first.address, free_port(first.address), os.path.join(fleet.base, "port-b"))
+        os.makedirs(second.directory)
+        second.public_key = keygen(second.host_key)
+        second.start(fleet.authorized_keys, fleet.users)
+        fleet.hosts.append(second)
+        fleet.pair = (first, second)
+        fleet.known = fleet.known_hosts(first, second)
+        fleet.config = fleet.ssh_config()
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+@pytest.mark.ssh
+def test_two_hosts_on_one_address_get_a_snapshot_file_each(one_address_two_ports, tmp_path):
+    fleet = one_address_two_ports
+    urls = [h.url("paramiko") for h in fleet.pair]
+    snaps = tmp_path / "snaps"
+    run = run_suite(f"--hosts={','.join(urls)}", f"--ssh-config={fleet.config}", f"--known-hosts={fleet.known}",
+                    f"--record-snapshot={snaps}", *FAST, report_dir=str(tmp_path / "reports"))
+    _no_traceback(run)
+    for url in urls:
+        assert run.outcomes(url), f"no results for {url}: {run.stdout[-2000:]}"
+    docs = _recorded(snaps)
+    assert sorted(d["source"] for d in docs.values()) == sorted(urls)
+    for name, doc in docs.items():  # named after the URL: its port tells the two apart
+        host = next(h for h in fleet.pair if h.url("paramiko") == doc["source"])
+        assert name == f"paramiko_root_{host.address}_{host.port}.json", name
