@@ -38,6 +38,7 @@ from postfix_compliance.facts.probes import OS_RELEASE, build_probes, validate_s
 from postfix_compliance.inventory import resolve_host_specs
 from postfix_compliance.profiles import PROFILES_DIR, Profile, detect_profile, load_profile
 from postfix_compliance.report import results as results_report
+from postfix_compliance.text import inert, inert_data
 
 STATE = pytest.StashKey["SuiteState"]()
 OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
@@ -94,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         state = SuiteState.from_config(config)
     except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(inert(str(exc))) from None  # input text reaches the terminal
     config.stash[STATE] = state
     if not config.getoption("no_reports"):
         os.makedirs(state.report_dir, exist_ok=True)
@@ -377,31 +378,62 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     params = getattr(getattr(item, "callspec", None), "params", {})
     if meta is None or "host_target" not in params:
         return
+    _make_inert(report)
     decisive = report.when == "call" or (report.when == "setup" and not report.passed)
     if not decisive:
         return
     excinfo = call.excinfo
+    # A host controls these bytes and they go to terminals and every report: control characters are
+    # shown as text (\x1b) from here on. Commands in a message are quoted already (text.shell).
     compliance, message = classify(report, excinfo)
+    message = inert(message)
     target: HostTarget = params["host_target"]
     host_facts = item.stash.get(FACTS, None)
     evidence = host_facts.evidence_for_report() if host_facts and not host_facts.error else []
     record = results_report.make_record(
-        meta, host=target.id, host_name=host_facts.name if host_facts else target.id,
+        meta, host=target.id, host_name=inert(host_facts.name) if host_facts else target.id,
         outcome=compliance, message=message, evidence=evidence,
         profile=host_facts.profile.name if host_facts and host_facts.profile else None,
         nodeid=item.nodeid, duration=report.duration)
-    record["notes"] = list(host_facts.notes) if host_facts else []
-    record["diagnosis"] = host_facts.diagnosis() if host_facts else None
+    record["notes"] = inert_data(list(host_facts.notes)) if host_facts else []
+    record["diagnosis"] = inert_data(host_facts.diagnosis()) if host_facts else None
     item.config.hook.pytest_compliance_record(config=item.config, record=record)
     report.user_properties.append(("compliance", json.dumps(record)))
     if record["outcome"] == "waived" and not report.passed:
         # pytest's own counts and exit status follow the waiver too; the reason is the waiver's.
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), 0, f"waived: {record.get('waiver', {}).get('justification', '')}")
+        report.longrepr = (str(item.path), 0,
+                           inert(f"waived: {record.get('waiver', {}).get('justification', '')}"))
         return
     if compliance in ("fail", "error") and _expected(excinfo):
         # The check's message is the whole story; a traceback of the check's code is noise.
         report.longrepr = f"{meta.id} {target.id}: {compliance.upper()}: {message}"
+
+
+def _make_inert(report: pytest.TestReport) -> None:
+    """What pytest will print of a check (failure text, skip reason, captured output) without a raw
+    control character: a traceback of a crashed check can quote what the host printed."""
+    if isinstance(report.longrepr, tuple):
+        report.longrepr = tuple(inert(part) if isinstance(part, str) else part for part in report.longrepr)
+    elif isinstance(report.longrepr, str):
+        report.longrepr = inert(report.longrepr)
+    elif report.longrepr is not None:
+        _inert_repr(report.longrepr)
+    report.sections = [(title, inert(content)) for title, content in report.sections]
+
+
+def _inert_repr(value: Any) -> Any:
+    """Every string inside pytest's failure representation (dataclasses of lines), made inert in place."""
+    if isinstance(value, str):
+        return inert(value)
+    if isinstance(value, list):
+        value[:] = [_inert_repr(v) for v in value]
+    elif isinstance(value, tuple):
+        return tuple(_inert_repr(v) for v in value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            object.__setattr__(value, field.name, _inert_repr(getattr(value, field.name)))
+    return value
 
 
 def _expected(excinfo: Any) -> bool:
