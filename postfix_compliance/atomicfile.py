@@ -68,3 +68,25 @@ def _sync_directory(directory: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m postfix_compliance.atomicfile [--mode 644] PATH < DATA`: the same, for the scripts."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m postfix_compliance.atomicfile",
+                                     description="write standard input to PATH atomically")
+    parser.add_argument("--mode", type=lambda text: int(text, 8), default=None, help="octal, e.g. 644")
+    parser.add_argument("path")
+    args = parser.parse_args(argv)
+    try:
+        write_atomic(args.path, sys.stdin.buffer.read(), mode=args.mode)
+    except OSError as exc:
+        print(f"ERROR: cannot write {args.path}: {exc.strerror or exc}", file=sys.stderr)
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -127,7 +127,8 @@ say "static checks on $mode $target ($host); reports in $report_dir"
     -m static --hosts="$host" --report-dir="$report_dir" "${suite_args[@]}" )
 status=$?
 
-cat > "$report_dir/LIMITS.txt" <<'EOF'
+# Through the suite's atomic writer: the report directory may be shared (no following a planted symlink).
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.atomicfile "$report_dir/LIMITS.txt" <<'EOF'
 What an image gate (-m static, no running kernel) can and cannot judge: docs/operations.md, "Image gates".
 
 Judged on the image: SEL-002 (SELINUX= in /etc/selinux/config), SEL-003 (SELINUXTYPE), SEL-004 (boot

@@ -127,10 +127,8 @@ iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(t)))
 doc = {"report_set": name, "controller": socket.gethostname(), "exit_status": int(status),
        "started_at": iso(started), "finished_at": iso(finished),
        "duration_s": round(float(finished) - float(started), 3), "suite_args": args}
-with open(path + ".tmp", "w", encoding="utf-8") as handle:
-    json.dump(doc, handle, indent=1)
-    handle.write("\n")
-os.replace(path + ".tmp", path)
+from postfix_compliance.atomicfile import write_atomic  # never through a planted path.tmp
+write_atomic(path, json.dumps(doc, indent=1) + "\n")
 PY
 
 # ------------------------------------------------------------------ metrics
@@ -148,12 +146,9 @@ PY
 } > "$set_dir/metrics.prom"
 rm -f "$set_dir/suite.prom"
 if [[ -n $metrics ]]; then
-  metrics_dir=$(dirname "$metrics")
-  tmp="$metrics_dir/.$(basename "$metrics").$$.tmp"
-  if mkdir -p "$metrics_dir" && cp "$set_dir/metrics.prom" "$tmp" && chmod 644 "$tmp" && mv -f "$tmp" "$metrics"; then
-    :
-  else
-    rm -f "$tmp"
+  # The textfile collector's directory may be shared: an exclusive random temporary name, not .NAME.$$.tmp
+  # (a planted symlink there would be followed); 0644 for node_exporter.
+  if ! "$python" -m postfix_compliance.atomicfile --mode 644 "$metrics" < "$set_dir/metrics.prom" 9>&-; then
     say "could not write metrics to $metrics"
   fi
 fi

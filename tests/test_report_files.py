@@ -11,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -182,3 +184,27 @@ def test_two_hosts_on_one_address_get_a_snapshot_file_each(one_address_two_ports
     for name, doc in docs.items():  # named after the URL: its port tells the two apart
         host = next(h for h in fleet.pair if h.url("paramiko") == doc["source"])
         assert name == f"paramiko_root_{host.address}_{host.port}.json", name
+
+
+# ---------------------------------------------------------------------- the scripts' own files
+def test_the_image_gate_writes_limits_txt_through_no_planted_symlink(tmp_path):
+    """scripts/image-gate.sh adds LIMITS.txt to the report directory, through the same atomic writer."""
+    if os.geteuid() != 0:
+        pytest.skip("the gate's --chroot needs root")
+    root = tmp_path / "root"  # just enough of an image root for the gate to start (its checks then error)
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    os.symlink("/bin/sh", root / "bin" / "sh")
+    (root / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT)
+    reports = tmp_path / "gate"
+    reports.mkdir()
+    _plant(reports / "LIMITS.txt", victim)
+    proc = subprocess.run([os.path.join(REPO, "scripts", "image-gate.sh"), "--chroot", str(root),
+                           "--report-dir", str(reports), "--python", sys.executable],
+                          capture_output=True, text=True, timeout=300)
+    assert "LIMITS.txt" in proc.stderr, proc.stderr[-2000:]
+    _assert_untouched(victim)
+    assert not os.path.islink(reports / "LIMITS.txt")
+    assert (reports / "LIMITS.txt").read_text().startswith("What an image gate")
