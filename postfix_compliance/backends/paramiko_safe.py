@@ -13,7 +13,9 @@ Differences from testinfra's paramiko backend (which it replaces in the registry
   watchdog closes a channel that outlives its deadline, so no thread can hang);
 - a lost connection is reported as `ConnectionLost` and never silently re-opened in the
   middle of a host's evidence;
-- no agent or X11 forwarding, no pty.
+- no agent or X11 forwarding, no pty;
+- `max_output`: at most that many bytes of each stream are kept (the rest is read and dropped,
+  see `bounded`), so a host printing without end cannot take the scanner's memory.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import paramiko
 from testinfra.backend import base
 
+from postfix_compliance.backends.bounded import Capped
 from postfix_compliance.backends.hostkeys import (AuthRefused, CommandTimeout, ConnectError, ConnectionLost,
                                                   HostKeyRefused, KnownHosts, VerifyPolicy, host_key_name, where,
                                                   prefer_known_keytypes)
@@ -109,6 +112,7 @@ class SafeParamikoBackend(base.BaseBackend):
     SUITE_BACKEND = True  # accepts the suite's transport options (see backends.make_host)
     ACCEPTS_TIMEOUT = True  # run(..., timeout=seconds)
     ACCEPTS_IDLE_TIMEOUT = True  # run(..., idle_timeout=seconds)
+    ACCEPTS_MAX_OUTPUT = True  # run(..., max_output=bytes): result.truncated = (stdout cut, stderr cut)
 
     def __init__(self, hostspec: str, ssh_config: str | None = None, ssh_identity_file: str | None = None,
                  timeout: Any = None, known_hosts: str | None = None, accept_new_host_keys: bool = False,
@@ -250,15 +254,19 @@ class SafeParamikoBackend(base.BaseBackend):
 
     # ------------------------------------------------------------------ commands
     def run(self, command: str, *args: str, timeout: float | None = None, idle_timeout: float | None = None,
-            **kwargs: Any) -> base.CommandResult:
+            max_output: int | None = None, **kwargs: Any) -> base.CommandResult:
         """`timeout`: for the whole command; `idle_timeout`: for a silence of the command (a batch of
-        probes prints after each probe, so a long silence is a stalled link, not a slow probe)."""
+        probes prints after each probe, so a long silence is a stalled link, not a slow probe);
+        `max_output`: bytes kept of each stream (`result.truncated` says which were cut)."""
         command = self.get_command(command, *args)
         cmd = self.encode(command)
-        rc, stdout, stderr = self._exec(cmd, float(timeout or self.command_timeout), idle_timeout)
-        return self.result(rc, cmd, stdout, stderr)
+        out, err = Capped(max_output), Capped(max_output)
+        rc = self._exec(cmd, float(timeout or self.command_timeout), idle_timeout, out, err)
+        result = self.result(rc, cmd, out.value(), err.value())
+        result.truncated = (out.cut, err.cut)  # type: ignore[attr-defined]
+        return result
 
-    def _exec(self, command: bytes, timeout: float, idle: float | None = None) -> tuple[int, bytes, bytes]:
+    def _exec(self, command: bytes, timeout: float, idle: float | None, out: Capped, err: Capped) -> int:
         client = self.connect()
         deadline = time.monotonic() + timeout
         with self._sessions:
@@ -279,7 +287,7 @@ class SafeParamikoBackend(base.BaseBackend):
             watchdog.daemon = True
             watchdog.start()
             try:
-                return self._exchange(channel, command, deadline, fired, transport, idle)
+                return self._exchange(channel, command, deadline, fired, transport, idle, out, err)
             finally:
                 watchdog.cancel()
                 channel.close()
@@ -303,7 +311,7 @@ class SafeParamikoBackend(base.BaseBackend):
                 raise ConnectError(f"cannot open a channel: {exc}") from None
 
     def _exchange(self, channel: paramiko.Channel, command: bytes, deadline: float, fired: threading.Event,
-                  transport: paramiko.Transport, idle: float | None = None) -> tuple[int, bytes, bytes]:
+                  transport: paramiko.Transport, idle: float | None, out: Capped, err: Capped) -> int:
         def check() -> None:
             if not transport.is_active():
                 self.connect()  # raises ConnectionLost
@@ -317,17 +325,17 @@ class SafeParamikoBackend(base.BaseBackend):
             raise ConnectError(f"exec refused: {exc}") from None
         channel.shutdown_write()  # stdin at EOF, as with ssh -n: ausearch & co. read a pipe on stdin
         channel.setblocking(False)
-        out: list[bytes] = []
-        err: list[bytes] = []
         wake = channel.fileno()  # readable when either stream has data or the channel closed
         heard = time.monotonic()
         while True:
             moved = False
+            # Read while it arrives (past the cap too: dropped, and the window keeps moving, so the
+            # command ends and gives its exit status); only `Capped` decides what is kept.
             while channel.recv_ready():
-                out.append(channel.recv(65536))
+                out.add(channel.recv(65536))
                 moved = True
             while channel.recv_stderr_ready():
-                err.append(channel.recv_stderr(65536))
+                err.add(channel.recv_stderr(65536))
                 moved = True
             if channel.eof_received or channel.closed:
                 if not (channel.recv_ready() or channel.recv_stderr_ready()):
@@ -348,6 +356,6 @@ class SafeParamikoBackend(base.BaseBackend):
             check()
             if channel.exit_status < 0 and channel.status_event.is_set():
                 # Closed without an exit status (killed by a signal, or the server gave up).
-                return 255, b"".join(out), b"".join(err)
+                return 255
             raise CommandTimeout("no exit status before the deadline")
-        return channel.exit_status, b"".join(out), b"".join(err)
+        return channel.exit_status

@@ -12,7 +12,9 @@ Differences from testinfra's ssh backend (which it replaces in the registry):
 - a deadline per command (the local ssh client is killed; the host-side `timeout` wrapper of
   the probe runner ends the command there) and `ConnectTimeout` / `ServerAlive*` for the link;
 - no agent, X11 or port forwarding; `LogLevel=ERROR` keeps ssh's own chatter out of evidence;
-- no password in URLs (BatchMode): keys or an agent only.
+- no password in URLs (BatchMode): keys or an agent only;
+- `max_output`: the ssh client's output is read as it arrives and at most that many bytes of each
+  stream are kept (`bounded.run_bounded`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 
 from testinfra.backend import base
 
+from postfix_compliance.backends.bounded import run_bounded
 from postfix_compliance.backends.hostkeys import (AuthRefused, CommandTimeout, ConnectError, ConnectionLost,
                                                   HostKeyRefused, KnownHosts, host_key_name, scan_and_verify, where)
 from postfix_compliance.backends.paramiko_safe import (DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
@@ -47,6 +50,7 @@ class SafeSshBackend(base.BaseBackend):
     NAME = "ssh"
     SUITE_BACKEND = True
     ACCEPTS_TIMEOUT = True
+    ACCEPTS_MAX_OUTPUT = True  # run(..., max_output=bytes): result.truncated = (stdout cut, stderr cut)
 
     def __init__(self, hostspec: str, ssh_config: str | None = None, ssh_identity_file: str | None = None,
                  timeout: Any = None, controlpersist: Any = 120, ssh_extra_args: str | None = None,
@@ -213,7 +217,8 @@ class SafeSshBackend(base.BaseBackend):
         _OPEN.discard(self)
 
     # ------------------------------------------------------------------ commands
-    def run(self, command: str, *args: str, timeout: float | None = None, **kwargs: Any) -> base.CommandResult:
+    def run(self, command: str, *args: str, timeout: float | None = None, max_output: int | None = None,
+            **kwargs: Any) -> base.CommandResult:
         command = self.get_command(command, *args)
         self.connect()
         directory = self._dir
@@ -229,21 +234,20 @@ class SafeSshBackend(base.BaseBackend):
         delay = 0.01
         with self._sessions:
             while True:
-                try:
-                    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                          timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    raise CommandTimeout("no complete answer before the deadline") from None
+                # (raises CommandTimeout past the deadline, the ssh client killed)
+                rc, stdout, stderr, cut = run_bounded(argv, max(0.1, deadline - time.monotonic()), max_output)
                 # The server's MaxSessions counts a just-closed session until it has reaped it.
-                if proc.returncode == 255 and _SESSION_REFUSED.search(proc.stderr) \
+                if rc == 255 and _SESSION_REFUSED.search(stderr) \
                         and time.monotonic() + delay < deadline:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.5)
                     continue
                 break
-        if proc.returncode == 255 and not os.path.exists(self.control_path):
+        if rc == 255 and not os.path.exists(self.control_path):
             self.connect()  # raises ConnectionLost
-        return self.result(proc.returncode, self.encode(command), proc.stdout, proc.stderr)
+        result = self.result(rc, self.encode(command), stdout, stderr)
+        result.truncated = cut  # type: ignore[attr-defined]
+        return result
 
 
 def _last_line(text: str) -> str:

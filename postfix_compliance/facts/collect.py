@@ -13,6 +13,12 @@ user). A pipeline gets `sudo -n` on each stage (`sudo -n ausearch ... | sudo -n 
 compound probes declare their own `sudo_form` (probes.py). So a sudoers drop-in that
 lists exact commands (contrib/sudoers.d/postfix-compliance) is enough, and no shell is ever
 allowed as root.
+
+Output is bounded (`--max-probe-output`, default 4 MiB a stream): on the host, a batch pipes each
+probe's stdout and stderr through `head -c CAP+1` (`batch_script`), so a probe printing 100 MB sends
+CAP+1 bytes and is stopped by SIGPIPE; on the client, the transports keep at most a batch's worth of
+capped answers per stream (`bounded`), whatever the host's `head` does. Evidence cut at the cap is
+marked (`Evidence.truncated`) and never parsed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import threading
 import time
 from typing import Any, Iterable
 
+from postfix_compliance.backends.bounded import run_bounded
 from postfix_compliance.backends.hostkeys import CommandTimeout, ConnectError, ConnectionLost
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.probes import Probe
@@ -33,6 +40,8 @@ DEFAULT_TIMEOUT = 30.0
 CLIENT_GRACE = 10.0  # seconds the client waits beyond the host-side timeout
 TIMEOUT_EXIT = 124  # what coreutils' timeout exits with when it had to stop the command
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024  # bytes kept of each stream of one probe (--max-probe-output)
+FRAME_BYTES = 256  # room for one probe's frame lines in a batch's streams (a marker line is ~60 bytes)
 
 _WRAPPED = re.compile(r"^LC_ALL=C (?:MAIL_CONFIG=\S+ )?(?:PATH=\S+ )?(?:sudo -n )?timeout -k 5 [0-9.]+ sh -c "
                       r"(?P<cmd>.*?)(?: </dev/null)?$", re.S)
@@ -99,6 +108,17 @@ def _split_pipeline(command: str) -> list[str] | None:
     return stages
 
 
+def parse_size(text: str) -> int:
+    """`--max-probe-output`: bytes, or with a suffix K, M, G (powers of 1024; `KiB`, `MB`... too)."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*([kmg]?)(?:i?b)?\s*", str(text), re.I)
+    if not match:
+        raise ValueError(f"--max-probe-output {text!r}: expected a number of bytes, e.g. 4194304 or 4M")
+    size = int(match.group(1)) * 1024 ** " kmg".index((match.group(2) or " ").lower())
+    if size < 1024:
+        raise ValueError(f"--max-probe-output {text!r}: at least 1K (a probe's normal answer must fit)")
+    return size
+
+
 def sudo_prefix(sudo_user: str | None = None) -> str:
     return f"sudo -n -u {shlex.quote(sudo_user)} " if sudo_user else "sudo -n "
 
@@ -149,8 +169,10 @@ class ProbeRunner:
     with it, so a host that drops mid-run is one error, not a mix of half-collected facts."""
 
     def __init__(self, host: Any, timeout: float = DEFAULT_TIMEOUT, mail_config: str | None = None,
-                 sudo: bool = False, max_parallel: int = 16, sudo_user: str | None = None):
+                 sudo: bool = False, max_parallel: int = 16, sudo_user: str | None = None,
+                 max_output: int = DEFAULT_MAX_OUTPUT):
         self.host = host
+        self.max_output = max_output
         self.timeout = timeout
         self.mail_config = mail_config
         self.sudo = sudo
@@ -188,33 +210,44 @@ class ProbeRunner:
             wrapped = self.command_for(probe)
         except ValueError as exc:
             return failed(str(exc))
-        result, error = self._execute(wrapped, self.timeout + CLIENT_GRACE)
+        result, error = self._execute(wrapped, self.timeout + CLIENT_GRACE, limit=self.max_output)
         if error is not None:
             return failed(error)
-        return self._evidence(probe, result.exit_status, _text(result.stdout_bytes), _text(result.stderr_bytes),
-                              time.monotonic() - started)
+        out, err = result.stdout_bytes, result.stderr_bytes
+        cut = any(getattr(result, "truncated", ())) or len(out) > self.max_output or len(err) > self.max_output
+        return self._evidence(probe, result.exit_status, _text(out[:self.max_output]), _text(err[:self.max_output]),
+                              time.monotonic() - started, truncated=self.max_output if cut else None)
 
-    def _evidence(self, probe: Probe, rc: int, stdout: str, stderr: str, duration: float) -> Evidence:
+    def _evidence(self, probe: Probe, rc: int, stdout: str, stderr: str, duration: float,
+                  truncated: int | None = None) -> Evidence:
         """What one probe's answer is evidence of: a result, a host-side timeout, or a sudo refusal."""
         if rc == TIMEOUT_EXIT and duration >= self.timeout * 0.9:
             return Evidence(probe.name, probe.command, rc, stdout, stderr, duration,
-                            error=f"timed out after {self.timeout:g}s")
+                            error=f"timed out after {self.timeout:g}s", truncated=truncated)
         if self.sudo and probe.privileged and rc != 0:
             refused = _SUDO_REFUSED.search(stderr)
             if refused:
                 return Evidence(probe.name, probe.command, rc, stdout, stderr, duration,
                                 error=f"sudo refused it: {refused.group(0).strip()} (see "
-                                      f"contrib/sudoers.d/postfix-compliance)")
-        return Evidence(probe.name, probe.command, rc, stdout, stderr, duration)
+                                      f"contrib/sudoers.d/postfix-compliance)", truncated=truncated)
+        return Evidence(probe.name, probe.command, rc, stdout, stderr, duration, truncated=truncated)
 
-    def _execute(self, command: str, timeout: float, idle: float | None = None) -> tuple[Any, str | None]:
-        """(the backend's result, None), or (None, one line) when the transport gave no answer."""
+    def _execute(self, command: str, timeout: float, idle: float | None = None,
+                 limit: int | None = None) -> tuple[Any, str | None]:
+        """(the backend's result, None), or (None, one line) when the transport gave no answer.
+        `limit`: bytes of each stream the transport may keep (see `bounded`); the result's
+        `truncated` is then (stdout cut, stderr cut)."""
         backend = self.host.backend
+        extra: dict[str, Any] = {}
+        if limit is not None and getattr(backend, "ACCEPTS_MAX_OUTPUT", False):
+            extra["max_output"] = limit
         try:
+            if limit is not None and _is_testinfra_local(backend):
+                return _run_local(backend, command, timeout, limit), None
             if idle is not None and getattr(backend, "ACCEPTS_IDLE_TIMEOUT", False):
-                return backend.run(command, timeout=timeout, idle_timeout=idle), None
+                return backend.run(command, timeout=timeout, idle_timeout=idle, **extra), None
             if getattr(backend, "ACCEPTS_TIMEOUT", False):
-                return backend.run(command, timeout=timeout), None
+                return backend.run(command, timeout=timeout, **extra), None
             return backend.run(command), None
         except CommandTimeout:
             return None, f"timed out after {self.timeout:g}s (no answer)"
@@ -278,26 +311,39 @@ class ProbeRunner:
         # it prints after each one, so a longer silence than one probe's is a stalled link (paramiko;
         # ssh:// has ServerAlive for that).
         budget = len(batch) * (self.timeout + 5) + CLIENT_GRACE
-        result, error = self._execute(batch_script(commands, nonce), budget, idle=self.timeout + 5 + CLIENT_GRACE)
+        cap = self.max_output
+        # What a batch may send per stream: every probe's capped answer and its frame. The host's `head`
+        # keeps within it; a host that does not (its own `head`) is cut here, by the transport.
+        limit = len(batch) * (cap + 1 + FRAME_BYTES) + FRAME_BYTES
+        result, error = self._execute(batch_script(commands, nonce, cap), budget, idle=self.timeout + 5 + CLIENT_GRACE,
+                                      limit=limit)
         if error is not None:
             return all_failed(error)
         elapsed = time.monotonic() - started
+        cut = any(getattr(result, "truncated", ()))
         try:
             answers = split_batch(result.stdout_bytes, result.stderr_bytes, nonce, len(batch))
         except BatchFramingError as exc:
             return all_failed(str(exc))
         results: dict[str, Evidence] = {}
         for index, probe in enumerate(batch):
+            if index >= len(answers) and cut:
+                results[probe.name] = Evidence(
+                    probe.name, probe.command, None, "", "", elapsed,
+                    error=f"no answer: the batch's output passed {limit} bytes before this probe's end "
+                          f"(output truncated at {cap} bytes a probe, --max-probe-output)")
+                continue
             if index >= len(answers):
-                tail = _text(result.stderr_bytes).strip().splitlines()[-1:] or [""]
+                tail = _text(result.stderr_bytes[-4096:]).strip().splitlines()[-1:] or [""]
                 results[probe.name] = Evidence(
                     probe.name, probe.command, None, "", "", elapsed,
                     error=f"no answer: the batch ended early (exit {result.exit_status})"
                           + (f": {tail[0][:200]}" if tail[0] else ""))
                 continue
             rc, out, err, seconds = answers[index]
-            results[probe.name] = self._evidence(probe, rc, _text(out), _text(err),
-                                                 elapsed if seconds is None else seconds)
+            truncated = cap if len(out) > cap or len(err) > cap else None  # (the host's head sends CAP+1)
+            results[probe.name] = self._evidence(probe, rc, _text(out[:cap]), _text(err[:cap]),
+                                                 elapsed if seconds is None else seconds, truncated=truncated)
         return {**results, **refused}
 
     def _run_each(self, probes: list[Probe]) -> dict[str, Evidence]:
@@ -346,7 +392,15 @@ def plan_batches(probes: list[Probe], count: int) -> list[list[Probe]]:
 _UPTIME = "read u _ </proc/uptime 2>/dev/null || u=-"
 
 
-def batch_script(commands: list[str], nonce: str) -> str:
+def _limited(command: str) -> str:
+    """`command` with its stdout and stderr each through `c` (head -c CAP+1, see batch_script), its own
+    exit status kept (on fd 3, as the value of `r`): POSIX sh has no pipefail. The probe itself gets
+    none of the extra descriptors (3: the status, 6 and 7: the batch's real stdout and stderr)."""
+    return (f"r=$( {{ {{ {{ {command} 3>&- 6>&- 7>&-; echo $? >&3; }} 2>&1 >&4 | c >&7; }} 4>&1 | c >&6; }} "
+            f"3>&1 )")
+
+
+def batch_script(commands: list[str], nonce: str, cap: int | None = None) -> str:
     """One shell command that runs `commands` in turn and frames their answers with `nonce`.
 
     stdout: `NONCE UPTIME` first, then each probe's output followed by `\nNONCE I RC UPTIME\n`;
@@ -354,11 +408,19 @@ def batch_script(commands: list[str], nonce: str) -> str:
     the frame's, so output without a final newline comes back exactly as printed. The nonce is
     random per batch: a host cannot print a marker ahead of time, and `split_batch` refuses any
     output that carries one anyway. The script runs under `sh -c` so the login shell's own
-    syntax (fish, tcsh) never matters."""
+    syntax (fish, tcsh) never matters.
+
+    With `cap`, each probe's stdout and stderr pass through `head -c CAP+1` on the host (`_limited`):
+    a probe printing more sends CAP+1 bytes (the reader then knows it was cut) and gets SIGPIPE, so
+    the host stops producing it too. Where `head` is missing or refuses `-c`, `cat` passes the
+    output on and the client's own cap holds (`ProbeRunner._run_batch`)."""
     lines = [_UPTIME, f"printf '%s %s\\n' {nonce} \"$u\""]
+    if cap is not None:
+        lines.insert(0, f"c() {{ head -c {int(cap) + 1} 2>/dev/null || cat; }}; exec 6>&1 7>&2")
     for index, command in enumerate(commands):
-        lines.append(command)
-        lines.append(f"r=$?; {_UPTIME}; printf '\\n%s {index} %s %s\\n' {nonce} \"$r\" \"$u\"; "
+        lines.append(_limited(command) if cap is not None else command)
+        lines.append(("" if cap is not None else "r=$?; ") +
+                     f"{_UPTIME}; printf '\\n%s {index} %s %s\\n' {nonce} \"$r\" \"$u\"; "
                      f"printf '\\n%s {index}\\n' {nonce} >&2")
     return "sh -c " + shlex.quote("; ".join(lines))  # one line: as it shows in logs and process lists
 
@@ -407,6 +469,21 @@ def split_batch(stdout: bytes, stderr: bytes, nonce: str, count: int
     if len(answers) == count and (body[out_pos:] or stderr[err_pos:].strip()):
         raise BatchFramingError("the batch printed more after its last marker")
     return answers
+
+
+def _is_testinfra_local(backend: Any) -> bool:
+    from testinfra.backend.local import LocalBackend
+    return type(backend) is LocalBackend
+
+
+def _run_local(backend: Any, command: str, timeout: float, limit: int) -> Any:
+    """A command on this host, as testinfra's local backend runs it (its sudo included), but read as
+    it arrives and kept to `limit` bytes a stream, and with a deadline (testinfra's has neither)."""
+    cmd = backend.encode(backend.get_command(command))
+    rc, out, err, cut = run_bounded(cmd, timeout, limit, shell=True)
+    result = backend.result(rc, cmd, out, err)
+    result.truncated = cut
+    return result
 
 
 def _text(data: bytes) -> str:

@@ -15,6 +15,10 @@ class Evidence:
     `error` is set when the command could not produce a result at all (timeout, lost
     connection); exit_status is then None. A non-zero exit status is not an error here:
     many probes signal facts through it (ausearch exits 1 on "<no matches>").
+
+    `truncated` is the cap in bytes (--max-probe-output) when the host printed more than that on
+    stdout or stderr: only the first `truncated` bytes of each stream were kept. The parsers then
+    judge nothing from it (`parsers.parse`), so a check never passes on half an output.
     """
 
     probe: str
@@ -24,13 +28,17 @@ class Evidence:
     stderr: str
     duration: float = 0.0
     error: str | None = None
+    truncated: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.exit_status == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["truncated"] is None:  # (only when cut: older readers and recorded files stay as they were)
+            del data["truncated"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evidence:
@@ -42,16 +50,27 @@ class Evidence:
             stderr=str(data.get("stderr", "")),
             duration=float(data.get("duration", 0.0)),
             error=data.get("error"),
+            truncated=None if data.get("truncated") is None else int(data["truncated"]),
         )
 
     def digest(self) -> str:
         """A short stable hash of what the host printed (for results.json)."""
-        payload = json.dumps([self.command, self.exit_status, self.stdout, self.stderr, self.error])
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        fields: list[Any] = [self.command, self.exit_status, self.stdout, self.stderr, self.error]
+        if self.truncated is not None:
+            fields.append(self.truncated)
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
+
+
+def evidence_id(data: dict[str, Any]) -> str:
+    """The id of one probe run in results.json ("evidence" of a host, a record's "evidence_refs"):
+    the probe's name and a hash of everything recorded, so equal ids always mean equal evidence,
+    whichever run, worker or merged file they come from."""
+    payload = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    return f"{data.get('probe')}@{hashlib.sha256(payload.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
 
 
 def evidence(probe: str, stdout: str = "", stderr: str = "", exit_status: int | None = 0,
-             command: str | None = None, error: str | None = None) -> Evidence:
+             command: str | None = None, error: str | None = None, truncated: int | None = None) -> Evidence:
     """Build evidence by hand (tests, parsers' fuzzing)."""
     return Evidence(probe=probe, command=command or probe, exit_status=exit_status,
-                    stdout=stdout, stderr=stderr, error=error)
+                    stdout=stdout, stderr=stderr, error=error, truncated=truncated)

@@ -69,9 +69,20 @@ def parser_for(probe_name: str) -> Parser:
     return PARSERS[probe_name]
 
 
+def truncated_reason(cap: int) -> str:
+    return f"output truncated at {cap} bytes (--max-probe-output)"
+
+
 def parse(ev: Evidence) -> object:
     """Dispatch by `ev.probe`. Any exception becomes `Unparsed`: a parser bug must surface as an
-    error on its check, not abort the whole host."""
+    error on its check, not abort the whole host.
+
+    Output cut at the cap is never parsed: what was cut may be exactly what a check needs (the one
+    process in the wrong domain, the one AVC record), so every check that reads it is an error
+    naming the cap, never a pass on partial data. (An evidence error, e.g. a timeout, still says
+    what it is: the parser reports that.)"""
+    if ev.truncated is not None and ev.error is None:
+        return Unparsed(ev.probe, truncated_reason(ev.truncated))
     try:
         run = parser_for(ev.probe)
     except KeyError:
