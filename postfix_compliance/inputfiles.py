@@ -4,6 +4,7 @@ one UsageError line naming the file, and, for schema errors, the key and what is
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema
@@ -29,18 +30,67 @@ def read_text(path: str, what: str = "") -> str:
         raise UsageError(f"{name}: cannot read: {exc}") from None
 
 
+# A lone UTF-16 surrogate (JSON `\\udcff`, YAML `"\\udcff"`) is a str Python cannot encode: one in a
+# snapshot or results file would crash every writer later (the HTML report was left at 0 bytes).
+# Only an escape can make one (UTF-8 text cannot hold it), hence the cheap test for a backslash-u first.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def scrub_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD, in place.
+
+    Iterative and visiting each container once, so that deep nesting cannot exhaust the stack and
+    YAML aliases (one object referenced many times) cannot make the walk exponential."""
+    if isinstance(value, str):
+        return _scrub(value)
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, list):
+            for index, element in enumerate(item):
+                if isinstance(element, str):
+                    item[index] = _scrub(element)
+                elif isinstance(element, (list, dict)):
+                    stack.append(element)
+        elif isinstance(item, dict):
+            entries = list(item.items())
+            item.clear()  # refilled in the same order, keys scrubbed too
+            for key, element in entries:
+                if isinstance(element, str):
+                    element = _scrub(element)
+                elif isinstance(element, (list, dict)):
+                    stack.append(element)
+                item[_scrub(key) if isinstance(key, str) else key] = element
+    return value
+
+
+def _maybe_scrub(text: str, data: Any) -> Any:
+    return scrub_surrogates(data) if "\\u" in text or "\\U" in text else data
+
+
 def load_json(path: str, what: str = "") -> Any:
     text = read_text(path, what)
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{_name(path, what)}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:  # `[[[[...` nested deeper than Python's stack
+        raise UsageError(f"{_name(path, what)}: not JSON: nested too deeply") from None
+    return _maybe_scrub(text, data)
 
 
 def load_yaml(path: str, what: str = "", loader: Any = yaml.SafeLoader) -> Any:
     text = read_text(path, what)
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 (SafeLoader or a subclass of it)
+        return _maybe_scrub(text, yaml.load(text, Loader=loader))  # noqa: S506 (SafeLoader or a subclass of it)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""

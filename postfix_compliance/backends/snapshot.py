@@ -37,9 +37,29 @@ def load_snapshot(path: str) -> dict[str, Any]:
             if not isinstance(record.get(key, ""), str):
                 raise UsageError(f"snapshot {path}: evidence[{index}].{key} must be a string")
         status = record.get("exit_status")
-        if status is not None and not isinstance(status, int):
-            raise UsageError(f"snapshot {path}: evidence[{index}].exit_status must be an integer or null")
+        # bool is an int to Python, but `true` is no exit status.
+        if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+            raise UsageError(f"snapshot {path}: evidence[{index}].exit_status must be an integer or null, "
+                             f"not {_shown(status)}")
+        duration = record.get("duration", 0.0)
+        if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not 0 <= duration < float("inf"):
+            raise UsageError(f"snapshot {path}: evidence[{index}].duration must be a number of seconds, "
+                             f"not {_shown(duration)}")
+        if record.get("error") is not None and not isinstance(record["error"], str):
+            raise UsageError(f"snapshot {path}: evidence[{index}].error must be a string or null")
+        cap = record.get("truncated")  # the output cap in bytes, when the host printed more
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+            raise UsageError(f"snapshot {path}: evidence[{index}].truncated must be a number of bytes or null, "
+                             f"not {_shown(cap)}")
+    if data.get("host") is not None and not isinstance(data["host"], str):
+        raise UsageError(f"snapshot {path}: \"host\" must be a string")
     return data
+
+
+def _shown(value: Any) -> str:
+    """A wrong value for an error line: repr() (control characters escaped), cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def snapshot_document(host: str, evidence: list[Evidence], meta: dict[str, Any] | None = None) -> dict[str, Any]:
