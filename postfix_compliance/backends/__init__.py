@@ -61,6 +61,12 @@ def parse_host_url(spec: str, default_scheme: str = "paramiko") -> tuple[str, st
         host, kwargs = testinfra.backend.parse_hostspec(spec)
     except Exception as exc:  # urllib raises ValueError for e.g. a bad port
         raise UsageError(f"bad host URL {spec!r}: {exc}") from None
+    try:  # checked here, once: the backends would each fail on it later, differently
+        port = urllib.parse.urlparse(spec).port  # ValueError: not a number, or above 65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise UsageError(f"bad host URL {spec!r}: the port must be a number from 1 to 65535")
     kwargs.pop("connection", None)
     if scheme not in ("local", "snapshot") and not host:
         raise UsageError(f"bad host URL {spec!r}: no host name")
