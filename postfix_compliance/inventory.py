@@ -38,6 +38,11 @@ CONNECTIONS = {None: "ssh", "ssh": "ssh", "smart": "ssh", "paramiko": "paramiko"
                "podman": "podman", "containers.podman.podman": "podman", "lxc": "lxc", "lxd": "lxc"}
 
 
+# An inventory range is expanded in memory: `mail[0:9999999]` would take the scanner's memory
+# before any host is contacted. Counted before expanding, per inventory.
+MAX_HOSTS = 100_000
+
+
 class Inventory:
     """Groups (name -> hosts, children, vars) and hosts (name -> vars), as Ansible models them."""
 
@@ -45,17 +50,39 @@ class Inventory:
         self.source = source
         self.groups: dict[str, dict[str, Any]] = {}
         self.hostvars: dict[str, dict[str, Any]] = {}
+        self._in_group: dict[str, set[str]] = {}
+        self._membership: dict[str, set[str]] | None = None  # group -> all its hosts; built on first query
         self.group("all")
         self.group("ungrouped")
 
     def group(self, name: str) -> dict[str, Any]:
+        self._membership = None
+        self._in_group.setdefault(name, set())
         return self.groups.setdefault(name, {"hosts": [], "children": [], "vars": {}})
 
     def add_host(self, group: str, host: str, variables: dict[str, Any] | None = None) -> None:
         members = self.group(group)["hosts"]
-        if host not in members:
+        if host not in self._in_group[group]:  # a set: a list lookup made big groups quadratic
+            if host not in self.hostvars and len(self.hostvars) >= MAX_HOSTS:
+                raise UsageError(f"ansible inventory {self.source}: more than {MAX_HOSTS} hosts")
+            self._in_group[group].add(host)
             members.append(host)
         self.hostvars.setdefault(host, {}).update(variables or {})
+
+    def expand(self, name: str) -> list[str]:
+        """A host name with its ranges expanded, refused before expanding past the host limit."""
+        try:
+            count = range_size(name)
+        except ValueError as exc:
+            raise UsageError(f"ansible inventory {self.source}: host pattern {_shown(name)}: {exc}") from None
+        if count > MAX_HOSTS:
+            raise UsageError(f"ansible inventory {self.source}: host pattern {_shown(name)} expands to more "
+                             f"than {MAX_HOSTS} hosts, the limit per inventory")
+        if count + len(self.hostvars) > MAX_HOSTS:
+            raise UsageError(f"ansible inventory {self.source}: host pattern {_shown(name)} expands to {count} "
+                             f"hosts: with the {len(self.hostvars)} before it, more than {MAX_HOSTS}, "
+                             "the limit per inventory")
+        return expand_range(name)
 
     # ------------------------------------------------------------------ queries
     def members(self, group: str, seen: set[str] | None = None) -> list[str]:
@@ -63,26 +90,29 @@ class Inventory:
         if group in seen or group not in self.groups:
             return []
         seen.add(group)
-        hosts = list(self.groups[group]["hosts"])
+        # dict.fromkeys: ordered and de-duplicated in linear time (first occurrence keeps its place).
+        hosts = dict.fromkeys(self.groups[group]["hosts"])
         for child in self.groups[group]["children"]:
-            hosts += [h for h in self.members(child, seen) if h not in hosts]
+            hosts.update(dict.fromkeys(self.members(child, seen)))
         if group == "all":
-            hosts += [h for h in self.hostvars if h not in hosts]
-        return hosts
+            hosts.update(dict.fromkeys(self.hostvars))
+        return list(hosts)
 
     def all_hosts(self) -> list[str]:
         return self.members("all")
 
-    def _depth(self, group: str) -> int:
-        if group == "all":
+    def _depth(self, group: str, seen: frozenset[str] = frozenset()) -> int:
+        if group == "all" or group in seen:  # `seen`: groups that are each other's children
             return 0
         parents = [g for g, d in self.groups.items() if group in d["children"]]
-        return 1 + max((self._depth(p) for p in parents if p != group), default=0)
+        return 1 + max((self._depth(p, seen | {group}) for p in parents if p != group), default=0)
 
     def variables(self, host: str) -> dict[str, Any]:
         """all's vars < parent groups' < child groups' < the host's own, as Ansible merges them."""
+        if self._membership is None:
+            self._membership = {g: set(self.members(g)) for g in self.groups}
         merged: dict[str, Any] = {}
-        containing = [g for g in self.groups if host in self.members(g)]
+        containing = [g for g in self.groups if host in self._membership[g]]
         for group in sorted(containing, key=lambda g: (self._depth(g), g)):
             merged.update(self.groups[group]["vars"])
         merged.update(self.hostvars.get(host, {}))
@@ -90,27 +120,27 @@ class Inventory:
 
     def select(self, pattern: str) -> list[str]:
         """Ansible host patterns: `a:b` (or `a,b`) union, `:!x` exclusion, `:&x` intersection."""
-        selected: list[str] = []
+        selected: dict[str, None] = {}
         for part in (p for p in re.split(r"[:,]", pattern) if p):
             if part.startswith("!"):
                 drop = set(self._one(part[1:]))
-                selected = [h for h in selected if h not in drop]
+                selected = {h: None for h in selected if h not in drop}
             elif part.startswith("&"):
                 keep = set(self._one(part[1:]))
-                selected = [h for h in selected if h in keep]
+                selected = {h: None for h in selected if h in keep}
             else:
-                selected += [h for h in self._one(part) if h not in selected]
-        return selected
+                selected.update(dict.fromkeys(self._one(part)))
+        return list(selected)
 
     def _one(self, pattern: str) -> list[str]:
         if pattern in ("all", "*"):
             return self.all_hosts()
-        hosts: list[str] = []
+        hosts: dict[str, None] = {}
         for group in self.groups:
             if fnmatch.fnmatchcase(group, pattern):
-                hosts += [h for h in self.members(group) if h not in hosts]
-        hosts += [h for h in self.all_hosts() if fnmatch.fnmatchcase(h, pattern) and h not in hosts]
-        return hosts
+                hosts.update(dict.fromkeys(self.members(group)))
+        hosts.update(dict.fromkeys(h for h in self.all_hosts() if fnmatch.fnmatchcase(h, pattern)))
+        return list(hosts)
 
 
 # ---------------------------------------------------------------------- reading
@@ -167,6 +197,44 @@ def _looks_like_ini(text: str) -> bool:
 
 
 _RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")
+
+
+def _range_items(match: re.Match[str]) -> tuple[int, str]:
+    """How many items one `[start:end:step]` gives, and whether Ansible expands it at all."""
+    start, end, step = match.group(1), match.group(2), int(match.group(3) or 1)
+    if step < 1:
+        raise ValueError(f"range step {step} must be at least 1")
+    if start.isdigit() and end.isdigit():
+        first, last = int(start), int(end)
+    elif len(start) == 1 and len(end) == 1:
+        first, last = ord(start), ord(end)
+    else:
+        return 1, "none"  # not a range Ansible expands: the name is taken as it is
+    # Arithmetic, not len(range(...)): a range past sys.maxsize is still counted.
+    return max(0, (last - first) // step + 1), "range"
+
+
+def range_size(name: str) -> int:
+    """How many names `expand_range(name)` gives, computed without expanding (ValueError: unsupported)."""
+    total = 1
+    while True:
+        match = _RANGE.search(name)
+        if not match:
+            return total
+        count, kind = _range_items(match)
+        if kind == "none":
+            return total
+        head, tail = name[:match.start()], name[match.end():]
+        # Only the item changes from one expansion to the next; if it could become part of another
+        # range (`[[1:2]:3]`), the names differ in shape and a product would miscount: refused.
+        for placeholder in ("0", "a"):
+            probe = head + placeholder + tail
+            if any(m.start() <= len(head) < m.end() for m in _RANGE.finditer(probe)):
+                raise ValueError("nested ranges are not supported")
+        total *= count
+        if total == 0 or total > MAX_HOSTS:  # over the limit: no need to read the rest of the name
+            return total
+        name = head + "0" + tail
 
 
 def expand_range(name: str) -> list[str]:
@@ -234,7 +302,7 @@ def _from_ini(text: str, path: str) -> Inventory:
                     raise UsageError(f"ansible inventory {path}:{number}: expected key=value after the host name, "
                                      f"got {word!r}")
                 variables[key] = _ini_value(value)
-            for host in expand_range(words[0]):
+            for host in inv.expand(words[0]):
                 inv.add_host(section, host, variables)
     _fix_ungrouped(inv)
     return inv
@@ -258,13 +326,15 @@ def _from_yaml(data: dict[str, Any], path: str) -> Inventory:
             inv.groups[parent]["children"].append(name)
         hosts = body.get("hosts") or {}
         if isinstance(hosts, list):
+            if not all(isinstance(h, (str, int)) and not isinstance(h, bool) for h in hosts):
+                raise UsageError(f"ansible inventory {path}: {name}.hosts must list host names")
             hosts = {h: None for h in hosts}
         if not isinstance(hosts, dict):
             raise UsageError(f"ansible inventory {path}: {name}.hosts must be a mapping of host names")
         for host, variables in hosts.items():
             if variables is not None and not isinstance(variables, dict):
                 raise UsageError(f"ansible inventory {path}: {name}.hosts.{host} must be a mapping of variables")
-            for expanded in expand_range(str(host)):
+            for expanded in inv.expand(str(host)):
                 inv.add_host(name, expanded, variables or {})
         variables = body.get("vars") or {}
         if not isinstance(variables, dict):
@@ -272,7 +342,11 @@ def _from_yaml(data: dict[str, Any], path: str) -> Inventory:
         inv.groups[name]["vars"].update(variables)
         children = body.get("children") or {}
         if isinstance(children, list):
+            if not all(isinstance(c, str) for c in children):
+                raise UsageError(f"ansible inventory {path}: {name}.children must list group names")
             children = {c: None for c in children}
+        if not isinstance(children, dict):
+            raise UsageError(f"ansible inventory {path}: {name}.children must be a mapping of groups")
         for child, child_body in children.items():
             walk(str(child), child_body, name)
 
@@ -287,6 +361,8 @@ def _from_json(data: Any, path: str) -> Inventory:
         raise UsageError(f"ansible inventory {path}: expected a JSON object (ansible-inventory --list)")
     inv = Inventory(path)
     hostvars = data.get("_meta", {}).get("hostvars", {}) if isinstance(data.get("_meta"), dict) else {}
+    if not isinstance(hostvars, dict) or not all(isinstance(v, dict) or v is None for v in hostvars.values()):
+        raise UsageError(f"ansible inventory {path}: _meta.hostvars must map host names to objects")
     for name, body in data.items():
         if name == "_meta":
             continue
@@ -294,26 +370,44 @@ def _from_json(data: Any, path: str) -> Inventory:
             body = {"hosts": body}
         if not isinstance(body, dict):
             raise UsageError(f"ansible inventory {path}: group {name!r} must be an object")
+        hosts, variables, children = body.get("hosts") or [], body.get("vars") or {}, body.get("children") or []
+        if not isinstance(hosts, list) or not all(isinstance(h, (str, int)) and not isinstance(h, bool)
+                                                  for h in hosts):
+            raise UsageError(f"ansible inventory {path}: {name}.hosts must be a list of host names")
+        if not isinstance(variables, dict):
+            raise UsageError(f"ansible inventory {path}: {name}.vars must be an object")
+        if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
+            raise UsageError(f"ansible inventory {path}: {name}.children must be a list of group names")
         inv.group(name)
         if name != "all" and name not in inv.groups["all"]["children"]:
             inv.groups["all"]["children"].append(name)
-        for host in body.get("hosts", []) or []:
+        for host in hosts:
             inv.add_host(name, str(host))
-        inv.groups[name]["vars"].update(body.get("vars", {}) or {})
-        for child in body.get("children", []) or []:
+        inv.groups[name]["vars"].update(variables)
+        for child in children:
             inv.group(str(child))
             if child not in inv.groups[name]["children"]:
                 inv.groups[name]["children"].append(str(child))
     for host, variables in hostvars.items():
         inv.hostvars.setdefault(host, {}).update(variables or {})
+    if len(inv.hostvars) > MAX_HOSTS:
+        raise UsageError(f"ansible inventory {path}: more than {MAX_HOSTS} hosts")
     _fix_ungrouped(inv)
     return inv
 
 
 # ---------------------------------------------------------------------- to host URLs
 def host_url(inv: Inventory, host: str, connection: str | None = None) -> str:
-    """The suite's URL for one inventory host (per-host key file and become in the query)."""
+    """The suite's URL for one inventory host (per-host key file and become in the query).
+
+    Every value is checked as what it is (an address, a port, a user name, a path) before it goes
+    into the URL: an inventory comes from other people's tools, and a value such as
+    `ansible_host: "h:22?ssh_config=/x"` must not add options (a ProxyCommand runs here)."""
     variables = inv.variables(host)
+
+    def bad(key: str, value: Any, what: str) -> UsageError:
+        return UsageError(f"ansible inventory {inv.source}: host {_shown(host)}: {key}={_shown(value)}: {what}")
+
     for key in ("ansible_host", "ansible_user", "ansible_port", "ansible_connection",
                 "ansible_ssh_private_key_file", "ansible_private_key_file"):
         value = variables.get(key)
@@ -321,39 +415,128 @@ def host_url(inv: Inventory, host: str, connection: str | None = None) -> str:
             raise UsageError(f"ansible inventory {inv.source}: {host}: {key} is a template ({value!r}); "
                              "templates need Ansible: give `ansible-inventory --list` output instead")
     kind = variables.get("ansible_connection")
-    if kind not in CONNECTIONS:
-        raise UsageError(f"ansible inventory {inv.source}: {host}: ansible_connection={kind} is not supported "
-                         f"(use one of {', '.join(sorted(k for k in CONNECTIONS if k))})")
+    if kind is not None and (not isinstance(kind, str) or kind not in CONNECTIONS):
+        raise bad("ansible_connection", kind, f"not supported (use one of "
+                                              f"{', '.join(sorted(k for k in CONNECTIONS if k))})")
     scheme = CONNECTIONS[kind]
     if scheme == "local":
         return "local"
     if connection and scheme in ("ssh", "paramiko"):
         scheme = connection
-    address = str(variables.get("ansible_host") or host)
-    try:
-        if ipaddress.ip_address(address).version == 6:
-            address = f"[{address}]"
-    except ValueError:
-        pass
-    user = variables.get("ansible_user") or variables.get("ansible_ssh_user")
-    netloc = (urllib.parse.quote(str(user), safe="") + "@" if user else "") + address
-    port = variables.get("ansible_port") or variables.get("ansible_ssh_port")
-    if port:
-        netloc += f":{int(port)}"
+
+    port_key = "ansible_port" if variables.get("ansible_port") is not None else "ansible_ssh_port"
+    port = _port(variables.get(port_key))
+    if port is False:
+        raise bad(port_key, variables.get(port_key), "not a port number (1-65535)")
+    if variables.get("ansible_host") is not None:
+        address = _address(variables["ansible_host"])
+        if address is None:
+            raise bad("ansible_host", variables["ansible_host"], "not a host name or IP address")
+    else:
+        # The inventory name is the address; Ansible also takes `name:port` there.
+        address, name_port = _address(host), None
+        if address is None:
+            split = re.fullmatch(r"(.+):([0-9]{1,5})", host)
+            if split:
+                address, name_port = _address(split.group(1).removeprefix("[").removesuffix("]")), \
+                    _port(split.group(2))
+            if address is None or name_port is False:
+                raise UsageError(f"ansible inventory {inv.source}: host {_shown(host)}: not a host name or IP "
+                                 "address (name:port at most); set ansible_host")
+            port = port or name_port
+
+    user_key = "ansible_user" if variables.get("ansible_user") is not None else "ansible_ssh_user"
+    user = variables.get(user_key)
+    if user is not None and _user(user) is None:
+        raise bad(user_key, user, "not a user name (letters, digits, `_.-`, not starting with `-`)")
+    netloc = (_user(user) + "@" if user is not None else "") + address + (f":{port}" if port else "")
+
     query = {}
-    key_file = variables.get("ansible_ssh_private_key_file") or variables.get("ansible_private_key_file")
-    if key_file:
-        query["ssh_identity_file"] = os.path.expanduser(str(key_file))
-    if _truthy(variables.get("ansible_become")):
+    key_key = ("ansible_ssh_private_key_file" if variables.get("ansible_ssh_private_key_file") is not None
+               else "ansible_private_key_file")
+    key_file = variables.get(key_key)
+    if key_file is not None:
+        if not _path(key_file):
+            raise bad(key_key, key_file, "not a file path")
+        query["ssh_identity_file"] = os.path.expanduser(key_file)
+    become = _flag(variables.get("ansible_become", False))
+    if become is None:
+        raise bad("ansible_become", variables["ansible_become"], "not true or false")
+    if become:
         query["sudo"] = "true"
-        if variables.get("ansible_become_user") and variables["ansible_become_user"] != "root":
-            query["sudo_user"] = str(variables["ansible_become_user"])
-    url = f"{scheme}://{netloc}"
-    return url + ("?" + urllib.parse.urlencode(query) if query else "")
+        become_user = variables.get("ansible_become_user")
+        if become_user is not None and _user(become_user) is None:
+            raise bad("ansible_become_user", become_user, "not a user name")
+        if become_user is not None and _user(become_user) != "root":
+            query["sudo_user"] = _user(become_user)
+    # urlencode quotes every value: nothing in it can start another query key.
+    return f"{scheme}://{netloc}" + ("?" + urllib.parse.urlencode(query) if query else "")
 
 
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).lower() in ("1", "true", "yes", "on")
+# ---------------------------------------------------------------------- value checks
+# Host names as DNS has them (and `_`, common in internal names); no label starts with `-`.
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+# User names as useradd takes them, and machine accounts' trailing `$`.
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\$?")
+
+
+def _shown(value: Any) -> str:
+    """A value for an error line: quoted, control characters escaped, cut short."""
+    text = repr(value) if not isinstance(value, str) or not value.isprintable() or not value else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _address(value: Any) -> str | None:
+    """The URL host part for a host name or IP address (IPv6 in brackets), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        return None if "%" in value else (f"[{value}]" if ip.version == 6 else value)
+    name = value[:-1] if value.endswith(".") else value
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return None
+    return value
+
+
+def _port(value: Any) -> int | None | bool:
+    """None when not given, the port 1-65535, or False when it is no port."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        if not re.fullmatch(r"[0-9]{1,5}", value.strip()):
+            return False
+        value = int(value)
+    if not isinstance(value, int) or not 1 <= value <= 65535:
+        return False
+    return value
+
+
+def _user(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):  # INI values are read as YAML: 1000 is an int
+        value = str(value)
+    return value if isinstance(value, str) and _USER.fullmatch(value) else None
+
+
+def _path(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) < 4096 and value.isprintable() and not value.startswith("-")
+
+
+def _flag(value: Any) -> bool | None:
+    """Ansible's booleans (true/yes/on/1 and their opposites); None for anything else."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text in ("1", "true", "yes", "on", "y", "t"):
+        return True
+    if text in ("0", "false", "no", "off", "n", "f", ""):
+        return False
+    return None
 
 
 def inventory_urls(path: str, pattern: str = "all", connection: str | None = None) -> list[str]:
