@@ -70,6 +70,11 @@ def _timestamp(text: Any) -> float | None:
         return None
 
 
+_RECORD_TEXT = ("title", "severity", "section", "message", "profile", "source")
+_RECORD_LISTS = ("remediation", "rollback", "references")
+_DOC_TEXT = ("generated_at", "started_at", "suite_version", "profile")
+
+
 def load_results(path: str) -> dict[str, Any]:
     """Read one results.json (or a report directory holding one); FleetError names the problem."""
     if os.path.isdir(path):
@@ -98,6 +103,17 @@ def load_results(path: str) -> dict[str, Any]:
                              f"{', '.join(OUTCOMES)}")
         if record.get("host_name") is not None and not isinstance(record["host_name"], str):
             raise FleetError(f"{path}: results[{index}].host_name must be a string or null")
+        # What merging, metrics and the page read from a record: a wrong type there would be a
+        # traceback halfway through writing them.
+        for key in _RECORD_TEXT:
+            if record.get(key) is not None and not isinstance(record[key], str):
+                raise FleetError(f"{path}: results[{index}].{key} must be a string or null")
+        for key in _RECORD_LISTS:
+            if record.get(key) is not None and not isinstance(record[key], list):
+                raise FleetError(f"{path}: results[{index}].{key} must be a list or null")
+    for key in _DOC_TEXT:
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise FleetError(f"{path}: \"{key}\" must be a string or null")
     generated = doc.get("generated_at")
     if generated is not None and _timestamp(generated) is None:
         raise FleetError(f"{path}: \"generated_at\" {generated!r} is not YYYY-MM-DDTHH:MM:SSZ")

@@ -36,6 +36,7 @@ from postfix_compliance.facts.parsers import parse
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.probes import OS_RELEASE, build_probes, validate_since
 from postfix_compliance.inventory import resolve_host_specs
+from postfix_compliance.outputpaths import check_output_paths
 from postfix_compliance.profiles import PROFILES_DIR, Profile, detect_profile, load_profile
 from postfix_compliance.report import results as results_report
 from postfix_compliance.text import inert, inert_data
@@ -94,6 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{marker}: {text}")
     try:
         state = SuiteState.from_config(config)
+        check_output_paths(config)  # before any host is contacted: a bad path would cost the whole run
     except UsageError as exc:
         raise pytest.UsageError(inert(str(exc))) from None  # input text reaches the terminal
     config.stash[STATE] = state

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from postfix_compliance.errors import UsageError
+from postfix_compliance.facts.probes import AUSEARCH_KEYWORDS, validate_since
 from postfix_compliance.inputfiles import load_yaml, validate
 
 PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "profiles")
@@ -148,6 +149,14 @@ class Profile:
 def load_profile_file(path: str) -> Profile:
     data = load_yaml(path, "profile")
     validate(data, PROFILE_SCHEMA, path, "profile")
+    since = data.get("audit", {}).get("since")
+    if since is not None:
+        # It becomes part of the ausearch/journalctl commands: only the forms those take, checked here.
+        try:
+            validate_since(since)
+        except ValueError:
+            raise UsageError(f"profile {path}: audit.since: {since!r} is not an audit window: use one of "
+                             f"{', '.join(AUSEARCH_KEYWORDS)} or 'MM/DD/YYYY HH:MM:SS'") from None
     return Profile(data["name"], path, data)
 
 
