@@ -424,3 +424,21 @@ def test_real_ssh_host_printing_escape_sequences(tmp_path):
     assert sandbox.markers() == []
     assert sandbox.calls() == [["semanage", "fcontext", "-a", "-e", "/var/spool/postfix", SSH_QDIR],
                                ["restorecon", "-Rv", SSH_QDIR]]
+
+
+# ---------------------------------------------------------------------- the helpers themselves
+NASTY_WORDS = ["plain", "", "a b", "it's", '"', "\\", "*", "~root", "-rf", "{a,b}", "$HOME", "!!", "#x",
+               QDIR, AVC_HEX_PATH, "tab\there", "cr\rlf\n", "\x7f\x9b\x85", "bidi\u202eevil\u2066", "line\u2028sep",
+               "\udc9b\udcff not UTF-8", "é ü 中"]
+
+
+def test_quote_gives_bash_back_the_exact_word_on_one_printable_line(tmp_path):
+    from postfix_compliance.text import inert, quote, shell
+    sandbox = Sandbox(str(tmp_path))
+    for word in NASTY_WORDS:
+        quoted = quote(word)
+        assert "\n" not in quoted and inert(quoted) == quoted, (word, quoted)  # shown as it will be pasted
+        sandbox.run(shell("postmap {} {}", word, "end"))
+    assert sandbox.markers() == []
+    assert [call[1:] for call in sandbox.calls()] == [[w, "end"] for w in NASTY_WORDS]
+    assert inert("a\x1b[2J\r\x00\x9b\u202e\tb\n") == "a\\x1b[2J\\x0d\\x00\\x9b\\u202e\tb\n"
