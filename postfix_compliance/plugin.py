@@ -409,7 +409,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         return
     if compliance in ("fail", "error") and _expected(excinfo):
         # The check's message is the whole story; a traceback of the check's code is noise.
-        report.longrepr = f"{meta.id} {inert(target.id)}: {compliance.upper()}: {message}"
+        report.longrepr = f"{meta.id} {target.id}: {compliance.upper()}: {message}"
 
 
 def _make_inert(report: pytest.TestReport) -> None:
@@ -525,7 +525,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def write_snapshots(state: SuiteState, directory: str) -> None:
     os.makedirs(directory, exist_ok=True)
     recorded = [f for f in state.all_facts() if not f.error]
-    for facts, stem in zip(recorded, snapshot_stems([(f.name, f.host_id) for f in recorded])):
+    names = snapshot_stems([(f.name, f.host_id) for f in recorded], [t.id for t in state.targets])
+    for facts, stem in zip(recorded, names):
         evidence = list(facts.evidence.values())
         evidence += facts.all_extra_evidence
         doc = snapshot_document(facts.name, evidence, {
@@ -537,12 +538,13 @@ def write_snapshots(state: SuiteState, directory: str) -> None:
 SNAPSHOT_STEM_MAX = 100  # far below NAME_MAX (255 bytes), with room for ".json" and a hash
 
 
-def snapshot_stems(hosts: list[tuple[str, str]]) -> list[str]:
+def snapshot_stems(hosts: list[tuple[str, str]], all_urls: list[str] | None = None) -> list[str]:
     """File names (without .json) for (host name, host URL) pairs: one per URL, readable, bounded.
 
     The name the host reports is not unique (two sshd ports on one address, two snapshots of one
     host), so the URL is part of the name unless it already holds the host name (`local` is one per
-    machine). Too long, or equal to another URL's after sanitising: cut, plus a hash of the URL."""
+    machine). Too long, or equal to another URL's after sanitising: cut, plus a hash of the URL.
+    `all_urls`: every host of the run, so that xdist workers, each recording its own hosts, agree."""
     def stem(name: str, url: str) -> str:
         safe_name, safe_url = _safe_name(name), _safe_name(url)
         if url == "local":
@@ -550,11 +552,17 @@ def snapshot_stems(hosts: list[tuple[str, str]]) -> list[str]:
         return safe_url if safe_name in safe_url else f"{safe_name}--{safe_url}"
 
     def hashed(text: str, url: str) -> str:
-        return f"{text[:SNAPSHOT_STEM_MAX - 17].rstrip('._-')}-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+        keep = SNAPSHOT_STEM_MAX - 17
+        if len(text) > keep:  # the head names the host, the tail (a port, a file name) tells URLs apart
+            text = f"{text[:keep // 2]}_{text[-(keep - keep // 2 - 1):]}"
+        return f"{text}-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 
+    safe_urls = [_safe_name(url).lower() for url in (all_urls or [url for _, url in hosts])]
+    clash = {u for u in safe_urls if safe_urls.count(u) > 1}  # lower: case-insensitive filesystems too
     stems = [stem(name, url) for name, url in hosts]
-    stems = [s if len(s) <= SNAPSHOT_STEM_MAX else hashed(s, url) for s, (_, url) in zip(stems, hosts)]
-    taken = [s.lower() for s in stems]  # case-insensitive filesystems too
+    stems = [s if len(s) <= SNAPSHOT_STEM_MAX and _safe_name(url).lower() not in clash else hashed(s, url)
+             for s, (_, url) in zip(stems, hosts)]
+    taken = [s.lower() for s in stems]
     return [hashed(s, url) if taken.count(s.lower()) > 1 else s for s, (_, url) in zip(stems, hosts)]
 
 

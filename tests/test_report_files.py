@@ -106,18 +106,22 @@ def test_symlinks_planted_in_the_snapshot_directory_are_replaced_never_followed(
 
 
 # ---------------------------------------------------------------------- one snapshot file per host URL
-def test_two_snapshots_of_one_host_name_are_recorded_to_two_files(tmp_path):
-    first = _snapshot_with_host(tmp_path / "site-a.json", "mail.example.test")
-    second = _snapshot_with_host(tmp_path / "site-b.json", "mail.example.test")
+def test_snapshots_of_one_host_name_are_recorded_to_a_file_each(tmp_path):
+    """Three inputs, one host name; two of the paths differ only where the file name must sanitise them
+    alike ("site b" and "site_b"); two xdist workers, each recording the hosts it ran."""
+    inputs = [_snapshot_with_host(tmp_path / f"{stem}.json", "mail.example.test")
+              for stem in ("site-a", "site b", "site_b")]
     snaps = tmp_path / "snaps"
-    run = run_suite(f"--hosts=snapshot://{first},snapshot://{second}", f"--record-snapshot={snaps}", *FAST,
-                    report_dir=str(tmp_path / "reports"))
+    run = run_suite(f"--hosts={','.join('snapshot://' + p for p in inputs)}", f"--record-snapshot={snaps}",
+                    "-n", "2", *FAST, report_dir=str(tmp_path / "reports"))
     _no_traceback(run)
     docs = _recorded(snaps)
-    assert sorted(d["source"] for d in docs.values()) == [f"snapshot://{first}", f"snapshot://{second}"]
+    assert sorted(d["source"] for d in docs.values()) == sorted(f"snapshot://{p}" for p in inputs)
     for name, doc in docs.items():  # readable: the host's name and where it came from
-        assert name.startswith("mail.example.test--snapshot_") and name.endswith(".json"), name
-        assert os.path.basename(doc["source"]) in name, name
+        assert name.startswith("mail.example.test--snapshot_"), name
+        assert re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(doc["source"])) in name, name
+    # The two that sanitise alike carry a hash of their URL; the other keeps the plain name.
+    assert sorted(bool(re.search(r"-[0-9a-f]{16}\.json$", n)) for n in docs) == [False, True, True], sorted(docs)
     # Each replays as the host it recorded.
     replay = run_suite(*[f"--hosts=snapshot://{snaps / n}" for n in docs], *FAST,
                        report_dir=str(tmp_path / "replay"))
@@ -138,7 +142,8 @@ def test_a_300_character_host_name_runs_and_its_snapshot_name_is_shortened_with_
         assert long_name in (reports / name).read_text(), name
     assert 'name="postfix-compliance"' in (reports / "junit.xml").read_text()  # (it names hosts by URL)
     [name] = os.listdir(snaps)
-    assert len(name) <= 110 and re.fullmatch(r"a{40,}-[0-9a-f]{16}\.json", name), name
+    # The head of the host's name, the tail of its URL (the file name), a hash of the URL.
+    assert len(name) <= 110 and re.fullmatch(r"a{30,}_.*_long\.json-[0-9a-f]{16}\.json", name), name
     assert _recorded(snaps)[name]["host"] == long_name
     replay = run_suite(f"--hosts=snapshot://{snaps / name}", *FAST, report_dir=str(tmp_path / "replay"))
     assert replay.outcomes() == run.outcomes()
