@@ -1,7 +1,7 @@
 """Fleet reports: merge results.json files from several runs into one, and Prometheus metrics.
 
 Several controllers (one per site), or CI shards of one inventory, each write a results.json
-(format "postfix-compliance-results/1", see report/results.py). This module merges them:
+(format "postfix-compliance-results/2", or /1 from older runs; see report/results.py). This module merges them:
 
     python -m postfix_compliance.fleet merge OUT_DIR a.json b.json [DIR ...]
 
@@ -43,9 +43,9 @@ from typing import Any, Iterable
 from postfix_compliance import __version__
 from postfix_compliance.errors import UsageError
 from postfix_compliance.inputfiles import load_json
+from postfix_compliance.report.results import READABLE_FORMATS, RESULTS_FORMAT, inline_evidence, pack_evidence
 from postfix_compliance.text import inert
 
-RESULTS_FORMAT = "postfix-compliance-results/1"
 OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
 USAGE_EXIT = 4
 
@@ -86,7 +86,7 @@ def load_results(path: str) -> dict[str, Any]:
         doc = load_json(path)
     except UsageError as exc:
         raise FleetError(str(exc)) from None
-    if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise FleetError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r})")
     records = doc.get("results")
@@ -117,6 +117,12 @@ def load_results(path: str) -> dict[str, Any]:
     generated = doc.get("generated_at")
     if generated is not None and _timestamp(generated) is None:
         raise FleetError(f"{path}: \"generated_at\" {generated!r} is not YYYY-MM-DDTHH:MM:SSZ")
+    if not isinstance(doc.get("evidence", {}), dict):
+        raise FleetError(f"{path}: \"evidence\" must be an object")
+    try:
+        inline_evidence(doc)  # format /2: each record given its evidence from the host's table (shared)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise FleetError(f"{path}: {exc}") from None
     doc["_path"] = path
     return doc
 
@@ -329,7 +335,9 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
         raise FleetError(f"{out_dir}: cannot create the output directory: {exc.strerror}") from None
     if not os.path.isdir(out_dir):
         raise FleetError(f"{out_dir}: not a directory")
-    write_atomic(os.path.join(out_dir, "results.json"), json.dumps(doc, indent=1) + "\n")
+    records, evidence = pack_evidence(doc["results"])  # each probe's evidence once per host, as the suite writes
+    write_atomic(os.path.join(out_dir, "results.json"), json.dumps({**doc, "evidence": evidence, "results": records},
+                                                                   indent=1) + "\n")
     write_atomic(os.path.join(out_dir, "metrics.prom"), metrics_text(doc))
     write_atomic(os.path.join(out_dir, "fleet.html"), fleet_html(doc))
     for line in _duplicate_lines(doc):

@@ -30,7 +30,7 @@ from postfix_compliance.backends.snapshot import snapshot_document
 from postfix_compliance.checks import meta_of
 from postfix_compliance.errors import EvidenceError, HostUnreachable, UsageError
 from postfix_compliance.facts import model
-from postfix_compliance.facts.collect import CLIENT_GRACE, DEFAULT_TIMEOUT, ProbeRunner
+from postfix_compliance.facts.collect import CLIENT_GRACE, DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, ProbeRunner, parse_size
 from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.facts.parsers import parse
 from postfix_compliance.facts.evidence import Evidence
@@ -57,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--profiles-dir", default=PROFILES_DIR, help="directory of profile YAML files")
     group.addoption("--command-timeout", type=float, default=DEFAULT_TIMEOUT,
                     help="seconds each probe command may run (default %(default)s)")
+    group.addoption("--max-probe-output", metavar="BYTES", default=str(DEFAULT_MAX_OUTPUT),
+                    help="bytes of stdout and of stderr kept from one probe, e.g. 4194304 or 4M (default 4M); "
+                         "a check that needs output cut there is an error naming the cap")
     group.addoption("--avc-since", default=None,
                     help="audit/log window, as ausearch -ts takes it (default: the profile's, 'recent' = 10 min)")
     group.addoption("--no-flush", action="store_true",
@@ -149,7 +152,12 @@ class SuiteState:
         self.profile = profile
         self.report_dir = config.getoption("report_dir")
         self.timeout = config.getoption("command_timeout")
+        self.max_output = parse_size(config.getoption("max_probe_output", str(DEFAULT_MAX_OUTPUT)))
         self.results: list[dict[str, Any]] = []
+        # Each probe's evidence once per host: {host: {evidence id: dict}} (results.json's "evidence").
+        self.evidence: dict[str, dict[str, dict[str, Any]]] = {}
+        self._shipped: set[tuple[str, str]] = set()  # (host, id) already sent with a record from here
+        self._entries: dict[int, tuple[Any, tuple[str, dict[str, Any]]]] = {}  # id(Evidence) -> its entry
         self.started = time.time()
         self._facts: dict[str, HostFacts] = {}
         self._locks: dict[str, threading.Lock] = {t.id: threading.Lock() for t in targets}
@@ -164,6 +172,10 @@ class SuiteState:
                 raise UsageError(str(exc)) from None
         if config.getoption("command_timeout") <= 0:
             raise UsageError("--command-timeout must be a positive number of seconds")
+        try:
+            parse_size(config.getoption("max_probe_output", str(DEFAULT_MAX_OUTPUT)))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         profile_opt = config.getoption("profile")
         profile = load_profile(profile_opt, config.getoption("profiles_dir")) if profile_opt else None
         if config.getoption("connect_timeout", 10.0) <= 0:
@@ -211,7 +223,8 @@ class SuiteState:
         # --sudo, or ?sudo=true in the URL / ansible_become: sudo for the privileged probes only.
         runner = ProbeRunner(host, timeout=self.timeout, mail_config=config.getoption("postfix_config_dir"),
                              sudo=getattr(host.backend, "probe_sudo", False),
-                             sudo_user=getattr(host.backend, "probe_sudo_user", None))
+                             sudo_user=getattr(host.backend, "probe_sudo_user", None),
+                             max_output=self.max_output)
         try:
             runner.connect()  # once, before any probe thread: host key, login, the shared connection
         except ConnectError as exc:
@@ -270,6 +283,17 @@ class SuiteState:
         facts.since = since
         facts.collect_seconds = time.monotonic() - started
         return facts
+
+    def evidence_entries(self, evidence: list[Evidence]) -> list[tuple[str, dict[str, Any]]]:
+        """(id, dict) of each Evidence, made once per Evidence object (a host's ps output is hashed
+        once, not once per check that read it)."""
+        entries = []
+        for ev in evidence:
+            cached = self._entries.get(id(ev))
+            if cached is None or cached[0] is not ev:
+                cached = self._entries[id(ev)] = (ev, results_report.evidence_entries([ev])[0])
+            entries.append(cached[1])
+        return entries
 
     def all_facts(self) -> list[HostFacts]:
         return list(self._facts.values())
@@ -392,15 +416,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     target: HostTarget = params["host_target"]
     host_facts = item.stash.get(FACTS, None)
     evidence = host_facts.evidence_for_report() if host_facts and not host_facts.error else []
+    state: SuiteState = item.config.stash[STATE]
+    entries = state.evidence_entries(evidence)
     record = results_report.make_record(
         meta, host=target.id, host_name=inert(host_facts.name) if host_facts else target.id,
-        outcome=compliance, message=message, evidence=evidence,
+        outcome=compliance, message=message, evidence=entries,
         profile=host_facts.profile.name if host_facts and host_facts.profile else None,
         nodeid=item.nodeid, duration=report.duration)
     record["notes"] = inert_data(list(host_facts.notes)) if host_facts else []
     record["diagnosis"] = inert_data(host_facts.diagnosis()) if host_facts else None
     item.config.hook.pytest_compliance_record(config=item.config, record=record)
     report.user_properties.append(("compliance", json.dumps(record)))
+    # The record names its evidence; the evidence itself goes along once per host and process (the
+    # first record that read it), not with every check: see pytest_runtest_logreport.
+    new = {ref: body for ref, body in entries if (target.id, ref) not in state._shipped}
+    state._shipped.update((target.id, ref) for ref in new)
+    if new:
+        report.user_properties.append((EVIDENCE_PROPERTY, json.dumps(new)))
     if record["outcome"] == "waived" and not report.passed:
         # pytest's own counts and exit status follow the waiver too; the reason is the waiver's.
         report.outcome = "skipped"
@@ -442,6 +474,9 @@ def _expected(excinfo: Any) -> bool:
     return excinfo is None or excinfo.errisinstance((AssertionError, EvidenceError))
 
 
+EVIDENCE_PROPERTY = "compliance_evidence"
+
+
 def record_of(report: pytest.TestReport) -> dict[str, Any] | None:
     for key, value in report.user_properties:
         if key == "compliance":
@@ -455,6 +490,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     state = _state_of(report)
     if state is not None:
+        table = state.evidence.setdefault(record["host"], {})
+        for key, value in list(report.user_properties):
+            if key == EVIDENCE_PROPERTY:
+                for ref, body in json.loads(value).items():
+                    table.setdefault(ref, body)
+                report.user_properties.remove((key, value))  # kept once, in the table (reports live on)
+        results_report.attach_evidence(record, table)
         state.results.append(record)
 
 

@@ -26,8 +26,10 @@ class SuiteRun:
 
     @property
     def results(self) -> dict[str, Any]:
+        from postfix_compliance.report.results import inline_evidence
         with open(os.path.join(self.report_dir, "results.json"), encoding="utf-8") as handle:
-            return json.load(handle)
+            # As the suite's own readers see it: every record with its "evidence" (stored once per host).
+            return inline_evidence(json.load(handle))
 
     def outcomes(self, host: str | None = None) -> dict[str, str]:
         """check id -> outcome (for one host, or the only host)."""

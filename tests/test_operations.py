@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 import report_snapshots as snaps
+from postfix_compliance.report.results import inline_evidence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
@@ -219,7 +220,7 @@ def test_the_units_own_defaults_check_this_host(tmp_path):
     proc = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True, timeout=180)
     success = {0, *map(int, _unit("postfix-compliance.service")["Service.SuccessExitStatus"][0].split())}
     assert proc.returncode in success, proc.stdout + proc.stderr
-    results = json.loads((reports / "latest" / "results.json").read_text())
+    results = inline_evidence(json.loads((reports / "latest" / "results.json").read_text()))
     assert {r["host"] for r in results["results"]} == {"local"}
     assert not any(r["evidence"] and any(e["command"] == "postqueue -f" for e in r["evidence"])
                    for r in results["results"])  # --no-flush: scheduled runs never flush
@@ -518,7 +519,7 @@ def _replace_file(path: str, text: str) -> None:
 def _gate(root: str, report_dir, **env: str) -> tuple[subprocess.CompletedProcess, dict]:
     proc = _run([os.path.join(SCRIPTS, "image-gate.sh"), f"--chroot={root}", f"--report-dir={report_dir}"],
                 env=_env(**env))
-    results = json.load(open(os.path.join(str(report_dir), "results.json")))
+    results = inline_evidence(json.load(open(os.path.join(str(report_dir), "results.json"))))
     return proc, results
 
 
@@ -797,7 +798,7 @@ def test_fleet_merge_of_two_sites(tmp_path):
     proc = _run([sys.executable, "-m", "postfix_compliance.fleet", "merge", str(out), site_b, site_a])
     assert proc.returncode == 2, proc.stderr  # the hostile host's unparseable output is an error
     doc = json.load(open(out / "results.json"))
-    assert doc["format"] == "postfix-compliance-results/1"
+    assert doc["format"] == "postfix-compliance-results/2"
     by_host: dict[str, set] = {}
     for r in doc["results"]:
         by_host.setdefault(r["host_name"], set()).add(r["source"])

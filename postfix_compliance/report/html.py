@@ -131,6 +131,8 @@ def evidence_key(ev: dict[str, Any]) -> str:
 def _status(ev: dict[str, Any]) -> str:
     if ev.get("error"):
         return f"no result: {ev['error']}"
+    if ev.get("truncated") is not None:  # cut at --max-probe-output: said wherever the output is shown
+        return f"exit {ev.get('exit_status')}, output truncated at {ev['truncated']} bytes"
     return f"exit {ev.get('exit_status')}"
 
 

@@ -1,16 +1,27 @@
 """results.json: one record per host x check; the baseline format for pre/post-change runs.
 
-Format "postfix-compliance-results/1" (documented in docs/reports.md; readers must ignore keys they
+Format "postfix-compliance-results/2" (documented in docs/reports.md; readers must ignore keys they
 do not know, writers only add keys within a format version):
   {"format", "suite_version", "generated_at", "started_at", "duration_s", "profile",
    "summary": {host: {outcome: count}},
+   "evidence": {host: {evidence id: {"probe", "command", "exit_status", "stdout", "stderr",
+                "duration", "error", "truncated" (only when cut at --max-probe-output)}}},
    "results": [{"host", "host_name", "profile", "check_id", "title", "severity", "section",
                 "outcome" (pass|fail|error|waived|not_applicable), "message", "remediation",
-                "rollback", "references", "evidence_digest", "evidence": [{"probe", "command",
-                "exit_status", "stdout", "stderr", "duration", "error"}], "nodeid", "duration_s",
+                "rollback", "references", "evidence_digest", "evidence_refs": [evidence id],
+                "nodeid", "duration_s",
                 "waiver" (null, or {"check", "hosts", "justification", "owner", "expires", "file",
                 "index", "outcome", "expired"})}],
    optional: "changes" (with --baseline), "waivers" (with --waivers)}
+
+Each probe's evidence is stored once per host (a host printing megabytes is not copied into every
+check that read it); a record names what it read in "evidence_refs". Format /1 (still read, e.g. as
+a baseline) had each record's evidence inline as "evidence": [...].
+
+In memory (the plugin's records, a document from `load`, `inline_evidence`), a record carries
+"evidence": the list of its evidence objects, shared with the host's table (not copies), so
+readers such as the HTML report and the baseline comparison read a record's evidence the same way
+whichever format it came from; `document` stores each once again.
 """
 
 from __future__ import annotations
@@ -23,7 +34,9 @@ from typing import Any, Iterable
 
 from postfix_compliance import __version__
 
-RESULTS_FORMAT = "postfix-compliance-results/1"
+RESULTS_FORMAT = "postfix-compliance-results/2"
+FORMAT_1 = "postfix-compliance-results/1"
+READABLE_FORMATS = (FORMAT_1, RESULTS_FORMAT)
 OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
 
 # What a baseline must at least hold to be compared with (validated with jsonschema).
@@ -31,7 +44,9 @@ BASELINE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["format", "results"],
     "properties": {
-        "format": {"const": RESULTS_FORMAT},
+        "format": {"enum": list(READABLE_FORMATS)},
+        "evidence": {"type": "object",
+                     "additionalProperties": {"type": "object", "additionalProperties": {"type": "object"}}},
         "results": {
             "type": "array",
             "items": {
@@ -43,6 +58,7 @@ BASELINE_SCHEMA: dict[str, Any] = {
                     "check_id": {"type": "string", "minLength": 1},
                     "outcome": {"enum": list(OUTCOMES)},
                     "evidence": {"type": "array", "items": {"type": "object"}},
+                    "evidence_refs": {"type": "array", "items": {"type": "string"}},
                     "waiver": {"type": ["object", "null"]},
                 },
             },
@@ -51,16 +67,74 @@ BASELINE_SCHEMA: dict[str, Any] = {
 }
 
 
+def evidence_entries(evidence: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(evidence id, evidence dict) for Evidence objects (or dicts already)."""
+    from postfix_compliance.facts.evidence import evidence_id
+    dicts = [e if isinstance(e, dict) else e.to_dict() for e in evidence]
+    return [(evidence_id(d), d) for d in dicts]
+
+
 def make_record(meta: Any, host: str, host_name: str, outcome: str, message: str, evidence: Iterable[Any],
                 profile: str | None, nodeid: str, duration: float) -> dict[str, Any]:
-    evidence = [e.to_dict() for e in evidence]
+    """A check's record: its evidence named by id ("evidence_refs"); `evidence` is Evidence objects or
+    `evidence_entries` pairs. The evidence itself travels once per host (see plugin)."""
+    evidence = list(evidence)
+    entries = evidence if all(isinstance(e, tuple) for e in evidence) else evidence_entries(evidence)
     return {
         "host": host, "host_name": host_name, "profile": profile, "check_id": meta.id, "title": meta.title,
         "severity": meta.severity, "section": meta.section, "outcome": outcome, "message": message,
         "remediation": list(meta.remediation), "rollback": list(meta.rollback),
-        "references": list(meta.references), "evidence_digest": evidence_digest(evidence), "evidence": evidence,
+        "references": list(meta.references), "evidence_digest": evidence_digest([d for _, d in entries]),
+        "evidence_refs": [i for i, _ in entries],
         "nodeid": nodeid, "duration_s": round(duration, 3), "waiver": None,
     }
+
+
+def attach_evidence(record: dict[str, Any], table: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Give an in-memory record its "evidence" from its host's table {id: evidence} (shared objects)."""
+    record["evidence"] = [table[ref] for ref in record.get("evidence_refs") or [] if ref in table]
+    return record
+
+
+def inline_evidence(doc: dict[str, Any]) -> dict[str, Any]:
+    """A results document read from disk, its records given "evidence" (in place): format /2's refs
+    resolved against the top-level "evidence" (shared objects, nothing copied); /1 has it already.
+    A ref with no evidence is a ValueError naming the record."""
+    tables = doc.get("evidence") if doc.get("format") != FORMAT_1 else None
+    if not isinstance(tables, dict):
+        tables = {}
+    for index, record in enumerate(doc.get("results") or []):
+        if not isinstance(record, dict) or "evidence" in record and "evidence_refs" not in record:
+            continue  # format /1: inline already
+        table = tables.get(record.get("host")) or {}
+        refs = record.get("evidence_refs") or []
+        missing = [ref for ref in refs if ref not in table]
+        if missing:
+            raise ValueError(f"results[{index}].evidence_refs: {missing[0]!r} is not in "
+                             f"\"evidence\" of host {record.get('host')!r}")
+        record["evidence"] = [table[ref] for ref in refs]
+    return doc
+
+
+def pack_evidence(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(records without "evidence", {host: {id: evidence}}): each evidence once per host, for writing."""
+    tables: dict[str, dict[str, Any]] = {}
+    packed = []
+    for record in records:
+        record = dict(record)
+        evidence = record.pop("evidence", None)
+        refs = record.get("evidence_refs")
+        if evidence is not None:
+            if refs is None or len(refs) != len(evidence):
+                refs = [i for i, _ in evidence_entries(evidence)]
+                record["evidence_refs"] = refs
+            table = tables.setdefault(record["host"], {})
+            for ref, ev in zip(refs, evidence):
+                table.setdefault(ref, ev)
+        elif refs is None:
+            record["evidence_refs"] = []
+        packed.append(record)
+    return packed, tables
 
 
 def evidence_digest(evidence: list[dict[str, Any]]) -> str:
@@ -92,7 +166,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 def document(records: list[dict[str, Any]], started: float, profile: str | None,
              extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    records = sorted(records, key=lambda r: (r["host"], r["check_id"]))
+    records, evidence = pack_evidence(sorted(records, key=lambda r: (r["host"], r["check_id"])))
     now = time.time()
     doc = {
         "format": RESULTS_FORMAT, "suite_version": __version__,
@@ -102,6 +176,8 @@ def document(records: list[dict[str, Any]], started: float, profile: str | None,
         "summary": summarize(records),
         # One triage finding per host (or null): the correlated root cause, see triage.py.
         "diagnosis": {r["host"]: r.get("diagnosis") for r in records},
+        # Each probe's evidence once per host; records name theirs in "evidence_refs".
+        "evidence": evidence,
         "results": records,
     }
     doc.update(extra or {})
@@ -131,17 +207,22 @@ def add_sections(path: str, sections: dict[str, Any]) -> None:
 
 
 def load(path: str) -> dict[str, Any]:
-    """Read a results.json (e.g. a baseline); any problem is one ValueError line naming the file."""
+    """Read a results.json of format /1 or /2 (e.g. a baseline), its records given "evidence"
+    (`inline_evidence`); any problem is one ValueError line naming the file."""
     import jsonschema
 
     from postfix_compliance.inputfiles import load_json
 
     doc = load_json(path)
-    if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise ValueError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r})")
+        raise ValueError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r} "
+                         f"or {FORMAT_1!r})")
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(BASELINE_SCHEMA).iter_errors(doc))
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
         raise ValueError(f"{path}: {where or 'top level'}: {error.message}")
-    return doc
+    try:
+        return inline_evidence(doc)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
