@@ -80,8 +80,10 @@ if [[ $phase == pre ]]; then
     exit "$status"
   fi
   # The arguments, NUL-separated, so that post runs exactly the same checks on the same hosts.
-  : > "$change_dir/args"
-  (( ${#suite_args[@]} )) && printf '%s\0' "${suite_args[@]}" > "$change_dir/args"
+  # Through the suite's atomic writer: never through a symlink planted in the (maybe shared) reports root.
+  { if (( ${#suite_args[@]} )); then printf '%s\0' "${suite_args[@]}"; fi; } \
+    | PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.atomicfile "$change_dir/args" \
+    || die "cannot save the arguments in $change_dir/args"
   # Host names and messages in results.json are a host's words: printed through text.inert, never raw.
   PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" - "$change_dir/pre/results.json" <<'PY'
 import json, sys

@@ -120,7 +120,7 @@ status=${PIPESTATUS[0]}
 finished=$(date +%s.%N)
 duration=$(awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.3f", b - a }')
 
-"$python" - "$set_dir/run.json" "$status" "$started" "$finished" "$set_name" "${suite_args[@]}" <<'PY' 9>&-
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" - "$set_dir/run.json" "$status" "$started" "$finished" "$set_name" "${suite_args[@]}" <<'PY' 9>&-
 import json, os, socket, sys, time
 path, status, started, finished, name, *args = sys.argv[1:]
 iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(t)))
@@ -148,7 +148,7 @@ rm -f "$set_dir/suite.prom"
 if [[ -n $metrics ]]; then
   # The textfile collector's directory may be shared: an exclusive random temporary name, not .NAME.$$.tmp
   # (a planted symlink there would be followed); 0644 for node_exporter.
-  if ! "$python" -m postfix_compliance.atomicfile --mode 644 "$metrics" < "$set_dir/metrics.prom" 9>&-; then
+  if ! PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.atomicfile --mode 644 "$metrics" < "$set_dir/metrics.prom" 9>&-; then
     say "could not write metrics to $metrics"
   fi
 fi

@@ -213,3 +213,21 @@ def test_the_image_gate_writes_limits_txt_through_no_planted_symlink(tmp_path):
     _assert_untouched(victim)
     assert not os.path.islink(reports / "LIMITS.txt")
     assert (reports / "LIMITS.txt").read_text().startswith("What an image gate")
+
+
+def test_change_validation_saves_its_arguments_through_no_planted_symlink(tmp_path):
+    """scripts/change-validate.sh keeps the pre run's arguments in CHANGE_DIR/args for the post run."""
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT)
+    change_dir = tmp_path / "reports" / "change" / "CHG-1"
+    change_dir.mkdir(parents=True)
+    _plant(change_dir / "args", victim)
+    host = tmp_path / "host.json"
+    shutil.copy(os.path.join(REPO, snapshot("healthy-rhel9")), host)
+    proc = subprocess.run([os.path.join(REPO, "scripts", "change-validate.sh"), "pre", "--name=CHG-1",
+                           f"--reports-root={tmp_path / 'reports'}", f"--python={sys.executable}", "--",
+                           f"--hosts=snapshot://{host}", "--no-flush"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _assert_untouched(victim)
+    assert not os.path.islink(change_dir / "args")
+    assert (change_dir / "args").read_bytes() == f"--hosts=snapshot://{host}\0--no-flush\0".encode()
