@@ -170,7 +170,7 @@ class SuiteState:
                 validate_since(since)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
-        if config.getoption("command_timeout") <= 0:
+        if not 0 < config.getoption("command_timeout") < float("inf"):  # `not <`: nan too
             raise UsageError("--command-timeout must be a positive number of seconds")
         try:
             parse_size(config.getoption("max_probe_output", str(DEFAULT_MAX_OUTPUT)))
@@ -178,8 +178,11 @@ class SuiteState:
             raise UsageError(str(exc)) from None
         profile_opt = config.getoption("profile")
         profile = load_profile(profile_opt, config.getoption("profiles_dir")) if profile_opt else None
-        if config.getoption("connect_timeout", 10.0) <= 0:
+        if not 0 < config.getoption("connect_timeout", 10.0) < float("inf"):
             raise UsageError("--connect-timeout must be a positive number of seconds")
+        for name in ("drain_timeout", "poll_interval"):  # the profile's are checked the same way (schema)
+            if config.getoption(name) is not None and not 0 < config.getoption(name) < float("inf"):
+                raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
         specs = resolve_host_specs(config.getoption("hosts", None), config.getoption("ansible_inventory", None),
                                    config.getoption("connection", None))
         targets = []
