@@ -412,8 +412,9 @@ def host_url(inv: Inventory, host: str, connection: str | None = None) -> str:
                 "ansible_ssh_private_key_file", "ansible_private_key_file"):
         value = variables.get(key)
         if isinstance(value, str) and "{{" in value:
-            raise UsageError(f"ansible inventory {inv.source}: {host}: {key} is a template ({value!r}); "
-                             "templates need Ansible: give `ansible-inventory --list` output instead")
+            raise UsageError(f"ansible inventory {inv.source}: host {_shown(host)}: {key} is a template "
+                             f"({_shown(value)}); templates need Ansible: give `ansible-inventory --list` output "
+                             "instead")
     kind = variables.get("ansible_connection")
     if kind is not None and (not isinstance(kind, str) or kind not in CONNECTIONS):
         raise bad("ansible_connection", kind, f"not supported (use one of "

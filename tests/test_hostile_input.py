@@ -114,6 +114,13 @@ def test_port_out_of_range_in_host_url(suite, url):
     assert_one_error_line(run, url, "port must be a number from 1 to 65535")
 
 
+@pytest.mark.parametrize("option", ["--command-timeout=nan", "--connect-timeout=inf", "--drain-timeout=-1",
+                                    "--poll-interval=0"])
+def test_number_of_seconds_out_of_range(suite, option):
+    run = suite(f"--hosts=snapshot://{HEALTHY}", "--no-flush", option)
+    assert_one_error_line(run, option.split("=")[0], "must be a positive number of seconds")
+
+
 # ---------------------------------------------------------------------- profiles and snapshots
 def test_profile_value_that_reaches_a_command_is_checked_at_load(suite, tmp_path):
     with open(RHEL9_PROFILE, encoding="utf-8") as handle:
