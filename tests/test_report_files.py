@@ -60,6 +60,32 @@ def _recorded(directory):
     return docs
 
 
+# ---------------------------------------------------------------------- the one writer
+def test_write_atomic_replaces_what_is_at_the_path_and_leaves_nothing_behind(tmp_path):
+    from postfix_compliance.atomicfile import write_atomic
+
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT)
+    out = tmp_path / "out"
+    out.mkdir()
+    _plant(out / "r.json", victim)
+    old_umask = os.umask(0o027)
+    try:
+        write_atomic(out / "r.json", "new\n")
+        write_atomic(out / "m.prom", b"bytes\n", mode=0o644)
+    finally:
+        os.umask(old_umask)
+    _assert_untouched(victim)
+    assert not os.path.islink(out / "r.json") and (out / "r.json").read_text() == "new\n"
+    assert oct(os.stat(out / "r.json").st_mode & 0o777) == "0o640"  # as open() would under the umask
+    assert oct(os.stat(out / "m.prom").st_mode & 0o777) == "0o644"  # exactly as asked
+    (out / "taken").mkdir()
+    (out / "taken" / "x").write_text("")
+    with pytest.raises(OSError):  # a directory where the file goes: an error, and no temporary file left
+        write_atomic(out / "taken", "data")
+    assert sorted(os.listdir(out)) == ["m.prom", "r.json", "taken"]
+
+
 # ---------------------------------------------------------------------- planted symlinks
 def test_symlinks_planted_in_the_report_directory_are_replaced_never_followed(tmp_path):
     """Every report (HTML and JUnit, which pytest-html and junitxml write themselves, results.json,
