@@ -235,7 +235,7 @@ def write_atomic(path: str, text: str) -> None:
     replaced, never followed (postfix_compliance/atomicfile.py)."""
     from postfix_compliance.atomicfile import write_atomic as _write_atomic
 
-    _write_atomic(path, text)
+    _write_atomic(path, text, mode=0o644)  # whatever the umask: node_exporter reads metrics.prom as another user
 
 
 # ---------------------------------------------------------------------- HTML
