@@ -134,6 +134,8 @@ def _stage_plugin_reports(config: pytest.Config) -> None:
             raise pytest.UsageError(f"cannot write the report {final}: {exc.strerror}") from None
         staged.append((os.path.join(private, os.path.basename(final)), final))
         setattr(config.option, option, staged[-1][0])
+        if option == "htmlpath":  # an assets/ directory would stay behind in the private directory
+            config.option.self_contained_html = True
     config.stash[STAGED] = staged
 
 

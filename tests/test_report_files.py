@@ -115,6 +115,25 @@ def test_symlinks_planted_in_the_report_directory_are_replaced_never_followed(tm
     assert leftovers == [], leftovers  # no temporary file or staging directory stays behind
 
 
+def test_explicit_html_and_junit_paths_are_guarded_too(tmp_path):
+    """--html and --junitxml elsewhere than the report directory: the same private staging; the HTML is
+    self-contained (pytest-html would otherwise leave its assets/ in the private directory)."""
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT)
+    out = tmp_path / "ci-artifacts"
+    out.mkdir()
+    _plant(out / "mail.html", victim)
+    _plant(out / "mail.xml", victim)
+    run = run_suite(f"--hosts=snapshot://{FIXTURE}", f"--html={out / 'mail.html'}", f"--junitxml={out / 'mail.xml'}",
+                    *FAST, report_dir=str(tmp_path / "reports"))
+    _no_traceback(run)
+    _assert_untouched(victim)
+    html = (out / "mail.html").read_text()
+    assert not os.path.islink(out / "mail.html") and "assets/style.css" not in html and "<style" in html
+    assert not os.path.islink(out / "mail.xml") and "<testsuites" in (out / "mail.xml").read_text()
+    assert sorted(os.listdir(out)) == ["mail.html", "mail.xml"]
+
+
 def test_symlinks_planted_in_the_snapshot_directory_are_replaced_never_followed(tmp_path):
     victim = tmp_path / "victim"
     victim.write_text(VICTIM_TEXT)
