@@ -135,7 +135,9 @@ class SshHost:
             user, _, command = line.partition("\t")
             if command.startswith("sh -c 'read u _ </proc/uptime"):
                 script = shlex.split(command)[2]
-                found += [f"{user}\t{c}" for c in re.findall(r"LC_ALL=C .*? </dev/null(?=; r=\$\?)", script)]
+                # (each probe is followed by its status, or by its output limiter's descriptors)
+                found += [f"{user}\t{c}" for c in
+                          re.findall(r"LC_ALL=C .*? </dev/null(?=; r=\$\?| 3>&- 6>&- 7>&-;)", script)]
             else:
                 found.append(line)
         return found

@@ -416,7 +416,7 @@ def batch_script(commands: list[str], nonce: str, cap: int | None = None) -> str
     output on and the client's own cap holds (`ProbeRunner._run_batch`)."""
     lines = [_UPTIME, f"printf '%s %s\\n' {nonce} \"$u\""]
     if cap is not None:
-        lines.insert(0, f"c() {{ head -c {int(cap) + 1} 2>/dev/null || cat; }}; exec 6>&1 7>&2")
+        lines.append(f"c() {{ head -c {int(cap) + 1} 2>/dev/null || cat; }}; exec 6>&1 7>&2")
     for index, command in enumerate(commands):
         lines.append(_limited(command) if cap is not None else command)
         lines.append(("" if cap is not None else "r=$?; ") +
