@@ -52,6 +52,7 @@ class Inventory:
         self.hostvars: dict[str, dict[str, Any]] = {}
         self._in_group: dict[str, set[str]] = {}
         self._membership: dict[str, set[str]] | None = None  # group -> all its hosts; built on first query
+        self._depths: dict[str, int] | None = None
         self.group("all")
         self.group("ungrouped")
 
@@ -104,13 +105,22 @@ class Inventory:
     def _depth(self, group: str, seen: frozenset[str] = frozenset()) -> int:
         if group == "all" or group in seen:  # `seen`: groups that are each other's children
             return 0
-        parents = [g for g, d in self.groups.items() if group in d["children"]]
-        return 1 + max((self._depth(p, seen | {group}) for p in parents if p != group), default=0)
+        if self._depths is None:
+            self._depths = {}
+            self._parents: dict[str, list[str]] = {}
+            for name, data in self.groups.items():
+                for child in data["children"]:
+                    self._parents.setdefault(child, []).append(name)
+        if group not in self._depths:  # remembered: a diamond of groups would otherwise be walked 2^n times
+            self._depths[group] = 1 + max((self._depth(p, seen | {group})
+                                           for p in self._parents.get(group, []) if p != group), default=0)
+        return self._depths[group]
 
     def variables(self, host: str) -> dict[str, Any]:
         """all's vars < parent groups' < child groups' < the host's own, as Ansible merges them."""
         if self._membership is None:
             self._membership = {g: set(self.members(g)) for g in self.groups}
+            self._depths = None
         merged: dict[str, Any] = {}
         containing = [g for g in self.groups if host in self._membership[g]]
         for group in sorted(containing, key=lambda g: (self._depth(g), g)):
@@ -153,7 +163,7 @@ def load_inventory(path: str) -> Inventory:
         raise UsageError(f"{where}: is a directory (give one file, e.g. `ansible-inventory --list > hosts.json`)")
     if os.access(path, os.X_OK) and not path.endswith((".ini", ".yml", ".yaml", ".json", ".cfg")):
         try:
-            proc = subprocess.run([path, "--list"], capture_output=True, text=True, timeout=60)
+            proc = subprocess.run([path, "--list"], capture_output=True, text=True, errors="replace", timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise UsageError(f"{where}: inventory script failed: {exc}") from None
         if proc.returncode != 0:
@@ -177,11 +187,16 @@ def load_inventory(path: str) -> Inventory:
         raise UsageError(f"{where}: not JSON: {exc.msg} at line {exc.lineno}") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # nesting deeper than the parsers' stack
+        raise UsageError(f"{where}: nested too deeply") from None
     if data is None:
         return Inventory(path)
     if not isinstance(data, dict):
         raise UsageError(f"{where}: expected groups at the top level (e.g. `all: {{hosts: ...}}`)")
-    return _from_yaml(data, path)
+    try:
+        return _from_yaml(data, path)
+    except RecursionError:
+        raise UsageError(f"{where}: groups nested too deeply") from None
 
 
 def _looks_like_ini(text: str) -> bool:
@@ -315,6 +330,7 @@ def _fix_ungrouped(inv: Inventory) -> None:
 
 def _from_yaml(data: dict[str, Any], path: str) -> Inventory:
     inv = Inventory(path)
+    walked: set[tuple[str, int]] = set()
 
     def walk(name: str, body: Any, parent: str | None) -> None:
         if body is None:
@@ -324,6 +340,11 @@ def _from_yaml(data: dict[str, Any], path: str) -> Inventory:
         inv.group(name)
         if parent is not None and name not in inv.groups[parent]["children"]:
             inv.groups[parent]["children"].append(name)
+        # A YAML alias can put one group body under many parents: read it once, or nested aliases
+        # make the walk exponential.
+        if (name, id(body)) in walked:
+            return
+        walked.add((name, id(body)))
         hosts = body.get("hosts") or {}
         if isinstance(hosts, list):
             if not all(isinstance(h, (str, int)) and not isinstance(h, bool) for h in hosts):

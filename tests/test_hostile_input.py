@@ -108,6 +108,36 @@ def test_inventory_range_is_limited_before_expanding(suite, tmp_path, line, expe
     assert_one_error_line(SuiteRun(proc.returncode, proc.stdout, proc.stderr, ""), inventory, line, expected)
 
 
+def _deep_groups(depth: int) -> str:
+    return "all:\n  children:\n" + "".join("  " * (i + 2) + f"g{i}:\n" + "  " * (i + 3) + "children:\n"
+                                           for i in range(depth))
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("hosts.yml", "all:\n  children: 5\n", "all.children must be a mapping of groups"),
+    ("hosts.yml", "all:\n  hosts:\n    mail1: {ansible_connection: [ssh]}\n", "ansible_connection"),
+    ("hosts.json", '{"_meta": {"hostvars": []}, "mail": ["mail1"]}', "_meta.hostvars must map host names"),
+    ("hosts.json", '{"mail": {"hosts": [{"name": "mail1"}]}}', "mail.hosts must be a list of host names"),
+    ("hosts.yml", _deep_groups(1500), "nested too deeply"),
+], ids=["children-number", "connection-list", "hostvars-list", "host-object", "deep-groups"])
+def test_inventory_of_the_wrong_shape(suite, tmp_path, name, text, expected):
+    inventory = _write(tmp_path / name, text)
+    run = suite(f"--ansible-inventory={inventory}")
+    assert_one_error_line(run, inventory, expected)
+
+
+def test_inventory_yaml_aliases_are_read_once(tmp_path):
+    """40 levels of groups each holding the one below twice (YAML aliases): 2^40 paths, 81 groups."""
+    anchors = ["defs:", "  vars:", "    x:", "     - &a0 {hosts: {mail1: }}"]
+    anchors += [f"     - &a{i} {{children: {{l{i}a: *a{i - 1}, l{i}b: *a{i - 1}}}}}" for i in range(1, 40)]
+    inventory = _write(tmp_path / "hosts.yml", "\n".join(anchors) + "\nall:\n  children:\n    top: *a39\n")
+    code = ("import sys; from postfix_compliance.inventory import inventory_urls; "
+            "print(inventory_urls(sys.argv[1]))")
+    proc = subprocess.run([sys.executable, "-c", code, inventory], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.strip() == "['ssh://mail1']", proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("url", ["ssh://root@127.0.0.1:70000", "paramiko://127.0.0.1:0", "127.0.0.1:99999"])
 def test_port_out_of_range_in_host_url(suite, url):
     run = suite(f"--hosts={url}", "--connect-timeout=3")
