@@ -84,6 +84,8 @@ def load_json(path: str, what: str = "") -> Any:
         raise UsageError(f"{_name(path, what)}: not JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:  # `[[[[...` nested deeper than Python's stack
         raise UsageError(f"{_name(path, what)}: not JSON: nested too deeply") from None
+    except ValueError as exc:  # a number too long for int() (more than 4300 digits)
+        raise UsageError(f"{_name(path, what)}: not JSON: {exc}") from None
     return _maybe_scrub(text, data)
 
 
@@ -98,6 +100,8 @@ def load_yaml(path: str, what: str = "", loader: Any = yaml.SafeLoader) -> Any:
         raise UsageError(f"{_name(path, what)}: not valid YAML{at}: {problem}") from None
     except ValueError as exc:  # a value YAML itself could not build (an explicit !!timestamp, say)
         raise UsageError(f"{_name(path, what)}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{_name(path, what)}: not valid YAML: nested too deeply") from None
 
 
 def key_path(error: jsonschema.ValidationError) -> str:

@@ -189,6 +189,8 @@ def load_inventory(path: str) -> Inventory:
         raise UsageError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:  # nesting deeper than the parsers' stack
         raise UsageError(f"{where}: nested too deeply") from None
+    except ValueError as exc:  # e.g. a number too long for int(), in JSON or YAML
+        raise UsageError(f"{where}: cannot read: {exc}") from None
     if data is None:
         return Inventory(path)
     if not isinstance(data, dict):

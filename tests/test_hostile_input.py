@@ -189,6 +189,20 @@ def test_snapshot_field_of_the_wrong_type(suite, tmp_path, change, expected):
     assert_one_error_line(run, path, expected)
 
 
+@pytest.mark.parametrize("make_args, expected", [
+    (lambda d: ["--hosts=snapshot://" + _write(d / "snap.json", '{"format": ' + "9" * 5000 + "}")],
+     "not JSON: Exceeds the limit"),
+    (lambda d: [f"--profile={_write(d / 'p.yaml', 'name: ' + '[' * 5000 + ']' * 5000)}"],
+     "not valid YAML: nested too deeply"),
+    (lambda d: ["--ansible-inventory=" + _write(d / "hosts.yml", "all:\n  hosts:\n    m: {ansible_port: "
+                                                + "9" * 5000 + "}\n")],
+     "cannot read: Exceeds the limit"),
+], ids=["snapshot-long-number", "profile-deep", "inventory-long-number"])
+def test_input_that_breaks_the_parser(suite, tmp_path, make_args, expected):
+    run = suite(*make_args(tmp_path))
+    assert_one_error_line(run, expected)
+
+
 class _Tags(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()
