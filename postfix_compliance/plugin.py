@@ -446,7 +446,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         return
     if compliance in ("fail", "error") and _expected(excinfo):
         # The check's message is the whole story; a traceback of the check's code is noise.
-        report.longrepr = f"{meta.id} {target.id}: {compliance.upper()}: {message}"
+        report.longrepr = f"{meta.id} {inert(target.id)}: {compliance.upper()}: {message}"
 
 
 def _make_inert(report: pytest.TestReport) -> None:
