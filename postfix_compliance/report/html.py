@@ -368,6 +368,7 @@ def _change_rows(items: list[dict[str, Any]]) -> str:
 
 
 def changes_html(changes: dict[str, Any]) -> str:
+    changes = inert_data(changes)  # a baseline's messages and denial fields: shown visibly (\x1b)
     base = changes.get("baseline", {})
     counts = (f'{len(changes["regressions"])} regression{"s" if len(changes["regressions"]) != 1 else ""}, '
               f'{len(changes["fixes"])} fix{"es" if len(changes["fixes"]) != 1 else ""}, '
@@ -405,6 +406,7 @@ def changes_html(changes: dict[str, Any]) -> str:
 
 
 def waivers_html(summary: dict[str, Any]) -> str:
+    summary = inert_data(summary)  # the waiver file's words: shown visibly (\x1b)
     out = [f'<div id="waivers"><h2>Waivers</h2><p>From <code>{e(summary["file"])}</code>: '
            f'{len(summary["applied"])} check(s) waived, {len(summary["expired"])} expired waiver(s) matched a '
            f'failing check, {len(summary["unused"])} waiver(s) unused.</p>']
