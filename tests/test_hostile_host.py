@@ -345,7 +345,8 @@ def test_fleet_merge_prints_no_control_character(hostile, tmp_path):
 
 
 def test_change_validate_prints_no_control_character(tmp_path):
-    """pre lists the baseline's failing checks by host name; post prints each regression's message."""
+    """pre lists the baseline's failing checks by host name; post prints each regression's message (the
+    AVC-002 one names the host's paths); the suite's own baseline summary and page show them too."""
     snapshot = write_snapshot(str(tmp_path), "host", _healthy_named_hostile())
     script = os.path.join(REPO, "scripts", "change-validate.sh")
     root = str(tmp_path / "reports")
@@ -354,13 +355,21 @@ def test_change_validate_prints_no_control_character(tmp_path):
     assert pre.returncode == 0, terminal_text(pre.stderr)
     assert_terminal_safe(pre.stderr, "change-validate pre")
     assert "mail1\\x1b]0;pwned" in terminal_text(pre.stderr)
-    write_snapshot(str(tmp_path), "host", _labels_host())  # the change broke the host
+    broken = _labels_host()  # the change broke the host: labels, and denials on hostile paths
+    broken.avc_events, broken.audit2why_blocks = _avc_host().avc_events, _avc_host().audit2why_blocks
+    write_snapshot(str(tmp_path), "host", broken)
     post = run_raw(script, "post", "--name", "hostile", "--reports-root", root, "--python", PYTHON)
     assert post.returncode == 1, terminal_text(post.stderr)
     assert_terminal_safe(post.stderr, "change-validate post")
     assert_terminal_safe(post.stdout, "change-validate post (pytest)")
     assert "REGRESSION LBL-001" in terminal_text(post.stderr)
     assert "\\x1b[2J" in terminal_text(post.stderr)
+    assert "REGRESSION AVC-002" in terminal_text(post.stderr)  # its message names the hostile paths
+    assert "/var/spool/postfix/x\\x1b[2J" in terminal_text(post.stderr)
+    assert "REGRESSION: AVC-002" in PYTEST_SGR.sub("", terminal_text(post.stdout))  # the suite's baseline summary
+    page = open(os.path.join(root, "change", "hostile", "post", "compliance.html"), encoding="utf-8").read()
+    changes = page.split('id="changes"', 1)[1].split('id="waivers"', 1)[0]
+    assert not RAW_CONTROL.search(page.replace("\r", "")) and "/var/spool/postfix/x\\x1b[2J" in changes
 
 
 def _healthy_named_hostile() -> builder.Host:
