@@ -80,6 +80,8 @@ if [[ -n $hosts_file ]]; then
 fi
 
 # ------------------------------------------------------------------ the lock
+# The holder line below is written by name: a symlink planted there (a shared reports root) would be followed.
+[[ -L $lock ]] && die "the lock file $lock is a symlink: not writing through it"
 ( : 9<>"$lock" ) 2>/dev/null || die "cannot open the lock file $lock"
 exec 9<>"$lock"
 if [[ -n $wait_s ]]; then take_lock=(flock -w "$wait_s" 9); else take_lock=(flock -n 9); fi

@@ -276,3 +276,20 @@ def test_change_validation_saves_its_arguments_through_no_planted_symlink(tmp_pa
     _assert_untouched(victim)
     assert not os.path.islink(change_dir / "args")
     assert (change_dir / "args").read_bytes() == f"--hosts=snapshot://{host}\0--no-flush\0".encode()
+
+
+def test_the_scheduled_run_writes_through_no_symlink_planted_at_its_lock(tmp_path):
+    """scripts/scheduled-run.sh writes who holds the lock into the lock file, by name: a symlink there
+    (the reports root may be shared) is refused, one ERROR line, exit 4, before anything runs."""
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    _plant(reports / ".scheduled-run.lock", victim)
+    proc = subprocess.run([os.path.join(REPO, "scripts", "scheduled-run.sh"), f"--reports-root={reports}",
+                           f"--python={sys.executable}", "--", f"--hosts=snapshot://{FIXTURE}", *FAST],
+                          capture_output=True, text=True, timeout=300)
+    _assert_untouched(victim)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    assert proc.returncode == 4 and len(errors) == 1 and "is a symlink" in errors[0], proc.stderr
+    assert os.listdir(reports) == [".scheduled-run.lock"]  # no report set was started
