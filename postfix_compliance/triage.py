@@ -253,6 +253,22 @@ def _masked(masking: str, denials: list[model.AvcDenial]) -> Finding:
                    tuple(d.raw for d in denials[:10]))
 
 
+# The relay as Postfix names it in a delay reason: name[address]:port (the name may be empty or "none").
+_RELAY = re.compile(r"^(?P<name>[^\s\[]*)\[(?P<address>[^\]]+)\]:(?P<port>\d{1,5})$")
+
+
+def _relay_probes(relay: str | None) -> tuple[str, str]:
+    """getent and nc for the relay the queue names: the host's words, quoted (text.shell); placeholders
+    where the reason does not name it."""
+    parts = _RELAY.match(relay or "")
+    if parts:
+        name = parts["name"] if parts["name"] not in ("", "none") else parts["address"]
+        return (shell("getent ahosts {}", name),
+                shell("nc -vz {} {}", parts["address"], parts["port"]) + "   # from this host")
+    getent = shell("getent ahosts {}", relay) if relay else "getent ahosts <relay host>"
+    return getent, "nc -vz <relay host> <port>   # from this host"
+
+
 def _not_selinux(facts: _Facts) -> Finding | None:
     queue = facts.queue()
     reasons = [r.delay_reason for m in (queue.in_queue("deferred") if queue else ()) for r in m.recipients
@@ -265,8 +281,7 @@ def _not_selinux(facts: _Facts) -> Finding | None:
                 summary = (f"{what}: not an SELinux problem (no Postfix denial is linked to the queue); "
                            "check the relay, DNS, firewall, credentials")
                 return Finding("not-selinux", summary,
-                               ("postconf relayhost", "getent ahosts <relay host>",
-                                "nc -vz <relay host> <port>   # from this host",
+                               ("postconf relayhost", *_relay_probes(match.groupdict().get("relay")),
                                 "journalctl -u postfix -n 80 --no-pager"),
                                VERIFY, (), checks + ("Q-001", "Q-002"),
                                tuple(_queue_lines(facts) + _log_lines(facts, pattern)))
