@@ -63,6 +63,8 @@ AVC_PATH = "/var/spool/postfix/deferred;" + run_marker("avc")
 AVC_HEX_PATH = "/var/spool/postfix/x\x1b[2J\n>M_newline " + run_marker("hex")
 A2W_BOOLEAN = "postfix_b;" + run_marker("a2w") + "`>M_a2wtick`"
 HOST_NAME = "mail1" + SCREEN + ".example.com"
+RELAY_NAME = "relay.example;" + run_marker("relay") + "`>M_relaytick`"
+RELAY_ADDRESS = "192.0.2.1" + run_marker("address")
 REASON = "connect to smtp.example.com[192.0.2.25]:587: \x00\x0c\x7f\x9b31m" + SCREEN + " timed out"
 
 
@@ -112,7 +114,15 @@ def _names_host() -> builder.Host:
     return h
 
 
-HOSTILE = {"labels": _labels_host, "avc": _avc_host, "names": _names_host}
+def _relay_host() -> builder.Host:
+    """A relay that refuses, named by the host's queue; triage: not SELinux, check that relay."""
+    h = builder.rhel9()
+    reason = f"connect to {RELAY_NAME}[{RELAY_ADDRESS}]:25: Connection refused"
+    h.queue = [[builder.deferred_message("2B5D0209A502", "13:02:12", reason)]]
+    return h
+
+
+HOSTILE = {"labels": _labels_host, "avc": _avc_host, "names": _names_host, "relay": _relay_host}
 
 
 def write_snapshot(directory: str, name: str, host: builder.Host) -> str:
@@ -276,6 +286,7 @@ def assert_fixture_bites(hostile) -> None:
     kinds = {r["host"]: (r["diagnosis"] or {}).get("kind") for r in doc["results"]}
     assert kinds[f"snapshot://{snaps['labels']}"] == "selinux"
     assert kinds[f"snapshot://{snaps['avc']}"] == "selinux"
+    assert kinds[f"snapshot://{snaps['relay']}"] == "not-selinux"
 
 
 def test_every_shown_command_runs_nothing_the_host_wrote(hostile, tmp_path):
@@ -296,7 +307,9 @@ def test_every_shown_command_runs_nothing_the_host_wrote(hostile, tmp_path):
                  ["setsebool", "-P", A2W_BOOLEAN, "on"],
                  ["setsebool", "-P", BOOLEAN, "on"],
                  ["semodule", "-r", MODULE],
-                 ["postmap", SASL]):
+                 ["postmap", SASL],
+                 ["getent", "ahosts", RELAY_NAME],
+                 ["nc", "-vz", RELAY_ADDRESS, "25"]):
         assert call in calls, (call, calls)
 
 
