@@ -7,7 +7,9 @@ then with a real SMTP sink on loopback (the same instance drains and passes).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import shutil
 import time
 
@@ -83,7 +85,13 @@ def test_dead_relay_fails_early_then_sink_drains(suite, dead_relay_instance, dec
         decided = _drain_seconds(q2)
         decision_log.append(f"live sink: Q-002 passed after {decided:.2f}s")
         assert len(sink.messages) == 3
-        assert live.record("Q-001")["outcome"] == "fail"  # judged on the queue as it was before the flush
+        # the suite's own flush drained the queue: Q-001 judges the queue after it, with both counts,
+        # and triage sees the queue as it is now (no relay finding on a host whose mail went out)
+        q1 = live.record("Q-001")
+        assert q1["outcome"] == "pass" and q1["message"].startswith("3 deferred when collected, 0 after the "
+                                                                    "suite's flush"), q1
+        assert live.results["diagnosis"]["local"] is None, live.results["diagnosis"]
+        assert live.exit_status == 0
         again = suite(*args)
         assert again.outcomes() == {"Q-001": "pass", "Q-002": "pass", "Q-003": "pass", "LOG-001": "pass"}
         assert again.exit_status == 0
@@ -104,3 +112,43 @@ def test_no_flush_option_never_flushes(suite, dead_relay_instance):
         assert sink.messages == []  # nothing was flushed to the live relay
     finally:
         sink.stop()
+
+
+def test_master_down_queue_is_not_read_and_leaves_no_trace(suite, dead_relay_instance):
+    """With master down, root's postqueue would run showq itself inside the scan's login session (under
+    SELinux: denials on the session's pipes, the suite's own footprint) and log that it accessed the queue
+    directly. The queue probes ask master first: the queue checks are not applicable, nothing is logged."""
+    instance = dead_relay_instance
+    subprocess.run(["postfix", "-c", instance.config_dir, "stop"], check=True, capture_output=True)
+    try:
+        # master.pid stays behind (stale): the probes must not take its presence for a running master
+        assert instance.wait_for(lambda: not master_running(instance), 15)
+        assert os.path.exists(os.path.join(instance.queue_dir, "pid", "master.pid"))
+        with open(instance.maillog, encoding="utf-8", errors="replace") as handle:
+            before = handle.read()
+        run = suite(f"--postfix-config-dir={instance.config_dir}", "--profile=debian12", "-k",
+                    "Q-001 or Q-002 or Q-003 or SVC-001")
+        for cid in ("Q-001", "Q-002", "Q-003"):
+            record = run.record(cid)
+            assert record["outcome"] == "not_applicable", record
+            assert "the mail system is down (no running master process; see SVC-001)" in record["message"]
+        with open(instance.maillog, encoding="utf-8", errors="replace") as handle:
+            logged = handle.read()[len(before):]
+        assert "postqueue" not in logged and "showq" not in logged, logged
+        # and where master runs again, the same probes read the queue
+        subprocess.run(["postfix", "-c", instance.config_dir, "start"], check=True, capture_output=True)
+        assert instance.wait_for(lambda: master_running(instance), 15)
+        again = suite(f"--postfix-config-dir={instance.config_dir}", "--profile=debian12", "-k", "Q-003")
+        assert again.record("Q-003")["outcome"] == "pass", again.record("Q-003")
+    finally:
+        subprocess.run(["postfix", "-c", instance.config_dir, "start"], capture_output=True)
+
+
+def master_running(instance) -> bool:
+    try:
+        with open(os.path.join(instance.queue_dir, "pid", "master.pid"), encoding="ascii") as handle:
+            pid = handle.read().strip()
+        with open(f"/proc/{pid}/comm", encoding="ascii") as handle:
+            return handle.read().strip() == "master"
+    except OSError:
+        return False

@@ -411,6 +411,14 @@ class UnitStates:
 
 
 @frozen
+class HostClock:
+    """`date '+%s %z'`: the host's clock (seconds since the epoch) and its UTC offset in seconds."""
+
+    epoch: int
+    utc_offset: int
+
+
+@frozen
 class OsRelease:
     id: str
     version_id: str

@@ -118,6 +118,19 @@ SASL_MAPS = ("for m in $(postconf -h smtp_sasl_password_maps | tr ',' ' '); do f
 
 HEAVY = 40
 
+# The queue is read only through a running master. With master down, root's `postqueue` runs showq
+# itself, inside the scan's login session: on an SELinux host showq is then denied the session's
+# pipes and sockets (seen on the real guest), and those denials would be the suite's own footprint
+# in the next run's AVC-002. A non-root postqueue would log a fatal line instead (LOG-001's). So the
+# probe asks master's pid file (or, where that is unreadable to this login, the process table) first.
+MAIL_SYSTEM_DOWN = "mail system is down: no running master process, queue not read"
+MAIL_SYSTEM_DOWN_STATUS = 75  # EX_TEMPFAIL
+_MASTER_RUNNING = ('q=$(postconf -h queue_directory); '
+                   'if [ -r "$q/pid/master.pid" ]; then read -r p < "$q/pid/master.pid"; '
+                   '[ "$(cat "/proc/${p:-0}/comm" 2>/dev/null)" = master ]; '
+                   'else ps -C master >/dev/null 2>&1; fi || '
+                   f'{{ echo "{MAIL_SYSTEM_DOWN}" >&2; exit {MAIL_SYSTEM_DOWN_STATUS}; }}; ')
+
 # semanage needs a policy store and only feeds checks that are not applicable without SELinux
 # (require_selinux): on a live host whose getenforce says Disabled it is not started at all.
 GATED_OFF = "SELinux is disabled (getenforce: Disabled): {tool} not started"  # what a gated probe says
@@ -155,6 +168,8 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
     since = ausearch_since(avc_since)
     probes = [
         OS_RELEASE,
+        # The host's clock: a baseline comparison places the pre run's end on it (see report/baseline.py).
+        Probe("host_clock", "date '+%s %z'", static=True),
         Probe("getenforce", "getenforce"),
         Probe("sestatus", "sestatus"),
         Probe("selinux_config", "cat /etc/selinux/config", static=True),
@@ -183,13 +198,15 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
         Probe("units_active", "systemctl is-active postfix auditd"),
         Probe("units_enabled", "systemctl is-enabled postfix auditd", static=True),
         Probe("listeners", "ss -lntp", privileged=True),
+        # Opt-in (--postfix-check): it runs Postfix's own programs as root, which create missing queue
+        # directories and, under SELinux, leave audit records of the scan's login session.
         Probe("postfix_check", "postfix check", static=True, privileged=True, intrusive=True, cost=HEAVY),
         # postqueue -j exists from Postfix 3.1; asking an older one logs a fatal usage line that
         # LOG-001 would then report, so the version is asked first.
-        Probe("queue_json", 'v=$(postconf -h mail_version); case "$v" in 2.*|3.0|3.0.*) '
+        Probe("queue_json", _MASTER_RUNNING + 'v=$(postconf -h mail_version); case "$v" in 2.*|3.0|3.0.*) '
                             'echo "postqueue -j needs Postfix 3.1 or newer (mail_version $v)" >&2; exit 3;; esac; '
                             "exec postqueue -j"),
-        Probe("queue_text", "postqueue -p"),
+        Probe("queue_text", _MASTER_RUNNING + "exec postqueue -p"),
         Probe("journal",
               f"journalctl --no-pager -q -o short -u postfix -u 'postfix@*' "
               f"--since {shlex.quote(journal_since(avc_since))}", privileged=True, reads_logs=True),

@@ -19,13 +19,14 @@ from .postfix import (parse_journal, parse_maillog, parse_postconf, parse_postfi
                       parse_queue_json, parse_queue_text)
 from .selinux import (parse_boot_entries, parse_getenforce, parse_proc_cmdline, parse_selinux_config,
                       parse_sestatus)
-from .system import (parse_firewall, parse_listeners, parse_os_release, parse_processes,
+from .system import (parse_firewall, parse_host_clock, parse_listeners, parse_os_release, parse_processes,
                      parse_relay_resolution, parse_sasl_maps, parse_units)
 
 Parser = Callable[[Evidence], object]
 
 PARSERS: dict[str, Parser] = {
     "os_release": parse_os_release,
+    "host_clock": parse_host_clock,
     "getenforce": parse_getenforce,
     "sestatus": parse_sestatus,
     "selinux_config": parse_selinux_config,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..evidence import Evidence
-from ..model import (FileStat, FileStats, FirewallState, HostResolution, Listener, Listeners,
+from ..model import (FileStat, FileStats, FirewallState, HostClock, HostResolution, Listener, Listeners,
                      OsRelease, ProcessInfo, Processes, UnitStates, Unparsed)
 from ._common import failure, lines, parser, unexpected
 from .selinux import assignments
@@ -29,6 +29,21 @@ def parse_processes(ev: Evidence) -> Processes | Unparsed:
         label = None if m["label"] == "-" else m["label"]
         processes.append(ProcessInfo(label, int(m["pid"]), m["comm"].strip()))
     return Processes(tuple(processes))
+
+
+_CLOCK = re.compile(r"^(?P<epoch>\d{1,12}) (?P<sign>[+-])(?P<hh>\d\d)(?P<mm>\d\d)$")
+
+
+@parser()
+def parse_host_clock(ev: Evidence) -> HostClock | Unparsed:
+    if ev.exit_status:
+        return failure(ev)
+    said = lines(ev.stdout)
+    m = _CLOCK.match(said[0].strip()) if len(said) == 1 else None
+    if not m:
+        return unexpected(ev, said[0] if said else "", "not `date '+%s %z'` output")
+    offset = (int(m["hh"]) * 3600 + int(m["mm"]) * 60) * (-1 if m["sign"] == "-" else 1)
+    return HostClock(int(m["epoch"]), offset)
 
 
 _SYSTEMCTL_UNITS = re.compile(r"\bis-(?:active|enabled)\s+(?P<units>[^;&|()'\"]*)")
