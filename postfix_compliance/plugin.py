@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import pathlib
 import re
@@ -35,6 +36,7 @@ from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.facts.parsers import parse
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.probes import OS_RELEASE, build_probes, validate_since
+from postfix_compliance.facts.queue_drain import DrainPlan
 from postfix_compliance.inventory import resolve_host_specs
 from postfix_compliance.outputpaths import check_output_paths
 from postfix_compliance.profiles import PROFILES_DIR, Profile, detect_profile, load_profile
@@ -42,6 +44,8 @@ from postfix_compliance.report import results as results_report
 from postfix_compliance.text import inert, inert_data
 
 STATE = pytest.StashKey["SuiteState"]()
+# --avc-since=baseline: AVC-002 and LOG-001 judge what happened after the --baseline run ended on each host.
+BASELINE_WINDOW = "baseline"
 OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
 
 
@@ -61,12 +65,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="bytes of stdout and of stderr kept from one probe, e.g. 4194304 or 4M (default 4M); "
                          "a check that needs output cut there is an error naming the cap")
     group.addoption("--avc-since", default=None,
-                    help="audit/log window, as ausearch -ts takes it (default: the profile's, 'recent' = 10 min)")
+                    help="audit/log window, as ausearch -ts takes it (default: the profile's, 'recent' = 10 min), "
+                         "or 'baseline': since the --baseline run ended on each host (its clock)")
     group.addoption("--no-flush", action="store_true",
                     help="never run `postqueue -f` (Q-002 then only watches the queue)")
     group.addoption("--read-only", action="store_true",
                     help="change nothing on any host: no `postqueue -f`, no `postfix check` (it creates missing "
                          "queue directories)")
+    group.addoption("--postfix-check", action="store_true",
+                    help="also run `postfix check` (SVC-005). Off by default: it runs Postfix's own programs as "
+                         "root on the host, which create missing queue directories and, under SELinux, leave "
+                         "audit records of the scan's own login session")
     group.addoption("--drain-timeout", type=float, default=None, help="seconds Q-002 waits (default: profile, 60)")
     group.addoption("--poll-interval", type=float, default=None, help="seconds between queue polls (default 0.5)")
     group.addoption("--postfix-config-dir", default=None,
@@ -162,12 +171,25 @@ class SuiteState:
         self._entries: dict[int, tuple[Any, tuple[str, dict[str, Any]]]] = {}  # id(Evidence) -> its entry
         self.started = time.time()
         self._facts: dict[str, HostFacts] = {}
+        self.baseline_ends: dict[str, tuple[float, int]] = {}  # --avc-since=baseline: where the pre run ended
+        self.drain_hosts: set[str] = set()  # hosts whose Q-002 (the drain) is in this run
+        self._records_by_host: dict[str, list[dict[str, Any]]] = {}
         self._locks: dict[str, threading.Lock] = {t.id: threading.Lock() for t in targets}
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> SuiteState:
         since = config.getoption("avc_since")
-        if since is not None:
+        baseline_ends: dict[str, tuple[float, int]] = {}
+        if since == BASELINE_WINDOW:
+            path = config.getoption("baseline", None)
+            if not path:
+                raise UsageError("--avc-since=baseline needs --baseline FILE: the window starts where that run "
+                                 "ended on each host")
+            try:
+                baseline_ends = results_report.run_ends(results_report.load(path))
+            except ValueError as exc:
+                raise UsageError(f"--baseline {exc}") from None
+        elif since is not None:
             try:
                 validate_since(since)
             except ValueError as exc:
@@ -198,7 +220,9 @@ class SuiteState:
             if any(t.id == target_id for t in targets):
                 continue
             targets.append(HostTarget(spec.strip(), target_id))
-        return cls(config, targets, profile)
+        state = cls(config, targets, profile)
+        state.baseline_ends = baseline_ends
+        return state
 
     # ------------------------------------------------------------------ facts
     def facts_for(self, target: HostTarget) -> HostFacts:
@@ -268,14 +292,18 @@ class SuiteState:
         """Every probe of the host's run not in `known`, in one round (ProbeRunner.run_many)."""
         config = self.config
         since = config.getoption("avc_since") or profile.data.get("audit", {}).get("since", "recent")
+        if since == BASELINE_WINDOW:
+            since = self.since_baseline(target, name) or profile.data.get("audit", {}).get("since", "recent")
         probes = [p for p in build_probes(tuple(n for n, _ in profile.booleans), since, live=markexpr != "static")
                   if p.name not in known]
         if markexpr == "static":
             # An image gate (-m static, e.g. on a chroot): only what needs no running system is asked.
             probes = [p for p in probes if p.static]
-        if config.getoption("read_only") or markexpr == "static" or "not intrusive" in markexpr:
+        if config.getoption("read_only") or markexpr == "static" or "not intrusive" in markexpr \
+                or not config.getoption("postfix_check"):
             probes = [p for p in probes if not p.intrusive]
         started = time.monotonic()
+        started_wall = time.time()
         evidence = {**runner.run_many(probes), **known}
         os_ev = evidence["os_release"]
         if os_ev.error and not runner.lost:
@@ -286,6 +314,12 @@ class SuiteState:
                                    f"{runner.lost}")
         facts = HostFacts(target.id, name, evidence, profile, runner=runner, options=config.option)
         facts.since = since
+        facts.collect_started_wall = started_wall
+        if target.id in self.drain_hosts:
+            flush = not (config.getoption("no_flush") or config.getoption("read_only"))
+            facts.drain_plan = DrainPlan(profile.deferred_threshold,
+                                         config.getoption("drain_timeout") or profile.drain_timeout,
+                                         config.getoption("poll_interval") or profile.poll_interval, flush)
         facts.collect_seconds = time.monotonic() - started
         return facts
 
@@ -299,6 +333,15 @@ class SuiteState:
                 cached = self._entries[id(ev)] = (ev, results_report.evidence_entries([ev])[0])
             entries.append(cached[1])
         return entries
+
+    def since_baseline(self, target: HostTarget, name: str) -> str | None:
+        """--avc-since=baseline: the host's local time (its clock and UTC offset as the baseline recorded
+        them) at the second after the baseline run ended there; None when the baseline has no clock for it."""
+        end = self.baseline_ends.get(target.id) or self.baseline_ends.get(name)
+        if end is None:
+            return None
+        local = math.ceil(end[0]) + end[1]
+        return time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(local))
 
     def all_facts(self) -> list[HostFacts]:
         return list(self._facts.values())
@@ -337,6 +380,18 @@ def profile(facts: HostFacts) -> Profile:
 
 
 FACTS = pytest.StashKey[HostFacts]()
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselected what this run leaves out
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Note the hosts whose drain check (Q-002) is selected: Q-001 and triage then judge their queue as
+    the drain leaves it (the suite's own flush is not the host's state)."""
+    state: SuiteState = config.stash[STATE]
+    for item in items:
+        meta = meta_of(item)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if meta is not None and meta.id == "Q-002" and "host_target" in params:
+            state.drain_hosts.add(params["host_target"].id)
 
 
 # ---------------------------------------------------------------------- fleets (pytest-xdist)
@@ -417,6 +472,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     # A host controls these bytes and they go to terminals and every report: control characters are
     # shown as text (\x1b) from here on. Commands in a message are quoted already (text.shell).
     compliance, message = classify(report, excinfo)
+    if compliance == "pass" and item.stash.get(FACTS, None) is not None:
+        message = item.stash[FACTS].message
     message = inert(message)
     target: HostTarget = params["host_target"]
     host_facts = item.stash.get(FACTS, None)
@@ -429,6 +486,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         profile=host_facts.profile.name if host_facts and host_facts.profile else None,
         nodeid=item.nodeid, duration=report.duration)
     record["notes"] = inert_data(list(host_facts.notes)) if host_facts else []
+    # The host's clock now (an upper bound): a later --baseline run places this run's end on it.
+    clock = host_facts.host_time() if host_facts and not host_facts.error else None
+    record["host_clock"] = {"now": round(clock[0], 3), "utc_offset": clock[1]} if clock else None
     record["diagnosis"] = inert_data(host_facts.diagnosis()) if host_facts else None
     item.config.hook.pytest_compliance_record(config=item.config, record=record)
     report.user_properties.append(("compliance", json.dumps(record)))
@@ -503,6 +563,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
                 report.user_properties.remove((key, value))  # kept once, in the table (reports live on)
         results_report.attach_evidence(record, table)
         state.results.append(record)
+        # A host has one triage finding: the latest (after Q-002's drain, triage sees the queue as it is).
+        same_host = state._records_by_host.setdefault(record["host"], [])
+        same_host.append(record)
+        if record.get("diagnosis") != same_host[0].get("diagnosis"):
+            for earlier in same_host:
+                earlier["diagnosis"] = record.get("diagnosis")
 
 
 _CURRENT: list[SuiteState] = []

@@ -71,7 +71,13 @@ PROFILE_SCHEMA: dict[str, Any] = {
         "audit": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"since": {"type": "string"}},
+            "properties": {
+                "since": {"type": "string"},
+                # Target types of a login session's descriptors (see postfix_compliance/denials.py), and
+                # whether Postfix denials on them fail AVC-002 ("fail") or are only listed ("show").
+                "login_session_types": {"type": "array", "items": {"type": "string", "pattern": "^[a-z0-9_]+_t$"}},
+                "login_session_denials": {"enum": ["show", "fail"]},
+            },
         },
         "postfix_domain_prefix": {"type": "string", "minLength": 1},
         "smtp_port_type": {"type": "string", "pattern": "^[a-z0-9_]+_t$"},
@@ -127,6 +133,14 @@ class Profile:
     @property
     def postfix_domain_prefix(self) -> str:
         return self.data.get("postfix_domain_prefix", "postfix_")
+
+    @property
+    def login_session_types(self) -> tuple[str, ...]:
+        return tuple(self.data.get("audit", {}).get("login_session_types", ()))
+
+    @property
+    def login_session_denials_fail(self) -> bool:
+        return self.data.get("audit", {}).get("login_session_denials", "show") == "fail"
 
     @property
     def smtp_port_type(self) -> str:

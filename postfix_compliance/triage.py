@@ -13,8 +13,10 @@ import os
 import re
 from typing import Any, Callable
 
+from postfix_compliance.denials import postfix_denials
 from postfix_compliance.facts import model
 from postfix_compliance.text import shell
+from postfix_compliance.facts.probes import MAIL_SYSTEM_DOWN
 
 # Names of the queue's own subdirectories: an AVC record names only the last path component.
 QUEUE_SUBDIRS = {"active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming", "maildrop",
@@ -52,23 +54,29 @@ class Finding:
 VERIFY = ("postqueue -f", "mailq", "pytest -k Q-002   # the drain check")
 
 
-def diagnose(get: Callable[[str], Any]) -> Finding | None:
-    """The host's finding, from `get(probe) -> fact` (HostFacts.get or a quiet equivalent)."""
-    facts = _Facts(get)
+def diagnose(get: Callable[[str], Any], prefix: str = "postfix_", session_types: tuple[str, ...] = ()
+             ) -> Finding | None:
+    """The host's finding, from `get(probe) -> fact` (HostFacts.get or a quiet equivalent). `prefix` is the
+    profile's Postfix domain prefix, `session_types` its login-session target types (denials.py)."""
+    facts = _Facts(get, prefix, session_types)
     denials = facts.postfix_denials()
-    masked = facts.masking() or ("Postfix denials are logged with permissive=1"
-                                 if any(d.permissive for d in denials) else None)
+    # "Masked" rests on the state now (getenforce, permissive domains now): a permissive=1 record from
+    # an earlier permissive spell is history, whatever the mode is today.
+    masked = facts.masking()
     if masked and denials:
         return _masked(masked, denials)
-    linked = facts.linked_denials(denials)
+    # Not masked now: a denial logged with permissive=1 was not enforced, so it stopped nothing.
+    linked = facts.linked_denials([d for d in denials if not d.permissive])
     if linked:
         return _selinux_cause(facts, linked)
-    return _label_cause(facts) or _not_selinux(facts)
+    return _label_cause(facts) or _not_selinux(facts) or _history(denials)
 
 
 class _Facts:
-    def __init__(self, get: Callable[[str], Any]):
+    def __init__(self, get: Callable[[str], Any], prefix: str = "postfix_", session_types: tuple[str, ...] = ()):
         self._get = get
+        self.prefix = prefix
+        self.session_types = session_types
 
     def fact(self, probe: str, kind: type) -> Any:
         value = self._get(probe)
@@ -82,15 +90,17 @@ class _Facts:
         return self.fact("queue_json", model.QueueState) or self.fact("queue_text", model.QueueState)
 
     def postfix_denials(self) -> list[model.AvcDenial]:
+        """Postfix denials that concern mail flow (a login session's are never a queue's cause)."""
         denials = self.fact("avc_denials", model.AvcDenials)
-        return [d for d in (denials.denials if denials else ()) if (d.source_type or "").startswith("postfix_")]
+        mail, _ = postfix_denials(denials.denials if denials else (), self.prefix, self.session_types)
+        return mail
 
     def masking(self) -> str | None:
         mode = self.fact("getenforce", model.SelinuxMode)
         if mode and mode.mode == "permissive":
             return "SELinux is permissive"
         permissive = self.fact("permissive_domains", model.PermissiveDomains)
-        domains = [d for d in (permissive.all if permissive else ()) if d.startswith("postfix_")]
+        domains = [d for d in (permissive.all if permissive else ()) if d.startswith(self.prefix)]
         return f"Postfix domain(s) {', '.join(domains)} are permissive" if domains else None
 
     def mismatches(self) -> list[model.Relabel]:
@@ -193,7 +203,7 @@ def _selinux_cause(facts: _Facts, linked: list[tuple[model.AvcDenial, str]]) -> 
     summary = (f"{effect} because {first.source_type} was denied {' '.join(first.permissions)} on {path}"
                f"{labelled}; fix: {fixes[0]}")
     evidence = [d.raw for d, _ in linked][:10] + _queue_lines(facts) + _log_lines(facts, _PERMISSION)
-    return Finding("selinux", summary, tuple(fixes + ["postfix reload"]), VERIFY,
+    return Finding("selinux", summary, tuple(fixes + [_restart(facts)]), VERIFY,
                    ("setenforce 0   # only to confirm the diagnosis, then back to 1",),
                    ("LBL-001", "LBL-002", "BOOL-001", "AVC-002", "Q-002"), tuple(evidence))
 
@@ -230,9 +240,17 @@ def _label_cause(facts: _Facts) -> Finding | None:
                f"can hide denials); fix: {relabel}")
     evidence = [f"restorecon -Rn: {m.path} {m.current_type} -> {m.expected_type}" for m in wrong][:10]
     evidence += logged + _queue_lines(facts) + ([unreadable] if unreadable else [])
-    return Finding("selinux", summary, tuple(dict.fromkeys([relabel, "postfix reload"])),
+    return Finding("selinux", summary, tuple(dict.fromkeys([relabel, _restart(facts)])),
                    VERIFY, ("none needed: restorecon restores the policy's own labels",),
                    ("LBL-001", "LBL-002", "Q-001", "Q-002"), tuple(evidence))
+
+
+def _restart(facts: _Facts) -> str:
+    """After the fix: a running Postfix reloads; one that is down (it failed on the fix's cause) starts."""
+    queue = facts._get("queue_json")
+    if isinstance(queue, model.Unavailable) and queue.reason == MAIL_SYSTEM_DOWN:
+        return "systemctl restart postfix   # the mail system is down"
+    return "postfix reload"
 
 
 def _queue_error(facts: _Facts) -> str | None:
@@ -241,6 +259,8 @@ def _queue_error(facts: _Facts) -> str | None:
         fact = facts._get(probe)
         if isinstance(fact, model.Unparsed):
             return fact.reason
+        if isinstance(fact, model.Unavailable) and fact.reason == MAIL_SYSTEM_DOWN:
+            return "the mail system is down: no running master"
     return None
 
 
@@ -251,6 +271,18 @@ def _masked(masking: str, denials: list[model.AvcDenial]) -> Finding:
            "setenforce 1   # or: semanage permissive -d <domain>")
     return Finding("masked", summary, fix, VERIFY, ("setenforce 0",), ("SEL-001", "SEL-005", "AVC-002"),
                    tuple(d.raw for d in denials[:10]))
+
+
+def _history(denials: list[model.AvcDenial]) -> Finding | None:
+    """Denials logged with permissive=1 on a host that enforces now, none of them linked to the queue."""
+    logged = [d for d in denials if d.permissive]
+    if not logged:
+        return None
+    summary = (f"{len(logged)} Postfix denials in the window were logged with permissive=1, while SELinux or the "
+               "domain was permissive; SELinux enforces now and no Postfix domain is permissive: history, not the "
+               "state now (the same access would be denied if it happened again)")
+    fix = ("ausearch -m AVC,USER_AVC -ts recent | audit2why   # would the same access be denied now?",)
+    return Finding("history", summary, fix, VERIFY, (), ("AVC-002",), tuple(d.raw for d in logged[:10]))
 
 
 # The relay as Postfix names it in a delay reason: name[address]:port (the name may be empty or "none").

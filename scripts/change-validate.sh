@@ -9,8 +9,10 @@
 #       state before the change (its failures are known state; they are listed); otherwise the suite's
 #       status (4 bad input).
 # post  runs the suite again (with the pre run's SUITE ARGS unless others are given) with
-#       --baseline DIR/change/NAME/pre/results.json, reports in DIR/change/NAME/post/. Its exit status
-#       is for change tooling:
+#       --baseline DIR/change/NAME/pre/results.json, reports in DIR/change/NAME/post/, and AVC-002 and
+#       LOG-001 judging only what happened after the pre run ended on each host (--avc-since=baseline;
+#       an --avc-since in SUITE ARGS wins). A denial counts as new only when stamped after the pre run
+#       ended. Its exit status is for change tooling:
 #         0  no regression: nothing that passed before fails or errors now, no new AVC denial for a
 #            Postfix domain, no host of the baseline missing (failures that were already there are
 #            reported, not counted)
@@ -108,7 +110,13 @@ baseline="$change_dir/pre/results.json"
 if [[ ${#suite_args[@]} -eq 0 && -f $change_dir/args ]]; then
   mapfile -d '' suite_args < "$change_dir/args"
 fi
-run_suite "$change_dir/post" --baseline="$baseline" "${suite_args[@]}"
+# AVC-002 and LOG-001 judge what happened since the pre run ended on each host (its clock, as the
+# baseline recorded it), unless SUITE ARGS choose a window: a fault the change fixed is not reported again.
+window=(--avc-since=baseline)
+for arg in "${suite_args[@]}"; do
+  case $arg in --avc-since|--avc-since=*) window=() ;; esac
+done
+run_suite "$change_dir/post" --baseline="$baseline" "${window[@]}" "${suite_args[@]}"
 status=$?
 if [[ $status -gt 2 ]]; then
   say "the post run exited $status (see $change_dir/post/pytest.log)"

@@ -137,11 +137,31 @@ def test_queue_not_draining_fails_early_after_a_few_polls(matrix_runs):
 def test_queue_over_threshold_drains_after_the_flush(matrix_runs):
     run = matrix_runs["queue-over-threshold"]
     q001, q002 = (run.record(cid, host_id("queue-over-threshold")) for cid in ("Q-001", "Q-002"))
-    assert q001["outcome"] == "fail" and q001["message"].startswith("8 deferred messages (threshold 5)")
+    # the suite's own flush drained the queue: Q-001 judges the queue after it, and says both counts
+    assert q001["outcome"] == "pass", q001
+    assert q001["message"].startswith("8 deferred when collected, 0 after the suite's flush"), q001["message"]
     assert q002["outcome"] == "pass"
     flushed = [e for e in q002["evidence"] if e["probe"] == "queue_flush"]
     assert flushed and flushed[0]["command"] == "postqueue -f"
     assert q002["duration_s"] < 5
+
+
+def test_queue_over_threshold_without_a_flush_is_judged_as_found(suite):
+    """--no-flush (and --read-only): no drain by the suite, so Q-001 judges the queue as collected."""
+    entry = BY_NAME["queue-over-threshold"]
+    for option in ("--no-flush", "--read-only"):
+        run = suite(f"--hosts={host_id('queue-over-threshold')}", f"--profile={entry['profile']}",
+                    "--poll-interval=0.1", option, "-k", "Q-00")
+        q001 = run.record("Q-001", host_id("queue-over-threshold"))
+        assert q001["outcome"] == "fail" and q001["message"].startswith("8 deferred messages (threshold 5)"), q001
+        assert not any(e["probe"] == "queue_flush" for e in q001["evidence"])
+
+
+def test_q001_alone_judges_the_queue_as_found(suite):
+    """Without Q-002 in the run nothing flushes: Q-001 selected alone judges the queue as collected."""
+    entry = BY_NAME["queue-over-threshold"]
+    run = suite(f"--hosts={host_id('queue-over-threshold')}", f"--profile={entry['profile']}", "-k", "Q-001")
+    assert run.record("Q-001", host_id("queue-over-threshold"))["outcome"] == "fail"
 
 
 def test_failures_name_what_to_fix(matrix_runs):

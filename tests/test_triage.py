@@ -135,8 +135,10 @@ CHAINS = {
     "vm-relay-dead": ("not-selinux", "postconf relayhost",
                       "relay 127.0.0.1[127.0.0.1]:2525 refuses connections: not an SELinux problem"),
     "queue-not-draining": ("not-selinux", "postconf relayhost", "relay 127.0.0.1[127.0.0.1]:2525 refuses"),
-    "avc-permissive-denials": ("masked", "ausearch -m AVC,USER_AVC -ts recent | audit2why",
-                               "denials are logged but not enforced"),
+    # enforcing now, no permissive domain: the permissive=1 records are history, not masking
+    "avc-permissive-denials": ("history", "ausearch -m AVC,USER_AVC -ts recent | audit2why",
+                               "logged with permissive=1, while SELinux or the domain was permissive; SELinux "
+                               "enforces now"),
     "healthy-rhel9-unrelated-denials": None,
     "vm-healthy": None,
 }

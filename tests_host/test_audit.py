@@ -1,6 +1,7 @@
 """Audit: auditd running, and no recent denials for Postfix domains."""
 
 from postfix_compliance.checks import bullet_list, check, require_selinux
+from postfix_compliance.denials import postfix_denials
 from postfix_compliance.facts import model
 from postfix_compliance.facts.host import not_applicable
 from postfix_compliance.text import shell
@@ -36,7 +37,10 @@ def _describe(denial, verdicts):
 @check(id="AVC-002", title="No AVC denials for Postfix domains in the window", severity="high",
        section="Triage",
        rationale="A denial with a postfix_* source is Postfix being stopped by policy right now: the queue "
-                 "errors of the runbook's symptom.",
+                 "errors of the runbook's symptom. Denials on a login session's pipes, terminals or descriptors "
+                 "(mail submitted with `mail` from an SSH shell) are listed apart and, by default "
+                 "(profile audit.login_session_denials: show), do not fail the check: they say how a person "
+                 "used the host, not how mail flows.",
        remediation=["ausearch -m AVC,USER_AVC -ts recent | audit2why",
                     "restorecon -Rv \"$(postconf -h queue_directory)\"   # when the target is mislabelled",
                     "setsebool -P <boolean> on   # when audit2why names a boolean"],
@@ -47,8 +51,18 @@ def test_no_postfix_denials(facts, profile):
     if isinstance(denials, model.Unavailable):
         raise not_applicable(f"no audit log to search ({denials.reason}); see AVC-001")
     denials = facts.need("avc_denials")
-    postfix = [d for d in denials.denials if (d.source_type or "").startswith(profile.postfix_domain_prefix)]
+    mail, session = postfix_denials(denials.denials, profile.postfix_domain_prefix, profile.login_session_types)
     why = facts.get("audit2why")
     verdicts = {v.event_id: v for v in why.verdicts} if isinstance(why, model.Audit2Why) else {}
-    assert not postfix, f"{len(postfix)} denials for Postfix domains:\n" + \
-        bullet_list(_describe(d, verdicts) for d in postfix)
+    session_lines = [_describe(d, verdicts) + " [login session: how a person used the host, not mail flow]"
+                     for d in session]
+    counted = [_describe(d, verdicts) for d in mail]
+    aside = ""
+    if profile.login_session_denials_fail:
+        counted += session_lines
+    elif session:
+        aside = (f"{len(session)} Postfix denials on a login session's descriptors, not counted "
+                 "(profile audit.login_session_denials: show):\n" + bullet_list(session_lines))
+    assert not counted, f"{len(counted)} denials for Postfix domains:\n" + bullet_list(counted) + \
+        (f"\n{aside}" if aside else "")
+    facts.say(aside)

@@ -1,7 +1,6 @@
 """The mail queue: deferred count, drain after a flush, and permission failures in delay reasons."""
 
 from postfix_compliance.checks import bullet_list, check, require_postfix
-from postfix_compliance.facts.queue_drain import drain_queue
 
 
 def _message_lines(messages):
@@ -22,6 +21,16 @@ def test_deferred_threshold(facts, profile):
     require_postfix(facts)
     queue = facts.queue()
     deferred = queue.in_queue("deferred")
+    drain = facts.drained() if len(deferred) > profile.deferred_threshold else None
+    if drain is not None and drain.emptied:
+        # The suite's own flush (Q-002) drained what was deferred: the queue now is what counts.
+        after = drain.final_queue.in_queue("deferred")
+        facts.say(f"{len(deferred)} deferred when collected, {len(after)} after the suite's flush "
+                  f"(drained in {drain.elapsed:.2f}s, see Q-002)")
+        assert len(after) <= profile.deferred_threshold, \
+            f"{len(after)} deferred messages after the flush ({len(deferred)} before; threshold " \
+            f"{profile.deferred_threshold}):\n" + bullet_list(_message_lines(after))
+        return
     assert len(deferred) <= profile.deferred_threshold, \
         f"{len(deferred)} deferred messages (threshold {profile.deferred_threshold}):\n" + \
         bullet_list(_message_lines(deferred))
@@ -34,11 +43,9 @@ def test_deferred_threshold(facts, profile):
        references=["runbook: Verification & Acceptance Criteria"])
 def test_queue_drains(facts, profile):
     require_postfix(facts)
-    options = facts.options
-    timeout = getattr(options, "drain_timeout", None) or profile.drain_timeout
-    interval = getattr(options, "poll_interval", None) or profile.poll_interval
-    outcome = drain_queue(facts, profile.deferred_threshold, timeout, interval,
-                          flush=not (getattr(options, "no_flush", False) or getattr(options, "read_only", False)))
+    facts.queue()  # not applicable where the queue cannot be read
+    outcome = facts.drain()
+    timeout = facts.drain_plan.timeout
     how = f"after {outcome.elapsed:.2f}s, {outcome.polls} polls" + ("" if outcome.flushed else ", no flush")
     facts.note(f"drain decision: {outcome.verdict} {how}; deferred/active per poll: {outcome.timeline}")
     assert outcome.drained, {

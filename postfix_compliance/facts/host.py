@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from postfix_compliance.errors import EvidenceError, HostUnreachable
 from postfix_compliance.facts import model
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.parsers import parse
-from postfix_compliance.facts.probes import boolean_probe_name
+from postfix_compliance.facts.probes import MAIL_SYSTEM_DOWN, boolean_probe_name
 
 
 NotApplicable = pytest.skip.Exception  # a check that does not apply to a host is skipped, with the reason
@@ -40,13 +41,25 @@ class HostFacts:
         self.extra_evidence: list[Evidence] = []  # e.g. the queue polls of the drain check
         self.all_extra_evidence: list[Evidence] = []  # every such run of the session, for snapshots
         self.notes: list[str] = []
+        self.message = ""
+        self.collect_started_wall: float | None = None  # this machine's clock when collection began
         self.since = "recent"  # the audit and log window (ausearch -ts form)
+        # The queue drain (Q-002's flush and polls), when this run has it for this host: run once,
+        # shared with Q-001 and triage, which judge the queue after it (see drained()).
+        self.drain_plan: Any = None
+        self._drain: Any = None
+        self._drain_evidence: list[Evidence] = []
 
     # ------------------------------------------------------------------ access
     def start_check(self) -> None:
         self.accessed = []
         self.extra_evidence = []
         self.notes = []
+        self.message = ""
+
+    def say(self, text: str) -> None:
+        """The check's message when it passes (a failure's message is its assertion's)."""
+        self.message = text
 
     def note(self, text: str) -> None:
         """A line for the check's record (e.g. how long a decision took), shown whatever the outcome."""
@@ -94,12 +107,53 @@ class HostFacts:
         return not isinstance(fact, (model.Unparsed, model.Unavailable))
 
     def diagnosis(self) -> dict[str, Any] | None:
-        """The host's triage finding (computed once from the collected facts), or None."""
+        """The host's triage finding (from the collected facts, and the queue after the drain once the
+        suite has flushed it), or None."""
         if not hasattr(self, "_diagnosis"):
             from postfix_compliance.triage import diagnose
-            finding = None if self.error else diagnose(self.peek)
+            profile = self.profile
+            finding = None if self.error or profile is None else diagnose(
+                self._triage_fact, profile.postfix_domain_prefix, profile.login_session_types)
             self._diagnosis = finding.to_dict() if finding else None
         return self._diagnosis
+
+    def _triage_fact(self, probe: str) -> Any:
+        if probe in ("queue_json", "queue_text") and self._drain is not None and self._drain.emptied:
+            return self._drain.final_queue
+        return self.peek(probe)
+
+    def host_time(self, client_now: float | None = None) -> tuple[float, int] | None:
+        """(now on the host's clock, its UTC offset), or None. The host's clock was read at some moment of
+        the collection, so now is placed no earlier than it is (late by at most the collection's time, plus
+        the second that `date +%s` truncates): what happened on the host up to now is before it."""
+        clock = self.peek("host_clock")
+        if not isinstance(clock, model.HostClock) or self.collect_started_wall is None:
+            return None
+        now = time.time() if client_now is None else client_now
+        return now + (clock.epoch + 1 - self.collect_started_wall), clock.utc_offset
+
+    # ------------------------------------------------------------------ the queue drain
+    def drain(self) -> Any:
+        """Q-002's drain (flush once, poll), run on first use and shared; its evidence is shown by each
+        check that asks for it."""
+        if self._drain is None:
+            from postfix_compliance.facts.queue_drain import drain_queue
+            plan = self.drain_plan
+            mark = len(self.extra_evidence)
+            self._drain = drain_queue(self, plan.threshold, plan.timeout, plan.poll_interval, flush=plan.flush)
+            self._drain_evidence = self.extra_evidence[mark:]
+            if hasattr(self, "_diagnosis"):
+                del self._diagnosis  # triage reads the queue as the drain left it
+        else:
+            self.extra_evidence.extend(e for e in self._drain_evidence if e not in self.extra_evidence)
+        return self._drain
+
+    def drained(self) -> Any:
+        """The drain outcome when this run flushes this host's queue (Q-002 selected, flushing allowed),
+        running it if need be; else None (the queue is judged as collected)."""
+        if self.drain_plan is None or not self.drain_plan.flush:
+            return None
+        return self.drain()
 
     # ------------------------------------------------------------------ derived facts
     def boolean(self, name: str) -> Any:
@@ -108,6 +162,10 @@ class HostFacts:
     def queue(self) -> model.QueueState:
         """The queue from `postqueue -j`, or from mailq text where -j is unavailable (Postfix < 3.1)."""
         fact = self.get("queue_json")
+        if isinstance(fact, model.Unavailable) and fact.reason == MAIL_SYSTEM_DOWN:
+            raise not_applicable("the mail system is down (no running master process; see SVC-001): the "
+                                 "queue is read only through master, so that no Postfix program runs inside "
+                                 "the scan's login session")
         if isinstance(fact, model.Unavailable):
             return self.need("queue_text")
         if isinstance(fact, model.Unparsed):

@@ -19,6 +19,16 @@ from postfix_compliance.facts.probes import FLUSH_COMMAND, Probe
 STALL_POLLS = 3
 
 
+@dataclasses.dataclass(frozen=True)
+class DrainPlan:
+    """How this run drains a host's queue (Q-002), decided once from the options and the profile."""
+
+    threshold: int
+    timeout: float
+    poll_interval: float
+    flush: bool  # False with --no-flush / --read-only: the queue is only watched
+
+
 @dataclasses.dataclass
 class DrainOutcome:
     drained: bool
@@ -29,6 +39,12 @@ class DrainOutcome:
     remaining: tuple[model.QueueMessage, ...] = ()
     detail: str = ""
     timeline: list[tuple[float, int, int]] = dataclasses.field(default_factory=list)
+    final_queue: model.QueueState | None = None  # the queue at the last poll
+
+    @property
+    def emptied(self) -> bool:
+        """The suite flushed and the queue drained: the queue now is `final_queue`."""
+        return self.flushed and self.drained and self.final_queue is not None
 
 
 def drain_queue(facts: Any, threshold: int, timeout: float, poll_interval: float, flush: bool = True,
@@ -74,6 +90,7 @@ def drain_queue(facts: Any, threshold: int, timeout: float, poll_interval: float
         deferred = {m.queue_id for m in queue.in_queue("deferred")}
         outcome.timeline.append((round(now, 3), len(deferred), queue.active_count))
         outcome.remaining = queue.in_queue("deferred")
+        outcome.final_queue = queue
         outcome.elapsed = now
         in_flight = before & {m.queue_id for m in queue.in_queue("active")}
         if len(deferred) <= threshold and not in_flight:  # flushed mail still active may be deferred again

@@ -7,8 +7,10 @@ The changes (also in results.json as "changes", and in the HTML report):
   other            any other outcome change (not applicable -> fail, fail -> error, check added...)
   new_avc_denials  AVC/USER_AVC denials for Postfix domains in AVC-002's evidence that the
                    baseline's AVC-002 evidence did not have, compared by what was denied
-                   (scontext, tcontext, tclass, permissions, comm, path), not by pid, serial or time;
-                   they make the exit status 1 too
+                   (scontext, tcontext, tclass, permissions, comm, path), not by pid, serial or time,
+                   and stamped after the baseline run ended on that host's clock (each record's
+                   host_clock); a login session's denials count only where the profile makes them
+                   fail AVC-002; they make the exit status 1 too
   new_hosts / missing_hosts
 Hosts are matched by URL, else by the name they report (results.host_key) when the baseline has one
 host of that name: a snapshot of a machine before a change and one after it pair up even though their
@@ -17,13 +19,15 @@ snapshot:// paths differ. A host listed under a name two targets share is named 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import pytest
 
+from postfix_compliance.denials import is_login_session
 from postfix_compliance.report import results as results_report
-from postfix_compliance.report.results import host_key, underlying_outcome
+from postfix_compliance.report.results import host_key, run_ends, underlying_outcome
 from postfix_compliance.text import InertTerminal
 
 BASELINE = pytest.StashKey[dict]()
@@ -58,20 +62,29 @@ def changes_of(config: pytest.Config) -> dict[str, Any] | None:
     if CHANGES not in config.stash:
         from postfix_compliance.plugin import STATE
         state = config.stash[STATE]
-        config.stash[CHANGES] = compare(config.stash[BASELINE], state.results, _prefixes(config, state.results))
+        config.stash[CHANGES] = compare(config.stash[BASELINE], state.results, _audit_rules(config, state.results))
     return config.stash[CHANGES]
 
 
-def _prefixes(config: pytest.Config, records: list[dict[str, Any]]) -> dict[str, str]:
-    """Each profile's Postfix domain prefix (profiles keep the policy's type names)."""
+def _audit_rules(config: pytest.Config, records: list[dict[str, Any]]) -> dict[str, AuditRules]:
+    """Each profile's Postfix domain prefix and login-session rules (profiles keep the policy's type names)."""
     from postfix_compliance.profiles import load_profile
-    prefixes = {}
+    rules = {}
     for name in {r.get("profile") for r in records if r.get("profile")}:
         try:
-            prefixes[name] = load_profile(name, config.getoption("profiles_dir")).postfix_domain_prefix
-        except Exception:  # a profile given as a path that moved: the common prefix
-            prefixes[name] = "postfix_"
-    return prefixes
+            profile = load_profile(name, config.getoption("profiles_dir"))
+            rules[name] = AuditRules(profile.postfix_domain_prefix, profile.login_session_types,
+                                     profile.login_session_denials_fail)
+        except Exception:  # a profile given as a path that moved: the common prefix, every denial counts
+            rules[name] = AuditRules()
+    return rules
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditRules:
+    prefix: str = "postfix_"
+    session_types: tuple[str, ...] = ()
+    session_denials_fail: bool = True
 
 
 def _labels(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -90,10 +103,13 @@ def _brief(record: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
 
 
 def compare(baseline: dict[str, Any], records: list[dict[str, Any]],
-            prefixes: dict[str, str] | None = None) -> dict[str, Any]:
+            rules: dict[str, AuditRules] | None = None) -> dict[str, Any]:
     """Match each host of this run with the baseline's (same URL, else same reported name when the
-    baseline has one host of that name), then compare check by check."""
-    prefixes = prefixes or {}
+    baseline has one host of that name), then compare check by check. A denial is new only when the
+    baseline had none like it and it was stamped after the baseline run ended on that host's clock:
+    what happened before, the baseline run itself included, is not the change's doing."""
+    rules = rules or {}
+    ends = run_ends(baseline)
     before: dict[str, dict[str, dict[str, Any]]] = {}
     for r in baseline["results"]:
         before.setdefault(r["host"], {})[r["check_id"]] = r
@@ -131,10 +147,15 @@ def compare(baseline: dict[str, Any], records: list[dict[str, Any]],
                 else:
                     other.append(change)
             if check_id == AVC_CHECK:
-                prefix = prefixes.get(now.get("profile") or "", "postfix_")
-                known = {_denial_key(d) for d in denials_of(was, prefix)}
-                for denial in denials_of(now, prefix):
+                rule = rules.get(now.get("profile") or "", AuditRules())
+                known = {_denial_key(d) for d in denials_of(was, rule.prefix)}
+                ended = ends.get(base_host, (None, 0))[0]
+                for denial in denials_of(now, rule.prefix):
                     identity = _denial_key(denial)
+                    if ended is not None and denial.get("timestamp", ended + 1) <= ended:
+                        continue  # before the baseline run ended
+                    if not rule.session_denials_fail and is_login_session(denial, rule.session_types):
+                        continue  # a login session's: not counted by AVC-002 either
                     if identity not in known:
                         known.add(identity)
                         new_denials.append({"host": now["host"], "host_name": now.get("host_name"),
@@ -179,7 +200,8 @@ def denials_of(record: dict[str, Any] | None, prefix: str = "postfix_") -> list[
             if (d.source_type or "").startswith(prefix):
                 found.append({"record_type": d.record_type, "scontext": d.scontext, "tcontext": d.tcontext,
                               "tclass": d.tclass, "permissions": list(d.permissions), "comm": d.comm,
-                              "path": d.path, "permissive": d.permissive, "raw": d.raw})
+                              "path": d.path, "permissive": d.permissive, "timestamp": d.timestamp,
+                              "raw": d.raw})
     return found
 
 

@@ -156,6 +156,28 @@ def host_key(record: dict[str, Any]) -> str:
     return record.get("host_name") or record["host"]
 
 
+def run_ends(doc: dict[str, Any]) -> dict[str, tuple[float, int]]:
+    """When a results.json's run ended on each host's own clock: host URL (and the reported name, where
+    only one host has it) -> (seconds since the epoch, the host's UTC offset). Read from each record's
+    `host_clock` (the latest); hosts without one (older results, snapshots) are left out."""
+    ends: dict[str, tuple[float, int]] = {}
+    for r in doc.get("results") or []:
+        clock = r.get("host_clock") if isinstance(r, dict) else None
+        if not isinstance(clock, dict) or not isinstance(clock.get("now"), (int, float)) \
+                or not isinstance(clock.get("utc_offset"), int):
+            continue
+        if r["host"] not in ends or clock["now"] > ends[r["host"]][0]:
+            ends[r["host"]] = (float(clock["now"]), clock["utc_offset"])
+    names: dict[str, set[str]] = {}
+    for r in doc.get("results") or []:
+        if isinstance(r, dict) and r.get("host") in ends:
+            names.setdefault(host_key(r), set()).add(r["host"])
+    for name, hosts in names.items():
+        if len(hosts) == 1 and name not in ends:
+            ends[name] = ends[next(iter(hosts))]
+    return ends
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     summary: dict[str, dict[str, int]] = {}
     for record in records:

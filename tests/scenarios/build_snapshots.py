@@ -564,7 +564,7 @@ def debian12() -> Host:
 # ----------------------------------------------------------------------------- rendering
 
 DURATIONS = {  # seconds, typical of a real run over SSH
-    "os_release": 0.012, "getenforce": 0.009, "sestatus": 0.031, "selinux_config": 0.011,
+    "os_release": 0.012, "host_clock": 0.002, "getenforce": 0.009, "sestatus": 0.031, "selinux_config": 0.011,
     "proc_cmdline": 0.01, "boot_entries": 0.014, "getsebool_all": 0.021, "semanage_boolean": 2.412,
     "postconf": 0.048, "queue_dir_label": 0.052, "queue_dir_relabel": 0.187, "queue_dir_matchpathcon": 0.083,
     "related_relabel": 0.241, "fcontext_local": 2.218, "permissive_domains": 2.364, "policy_modules": 0.392,
@@ -654,6 +654,9 @@ def outputs(h: Host, boolean_names: tuple[str, ...]) -> dict[str, list[tuple[int
                                    f"{h.postconf['mail_version']})\n")]
         o["queue_text"] = [(0, fmt.mailq(q), h.postqueue_stderr) for q in h.queue]
     o["journal"] = [(0, "".join(line + "\n" for line in h.journal), "")]
+    # The host's clock, as `date '+%s %z'` prints it: a minute after the last journal line, in UTC.
+    stamps = [line.split()[2] for line in h.journal if len(line.split()) > 2 and line.split()[2].count(":") == 2]
+    o["host_clock"] = [(0, f"{(max(epoch(c) for c in stamps) if stamps else epoch('13:30:00')) + 60} +0000\n", "")]
     if h.maillog_history is None:
         o["maillog"] = [(1, "", "")]
     else:
@@ -1167,6 +1170,7 @@ SCENARIOS: dict[str, Callable[[], Host]] = {
     "custom-queue-dir-with-equivalence": s_custom_queue_dir_with_equivalence,
     "related-mislabelled": s_related_mislabelled,
     "avc-denials": s_avc_denials,
+    "avc-denials-session-strict": s_avc_denials,
     "avc-permissive-denials": s_avc_permissive_denials,
     "auditd-stopped": s_auditd_stopped,
     "postfix-stopped": s_postfix_stopped,
