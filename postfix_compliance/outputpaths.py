@@ -49,7 +49,11 @@ def check_output_path(flag: str, path: str, kind: str) -> None:
     if not path.strip():
         raise UsageError(f"{flag}: needs a path")
     if os.path.lexists(path):
-        if kind == "file":
+        if kind == "file" and os.path.islink(path):
+            # The writers replace a link at the path (they never write through it): only the
+            # directory it stands in matters.
+            _probe_writable(where, os.path.dirname(os.path.abspath(path)))
+        elif kind == "file":
             if os.path.isdir(path):
                 raise UsageError(f"{where}: is a directory, expected a file")
             if not os.path.isfile(path):  # a device or FIFO would be replaced by the atomic rename
