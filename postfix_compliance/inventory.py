@@ -41,6 +41,7 @@ CONNECTIONS = {None: "ssh", "ssh": "ssh", "smart": "ssh", "paramiko": "paramiko"
 # An inventory range is expanded in memory: `mail[0:9999999]` would take the scanner's memory
 # before any host is contacted. Counted before expanding, per inventory.
 MAX_HOSTS = 100_000
+MAX_RANGES = 16  # `[a:b]` ranges in one host name
 
 
 class Inventory:
@@ -189,6 +190,8 @@ def load_inventory(path: str) -> Inventory:
         raise UsageError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:  # nesting deeper than the parsers' stack
         raise UsageError(f"{where}: nested too deeply") from None
+    except UsageError:  # already one line (it is a ValueError too)
+        raise
     except ValueError as exc:  # e.g. a number too long for int(), in JSON or YAML
         raise UsageError(f"{where}: cannot read: {exc}") from None
     if data is None:
@@ -234,7 +237,7 @@ def _range_items(match: re.Match[str]) -> tuple[int, str]:
 def range_size(name: str) -> int:
     """How many names `expand_range(name)` gives, computed without expanding (ValueError: unsupported)."""
     total = 1
-    while True:
+    for _ in range(MAX_RANGES + 1):
         match = _RANGE.search(name)
         if not match:
             return total
@@ -252,6 +255,8 @@ def range_size(name: str) -> int:
         if total == 0 or total > MAX_HOSTS:  # over the limit: no need to read the rest of the name
             return total
         name = head + "0" + tail
+    # Expansion recurses once per range, and each search rescans the name.
+    raise ValueError(f"more than {MAX_RANGES} ranges in one name")
 
 
 def expand_range(name: str) -> list[str]:
