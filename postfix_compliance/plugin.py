@@ -299,9 +299,14 @@ class SuiteState:
         if markexpr == "static":
             # An image gate (-m static, e.g. on a chroot): only what needs no running system is asked.
             probes = [p for p in probes if p.static]
-        if config.getoption("read_only") or markexpr == "static" or "not intrusive" in markexpr \
-                or not config.getoption("postfix_check"):
-            probes = [p for p in probes if not p.intrusive]
+        not_run = {}  # intrusive probes left out, and why (the checks that need them say so)
+        if config.getoption("read_only") or markexpr == "static" or "not intrusive" in markexpr:
+            not_run = {p.name: "this run is read-only (--read-only, -m static or -m 'not intrusive')"
+                       for p in probes if p.intrusive}
+        elif not config.getoption("postfix_check"):
+            not_run = {p.name: "it is opt-in (--postfix-check), since it runs Postfix programs as root on the host"
+                       for p in probes if p.intrusive}
+        probes = [p for p in probes if p.name not in not_run]
         started = time.monotonic()
         started_wall = time.time()
         evidence = {**runner.run_many(probes), **known}
@@ -315,6 +320,7 @@ class SuiteState:
         facts = HostFacts(target.id, name, evidence, profile, runner=runner, options=config.option)
         facts.since = since
         facts.collect_started_wall = started_wall
+        facts.not_run = not_run
         if target.id in self.drain_hosts:
             flush = not (config.getoption("no_flush") or config.getoption("read_only"))
             facts.drain_plan = DrainPlan(profile.deferred_threshold,

@@ -30,6 +30,10 @@ PIPE_DENIAL = ("type=AVC msg=audit({stamp}:{serial}): avc:  denied  {{ write }} 
                "path=\"pipe:[22878]\" dev=\"pipefs\" ino=22878 "
                "scontext=unconfined_u:unconfined_r:postfix_postdrop_t:s0-s0:c0.c1023 "
                "tcontext=system_u:system_r:sshd_t:s0 tclass=fifo_file permissive=0")
+# Local delivery denied the mail spool (the boolean off): a denial of mail flow.
+SPOOL_DENIAL = ("type=AVC msg=audit({stamp}:{serial}): avc:  denied  {{ append }} for  pid={pid} comm=\"local\" "
+                "name=\"root\" dev=\"vda\" ino=4242 scontext=system_u:system_r:postfix_local_t:s0 "
+                "tcontext=system_u:object_r:mail_spool_t:s0 tclass=file permissive=0")
 UNRELATED_DENIAL = ("type=AVC msg=audit({stamp}:{serial}): avc:  denied  {{ search }} for  pid={pid} "
                     "comm=\"systemd-udevd\" name=\"fs\" dev=\"proc\" ino=11168 scontext=system_u:system_r:udev_t:s0 "
                     "tcontext=system_u:object_r:sysctl_fs_t:s0 tclass=dir permissive=0")

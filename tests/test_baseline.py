@@ -82,12 +82,14 @@ def test_regression_fails_the_run_even_when_waived(suite, hosts, pre_healthy, tm
 
 
 def test_new_denials_are_compared_without_pid_serial_or_time(suite, hosts, pre_broken, tmp_path):
-    """The baseline's qmgr denial comes back with another pid, serial and time: not new. A postdrop
-    denial is new. With every failing check waived, the new denial alone makes the exit status 1."""
+    """The baseline's qmgr denial comes back with another pid, serial and time: not new. A local delivery
+    denial is new; postdrop's on the login's pipe is a login session's (not counted by default). With every
+    failing check waived, the new denial alone makes the exit status 1."""
     again = snaps.make(tmp_path, "mail1-again", snaps.permissive, host="mail1.example.test")
     doc = json.load(open(again))
     snaps.spool_mislabelled(doc, pid=2222, serial=901, stamp="1795875000.900",
                             extra_denials=(snaps.PIPE_DENIAL.format(stamp="1795875001.000", serial=902, pid=2223),
+                                           snaps.SPOOL_DENIAL.format(stamp="1795875001.050", serial=904, pid=2224),
                                            snaps.UNRELATED_DENIAL.format(stamp="1795875001.100", serial=903,
                                                                          pid=3)))
     json.dump(doc, open(again, "w"))
@@ -99,7 +101,7 @@ def test_new_denials_are_compared_without_pid_serial_or_time(suite, hosts, pre_b
     changes = run.results["changes"]
     assert changes["regressions"] == []
     assert [(d["comm"], d["tclass"], d["permissions"]) for d in changes["new_avc_denials"]] == [
-        ("postdrop", "fifo_file", ["write"])]  # udev's denial is no Postfix domain's
+        ("local", "file", ["append"])]  # udev's denial is no Postfix domain's
     assert run.exit_status == 1
 
 
@@ -173,11 +175,25 @@ def pre_official(tmp_path_factory):
     return os.path.join(run.report_dir, "results.json")
 
 
-def test_official_pair_healthy_to_avc_denials(suite, pre_official):
-    [after] = _official("avc-denials")
-    run = suite(f"--hosts=snapshot://{after}", f"--baseline={pre_official}")
-    assert run.exit_status == 1
+def test_official_pair_healthy_to_avc_denials(suite, tmp_path):
+    """The reference's postqueue/postdrop denials are on the SSH login's pipes: by default (profile
+    audit.login_session_denials: show) neither a regression nor new; with a profile that counts them, both."""
+    [healthy, after] = _official("healthy-rhel9", "avc-denials")
+    with open(healthy, encoding="utf-8") as handle:
+        doc = json.load(handle)
+    for record in doc["evidence"]:
+        if record["probe"] == "host_clock":
+            record["stdout"] = "1795871000 +0000\n"  # the pre run: before the denials (13:13:59 on)
+    earlier = snaps.make(tmp_path, "healthy-earlier", base=doc)
+    pre = run_suite(f"--hosts=snapshot://{earlier}", report_dir=str(tmp_path / "pre"))
+    run = suite(f"--hosts=snapshot://{after}", f"--baseline={pre.report_dir}/results.json")
+    assert run.exit_status == 0, run.stdout[-2000:]
     changes = run.results["changes"]
+    assert changes["regressions"] == [] and changes["new_avc_denials"] == []
+    strict = suite(f"--hosts=snapshot://{after}", f"--baseline={pre.report_dir}/results.json",
+                   "--profile=tests/scenarios/profiles/rhel9-session-denials-fail.yaml")
+    assert strict.exit_status == 1
+    changes = strict.results["changes"]
     assert [(c["check_id"], c["before"], c["after"]) for c in changes["regressions"]] == [("AVC-002", "pass", "fail")]
     assert {d["comm"] for d in changes["new_avc_denials"]} == {"postqueue", "postdrop"}
     assert len(changes["new_avc_denials"]) == 4

@@ -40,6 +40,7 @@ OWN_SAMPLES = {
     "relay_resolution": "relayhost=mx\n127.0.0.1       STREAM mx\n::1             DGRAM\n",
     "sasl_maps": "root 600 1795869441 /etc/postfix/sasl_passwd\nmissing /etc/postfix/sasl_passwd.lmdb\n",
     "postfix_check": "postfix/postfix-script: warning: not owned by postfix: /var/spool/postfix/hold\n",
+    "host_clock": "1795871639 +0100\n",
 }
 
 
@@ -52,7 +53,7 @@ COMMANDS = {p.name: p.command for p in build_probes(("allow_postfix_local_write_
 
 # The fact type each probe's parser returns when it understands the output.
 FACT_TYPES = {
-    "os_release": m.OsRelease, "getenforce": m.SelinuxMode, "sestatus": m.SelinuxStatus,
+    "os_release": m.OsRelease, "host_clock": m.HostClock, "getenforce": m.SelinuxMode, "sestatus": m.SelinuxStatus,
     "selinux_config": m.SelinuxConfig, "proc_cmdline": m.KernelArgs, "boot_entries": m.BootConfig,
     "getsebool_all": m.Booleans, "semanage_boolean": m.BooleanSettings, "postconf": m.PostfixConfig,
     "queue_dir_label": m.FileLabels, "queue_dir_relabel": m.LabelMismatches,

@@ -65,8 +65,9 @@ def report(tmp_path_factory):
     broken = snaps.make(tmp, "broken", snaps.permissive, snaps.spool_mislabelled, host="mail1.example.test")
     hostile = snaps.make(tmp, "hostile", snaps.hostile, host="evil.example.test")
     healthy = snaps.make(tmp, "healthy", host="mail2.example.test")
+    # --postfix-check: the recorded `postfix check` output is shown too (replayed; nothing runs)
     run = run_suite(f"--hosts=snapshot://{broken},snapshot://{hostile},snapshot://{healthy}", "--profile=debian12",
-                    "--metadata", "ci_branch", "<img src=x onerror=\"document.title='pwned'\">",
+                    "--postfix-check", "--metadata", "ci_branch", "<img src=x onerror=\"document.title='pwned'\">",
                     report_dir=str(tmp / "reports"))
     assert os.path.exists(os.path.join(run.report_dir, "compliance.html")), run.stdout[-3000:]
     run.hosts = {"broken": f"snapshot://{broken}", "hostile": f"snapshot://{hostile}",
@@ -213,7 +214,7 @@ def test_large_report_opens_on_failing_checks(browser, tmp_path):
     paths = [snaps.make(tmp_path, f"mail{i}", *((snaps.permissive,) if i == 3 else ()), host=f"mail{i}.example.test")
              for i in range(8)]
     run = run_suite("--hosts=" + ",".join(f"snapshot://{p}" for p in paths), "--profile=debian12",
-                    report_dir=str(tmp_path / "reports"))
+                    "--postfix-check", report_dir=str(tmp_path / "reports"))
     page = browser.new_page()
     try:
         page.navigate("file://" + os.path.join(run.report_dir, "compliance.html"))

@@ -43,6 +43,7 @@ class HostFacts:
         self.notes: list[str] = []
         self.message = ""
         self.collect_started_wall: float | None = None  # this machine's clock when collection began
+        self.not_run: dict[str, str] = {}  # probe -> why this run left it out
         self.since = "recent"  # the audit and log window (ausearch -ts form)
         # The queue drain (Q-002's flush and polls), when this run has it for this host: run once,
         # shared with Q-001 and triage, which judge the queue after it (see drained()).
