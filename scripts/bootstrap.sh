@@ -22,16 +22,21 @@ if [[ $DEV == 1 ]] && command -v apt-get >/dev/null; then
     debootstrap prometheus podman >/dev/null
 fi
 
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null; then as_root apt-get install -y -qq python3-venv >/dev/null
-  elif command -v dnf >/dev/null; then as_root dnf install -y -q python3 >/dev/null; fi
+if command -v apt-get >/dev/null \
+    && { ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; }; then
+  as_root apt-get install -y -qq python3-venv >/dev/null
 fi
-python3 - <<'PY'
-import sys
-if sys.version_info < (3, 11):
-    sys.exit(f"python3 is {sys.version.split()[0]}; the suite needs 3.11 or newer (RHEL 9: dnf install python3.11)")
-PY
-[[ -x .venv/bin/python ]] || python3 -m venv .venv
+# The newest Python >= 3.11 on PATH; on RHEL 8/9 (python3 is 3.6/3.9) the newest python3.1x from AppStream.
+source scripts/lib/python-choice.sh
+PY=$(choose_python) || exit 1
+if [[ ! -e .venv && ! -L .venv ]]; then
+  "$PY" -m venv .venv
+elif ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+  # Made with an older python3 (by hand, before this script set up RHEL), or its interpreter is gone: rebuild.
+  old=$(.venv/bin/python -c 'import sys; print(sys.version.split()[0])' 2>/dev/null) || old="none that runs"
+  echo "bootstrap: .venv has Python $old, the suite needs 3.11 or newer: rebuilding it with $PY" >&2
+  "$PY" -m venv --clear .venv
+fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [[ $DEV == 1 ]]; then .venv/bin/python -m pip install -q -e '.[dev]'; else .venv/bin/python -m pip install -q -e .; fi
 echo "bootstrap: ready (.venv)" >&2
