@@ -21,6 +21,7 @@ from postfix_compliance.errors import UsageError
 OUTPUTS = (
     ("metrics", "--metrics", "file"),
     ("remediation_script", "--remediation-script", "file"),
+    ("xccdf", "--xccdf", "file"),
     ("record_snapshot", "--record-snapshot", "dir"),
     ("report_dir", "--report-dir", "dir"),
 )

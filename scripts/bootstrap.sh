@@ -19,7 +19,7 @@ if [[ $DEV == 1 ]] && command -v apt-get >/dev/null; then
   as_root apt-get install -y -qq --no-install-recommends \
     python3 python3-venv postfix openssh-server openssh-client selinux-utils policycoreutils \
     policycoreutils-python-utils auditd setools sudo iproute2 procps chromium fonts-dejavu-core \
-    debootstrap prometheus podman >/dev/null
+    debootstrap prometheus podman openscap-utils >/dev/null
 fi
 
 if command -v apt-get >/dev/null \
