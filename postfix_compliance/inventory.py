@@ -9,9 +9,31 @@
 Inventory hosts become the suite's own URLs (`ssh://user@address:port` by default, as Ansible
 connects with OpenSSH), so they get the same host key checks and connection reuse as any
 other host; ansible_user, ansible_host, ansible_port, ansible_ssh_private_key_file,
-ansible_become and ansible_become_user are honoured. Static INI, YAML and JSON inventories
-(the `ansible-inventory --list` format) are read without Ansible; an executable inventory
-script is run with `--list`. Ansible itself is never needed.
+ansible_become and ansible_become_user are honoured.
+
+Two readers (`--inventory-reader`, default `auto`: `ansible` when `ansible-inventory` is installed,
+beside this Python or on PATH, else `builtin`):
+
+- `ansible`: `ansible-inventory --inventory=FILE --list`, so group_vars/, host_vars/, vault files
+  (with the operator's vault password), inventory scripts and plugins count exactly as for the
+  operator's playbooks. It runs without a shell, with a timeout, stdin closed, in the inventory's
+  directory (the ansible.cfg it reads is ANSIBLE_CONFIG, the one beside the inventory, ~/.ansible.cfg
+  or /etc/ansible/ansible.cfg; never one in the directory the suite was started from), with the
+  operator's ANSIBLE_* settings except those that change what it prints (colour, verbosity, debug)
+  and with an unparsable inventory made an error instead of an empty inventory. A static file is read
+  by the built-in reader first, so its limits (host count, ranges, nesting) hold before Ansible
+  expands anything; a JSON file in the `--list` format is read by the built-in reader only (Ansible
+  cannot read that format back from a file).
+- `builtin`: static INI, YAML and JSON (the `--list` format) inventories are read without Ansible;
+  an executable inventory script is run with `--list`. `group_vars/` and `host_vars/` beside the
+  inventory are read as Ansible reads them (`<name>`, `<name>.yml|.yaml|.json`, or a `<name>/`
+  directory of such files); what it cannot follow (a vault-encrypted file) is refused in one line.
+
+Trust model: the inventory, its group_vars/host_vars and an ansible.cfg beside it are the operator's
+files, trusted as `ansible-playbook -i FILE` trusts them (scripts and plugins run). The VALUES they
+hold are data: whichever reader produced them, each value the suite uses is checked as what it is
+before it becomes part of a host URL (`host_url`); inline `!vault` values and `{{ templates }}` are
+never evaluated: a connection setting holding one is refused in one line.
 """
 
 from __future__ import annotations
@@ -22,7 +44,10 @@ import json
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
+import sys
 import urllib.parse
 from typing import Any
 
@@ -42,6 +67,14 @@ CONNECTIONS = {None: "ssh", "ssh": "ssh", "smart": "ssh", "paramiko": "paramiko"
 # before any host is contacted. Counted before expanding, per inventory.
 MAX_HOSTS = 100_000
 MAX_RANGES = 16  # `[a:b]` ranges in one host name
+MAX_ALIAS_COPIES = 1_000_000  # entries YAML aliases add to an inventory Ansible reads (it walks each copy)
+MAX_VARS_BYTES = 16 << 20  # one group_vars/host_vars file
+MAX_VARS_DEPTH = 16  # directories within group_vars/<group>/ (a symlink loop ends here)
+
+READERS = ("auto", "builtin", "ansible")
+ANSIBLE_TIMEOUT = 120  # seconds for ansible-inventory (a cloud inventory plugin asks an API)
+# Where Jinja starts a template: Ansible evaluates them, the suite never does (host_url refuses them).
+_TEMPLATE = re.compile(r"\{\{|\{%|\{#")
 
 
 class Inventory:
@@ -54,6 +87,7 @@ class Inventory:
         self._in_group: dict[str, set[str]] = {}
         self._membership: dict[str, set[str]] | None = None  # group -> all its hosts; built on first query
         self._depths: dict[str, int] | None = None
+        self.vars_dirs: VarsDirs | None = None  # group_vars/ and host_vars/ beside the file (built-in reader)
         self.group("all")
         self.group("ungrouped")
 
@@ -118,16 +152,32 @@ class Inventory:
         return self._depths[group]
 
     def variables(self, host: str) -> dict[str, Any]:
-        """all's vars < parent groups' < child groups' < the host's own, as Ansible merges them."""
+        """The host's variables in Ansible's documented order: the inventory file's group vars (all's
+        first, then by depth, parents before children, and name) < group_vars/all < group_vars/<group>
+        (same order) < the host's own inventory vars < host_vars/<host>."""
         if self._membership is None:
             self._membership = {g: set(self.members(g)) for g in self.groups}
             self._depths = None
         merged: dict[str, Any] = {}
         containing = [g for g in self.groups if host in self._membership[g]]
-        for group in sorted(containing, key=lambda g: (self._depth(g), g)):
+        ordered = sorted(containing, key=lambda g: (self._depth(g), self._priority(g), g))
+        for group in ordered:
             merged.update(self.groups[group]["vars"])
+        if self.vars_dirs is not None:
+            for group in ordered:
+                merged.update(self.vars_dirs.group(group))
         merged.update(self.hostvars.get(host, {}))
+        if self.vars_dirs is not None:
+            merged.update(self.vars_dirs.host(host))
         return merged
+
+    def _priority(self, group: str) -> int:
+        """ansible_group_priority, as Ansible takes it (from the inventory file only; default 1)."""
+        value = self.groups[group]["vars"].get("ansible_group_priority", 1)
+        try:
+            return int(value)
+        except (TypeError, ValueError, OverflowError):
+            return 1
 
     def select(self, pattern: str) -> list[str]:
         """Ansible host patterns: `a:b` (or `a,b`) union, `:!x` exclusion, `:&x` intersection."""
@@ -155,35 +205,87 @@ class Inventory:
 
 
 # ---------------------------------------------------------------------- reading
-def load_inventory(path: str) -> Inventory:
-    """Read an inventory file; any problem is one UsageError line naming the file."""
+def ansible_inventory_program() -> str | None:
+    """`ansible-inventory` beside this Python (the venv's own) or on PATH, else None."""
+    beside = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("ansible-inventory")
+
+
+def load_inventory(path: str, reader: str = "builtin") -> Inventory:
+    """Read an inventory with `reader` (see the module doc); any problem is one UsageError line naming
+    the file."""
     where = f"ansible inventory {path}"
+    if reader not in READERS:
+        raise UsageError(f"--inventory-reader={reader!r}: use one of {', '.join(READERS)}")
     if not os.path.exists(path):
         raise UsageError(f"{where}: no such file")
     if os.path.isdir(path):
         raise UsageError(f"{where}: is a directory (give one file, e.g. `ansible-inventory --list > hosts.json`)")
-    if os.access(path, os.X_OK) and not path.endswith((".ini", ".yml", ".yaml", ".json", ".cfg")):
-        try:
-            proc = subprocess.run([path, "--list"], capture_output=True, text=True, errors="replace", timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise UsageError(f"{where}: inventory script failed: {exc}") from None
-        if proc.returncode != 0:
-            raise UsageError(f"{where}: inventory script exited {proc.returncode}: "
-                             f"{(proc.stderr.strip().splitlines() or [''])[-1]}")
-        text = proc.stdout
+    program = None
+    if reader != "builtin":
+        program = ansible_inventory_program()
+        if program is None and reader == "ansible":
+            raise UsageError(f"{where}: --inventory-reader=ansible, but ansible-inventory is not installed "
+                             "(install ansible-core, or use --inventory-reader=builtin)")
+    if _is_script(path):
+        if program is not None:  # Ansible's script plugin runs it, with group_vars/host_vars beside it
+            return _from_ansible(program, path)
+        text = _run_script(path)
     else:
+        text = _read_text(path)
+    if program is not None and not text.lstrip().startswith("{"):
         try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{where}: cannot read: {exc}") from None
+            _parse(text, path, for_ansible=True)  # the built-in reader's checks and limits first
+        except _PluginConfig:
+            pass  # an inventory plugin's configuration (a cloud inventory): Ansible's alone
+        return _from_ansible(program, path)
+    inv = _parse(text, path)
+    inv.vars_dirs = VarsDirs(path)
+    return inv
+
+
+def _is_script(path: str) -> bool:
+    return os.access(path, os.X_OK) and not path.endswith((".ini", ".yml", ".yaml", ".json", ".cfg"))
+
+
+def _run_script(path: str) -> str:
+    where = f"ansible inventory {path}"
+    try:
+        # An absolute path: a bare name would be looked up on PATH, and `-x` is no option to exec.
+        proc = subprocess.run([os.path.abspath(path), "--list"], capture_output=True, text=True,
+                              errors="replace", timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"{where}: inventory script failed: {exc}") from None
+    if proc.returncode != 0:
+        raise UsageError(f"{where}: inventory script exited {proc.returncode}: "
+                         f"{(proc.stderr.strip().splitlines() or [''])[-1]}")
+    return proc.stdout
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"ansible inventory {path}: cannot read: {exc}") from None
+
+
+class _PluginConfig(UsageError):
+    """A YAML file naming an inventory plugin (`plugin: amazon.aws.aws_ec2`): only Ansible reads it."""
+
+
+def _parse(text: str, path: str, for_ansible: bool = False) -> Inventory:
+    where = f"ansible inventory {path}"
     stripped = text.lstrip()
     try:
         if stripped.startswith("{"):
             return _from_json(json.loads(text), path)
-        if _looks_like_ini(text):
+        # `plugin: NAME` reads like an INI host line; Ansible's auto plugin takes it as YAML.
+        if _looks_like_ini(text) and not re.search(r"(?m)^plugin:\s*\S", text):
             return _from_ini(text, path)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_VarsLoader)  # safe_load, plus `!vault` and `!unsafe` as Ansible has them
     except json.JSONDecodeError as exc:
         raise UsageError(f"{where}: not JSON: {exc.msg} at line {exc.lineno}") from None
     except yaml.YAMLError as exc:
@@ -198,10 +300,249 @@ def load_inventory(path: str) -> Inventory:
         return Inventory(path)
     if not isinstance(data, dict):
         raise UsageError(f"{where}: expected groups at the top level (e.g. `all: {{hosts: ...}}`)")
+    if isinstance(data.get("plugin"), str):
+        raise _PluginConfig(f"{where}: is the configuration of the inventory plugin {_shown(data['plugin'])}: "
+                            "only Ansible reads it (install ansible-core: the suite then reads inventories "
+                            "through ansible-inventory)")
     try:
+        # The built-in reader reads a YAML alias's body once; Ansible walks every copy (40 levels of
+        # groups holding the one below twice: 2^40 walks). Counted before Ansible sees the file.
+        if for_ansible and _alias_copies(data, MAX_ALIAS_COPIES) > MAX_ALIAS_COPIES:
+            raise UsageError(f"{where}: YAML aliases repeat more than {MAX_ALIAS_COPIES} entries (Ansible walks "
+                             "every copy)")
         return _from_yaml(data, path)
     except RecursionError:
         raise UsageError(f"{where}: groups nested too deeply") from None
+
+
+def _alias_copies(data: Any, limit: int) -> int:
+    """How many entries YAML aliases add when every copy is walked (each distinct node is read once,
+    so this is linear in the file); stops counting past `limit`."""
+    sizes: dict[int, int] = {}
+    extra = 0
+
+    def size(node: Any) -> int:
+        nonlocal extra
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) in sizes:  # an alias: one more copy of the whole body
+            extra += sizes[id(node)]
+            return sizes[id(node)]
+        sizes[id(node)] = 0  # a node that holds itself (`&a [*a]`) adds nothing more here
+        total = 1
+        for child in (node.values() if isinstance(node, dict) else node):
+            total += size(child)
+            if extra > limit:
+                break
+        sizes[id(node)] = total
+        return total
+
+    size(data)
+    return extra
+
+
+# ---------------------------------------------------------------------- through ansible-inventory
+# The operator's ANSIBLE_* settings stay (ANSIBLE_CONFIG, vault password files, collections, enabled
+# plugins: what their playbooks use); these are set over them, so that ansible-inventory prints only
+# the JSON, never asks for anything, and an inventory it cannot parse is an error, not an empty one.
+_ANSIBLE_ENV = {
+    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+    "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+    "ANSIBLE_ASK_VAULT_PASS": "False",
+    "ANSIBLE_NOCOLOR": "True",
+    "ANSIBLE_FORCE_COLOR": "False",
+    "ANSIBLE_VERBOSITY": "0",
+    "ANSIBLE_DEBUG": "False",
+    "ANSIBLE_DEPRECATION_WARNINGS": "False",
+}
+_ANSIBLE_ENV_DROPPED = ("ANSIBLE_INVENTORY",)  # the inventory is the one on the command line
+
+
+def ansible_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _ANSIBLE_ENV_DROPPED}
+    env.update(_ANSIBLE_ENV)
+    return env
+
+
+def _from_ansible(program: str, path: str) -> Inventory:
+    """`ansible-inventory --list` of the file, read as data by the built-in JSON reader."""
+    where = f"ansible inventory {path}"
+    source = os.path.abspath(path)  # absolute: it never starts with `-`, and it is passed as `--inventory=`
+    try:
+        proc = subprocess.Popen([program, f"--inventory={source}", "--list"], cwd=os.path.dirname(source),
+                                env=ansible_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot run {program}: {exc}") from None
+    try:
+        out, err = proc.communicate(timeout=ANSIBLE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: an inventory script it started goes too
+        except OSError:
+            pass
+        proc.communicate()
+        raise UsageError(f"{where}: ansible-inventory gave no answer within {ANSIBLE_TIMEOUT} s") from None
+    stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        message = _ansible_error(stderr)
+        if "vault" in message.lower() or "decrypt" in message.lower():
+            message += (" (a vault-encrypted file: give ansible-inventory the vault password as your playbooks "
+                        "get it, e.g. ANSIBLE_VAULT_PASSWORD_FILE or vault_password_file in ansible.cfg)")
+        raise UsageError(f"{where}: ansible-inventory exited {proc.returncode}: {message}")
+    try:
+        data = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: ansible-inventory printed no JSON inventory: {exc.msg} at line "
+                         f"{exc.lineno}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{where}: ansible-inventory's output cannot be read: {exc or 'nested too deeply'}") from None
+    return _from_json(data, path)
+
+
+def _ansible_error(stderr: str) -> str:
+    """The line that says what went wrong: Ansible's first `[ERROR]:` line, else the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("[ERROR]:")]
+    text = (errors[0].removeprefix("[ERROR]:").strip() if errors else (lines[-1] if lines else "(nothing on stderr)"))
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# ---------------------------------------------------------------------- group_vars/, host_vars/
+class Vaulted:
+    """An inline `!vault` value (or ansible-inventory's `{"__ansible_vault": ...}`): never decrypted here."""
+
+    def __init__(self, where: str = ""):
+        self.where = where
+
+    def __repr__(self) -> str:
+        return "<vault-encrypted>"
+
+
+def _is_vaulted(value: Any) -> bool:
+    return isinstance(value, Vaulted) or (isinstance(value, dict) and set(value) == {"__ansible_vault"})
+
+
+class _VarsLoader(yaml.SafeLoader):
+    """YAML as Ansible's vars files use it: `!vault` values are kept as Vaulted, `!unsafe` as the value."""
+
+
+def _construct_unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+_VarsLoader.add_constructor("!vault", lambda loader, node: Vaulted())
+_VarsLoader.add_constructor("!unsafe", _construct_unsafe)
+
+_VARS_EXTENSIONS = (".yml", ".yaml", ".json")
+
+
+class VarsDirs:
+    """group_vars/ and host_vars/ beside an inventory file, found as Ansible's host_group_vars plugin
+    finds them: `<name>` (a file, or a directory whose files count in name order, subdirectories
+    included), else the first of `<name>.yml`, `<name>.yaml`, `<name>.json`; in a directory, files with
+    one of those extensions or none, hidden and `~` backups skipped. Read on first use, per group or host."""
+
+    def __init__(self, inventory_path: str):
+        self.source = inventory_path
+        self.basedir = os.path.realpath(os.path.dirname(os.path.abspath(inventory_path)))
+        self._listing: dict[str, set[str] | None] = {}
+        self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def group(self, name: str) -> dict[str, Any]:
+        return self._vars("group_vars", name)
+
+    def host(self, name: str) -> dict[str, Any]:
+        return self._vars("host_vars", name)
+
+    def _vars(self, subdir: str, name: str) -> dict[str, Any]:
+        key = (subdir, name)
+        if key not in self._cache:
+            merged: dict[str, Any] = {}
+            for found in self._files(subdir, name):
+                merged.update(self._load(found))
+            self._cache[key] = merged
+        return self._cache[key]
+
+    def _entries(self, subdir: str) -> set[str] | None:
+        if subdir not in self._listing:
+            path = os.path.join(self.basedir, subdir)
+            try:
+                self._listing[subdir] = set(os.listdir(path)) if os.path.isdir(path) else None
+            except OSError as exc:
+                raise UsageError(f"ansible inventory {self.source}: {path}: cannot read: {exc.strerror}") from None
+        return self._listing[subdir]
+
+    def _files(self, subdir: str, name: str) -> list[str]:
+        entries = self._entries(subdir)
+        # Ansible skips names starting with `/`; a name with `/` or `..` would leave the directory.
+        if not entries or not name or "/" in name or "\0" in name or name in (".", ".."):
+            return []
+        for extension in ("",) + _VARS_EXTENSIONS:
+            if name + extension in entries:
+                full = os.path.join(self.basedir, subdir, name + extension)
+                if os.path.isdir(full):
+                    return self._dir_files(full, 0)
+                return [full] if os.path.isfile(full) else []
+        return []
+
+    def _dir_files(self, path: str, depth: int) -> list[str]:
+        if depth > MAX_VARS_DEPTH:
+            raise UsageError(f"ansible inventory {self.source}: {path}: directories nested too deeply")
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            raise UsageError(f"ansible inventory {self.source}: {path}: cannot read: {exc.strerror}") from None
+        found = []
+        for name in names:
+            if name.startswith(".") or name.endswith("~"):
+                continue
+            extension = os.path.splitext(name)[1]
+            full = os.path.join(path, name)
+            if os.path.isdir(full) and not extension:
+                found += self._dir_files(full, depth + 1)
+            elif os.path.isfile(full) and (not extension or extension in _VARS_EXTENSIONS):
+                found.append(full)
+        return found
+
+    def _load(self, path: str) -> dict[str, Any]:
+        where = f"ansible inventory {self.source}: {path}"
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read(MAX_VARS_BYTES + 1)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{where}: cannot read: {exc}") from None
+        if len(text) > MAX_VARS_BYTES:
+            raise UsageError(f"{where}: larger than {MAX_VARS_BYTES} bytes")
+        if text.lstrip().startswith("$ANSIBLE_VAULT;"):
+            raise UsageError(f"{where}: is vault-encrypted: the built-in inventory reader cannot decrypt it "
+                             "(install ansible-core: the suite then reads inventories through ansible-inventory, "
+                             "with your vault password)")
+        try:
+            data = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_VarsLoader)
+        except (json.JSONDecodeError, yaml.YAMLError):
+            try:  # JSON that is no JSON may still be YAML, as Ansible reads it
+                data = yaml.load(text, Loader=_VarsLoader)
+            except yaml.YAMLError as exc:
+                raise UsageError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from None
+            except RecursionError:
+                raise UsageError(f"{where}: nested too deeply") from None
+            except ValueError as exc:
+                raise UsageError(f"{where}: cannot read: {exc}") from None
+        except RecursionError:
+            raise UsageError(f"{where}: nested too deeply") from None
+        except ValueError as exc:  # a number too long for int()
+            raise UsageError(f"{where}: cannot read: {exc}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise UsageError(f"{where}: expected variables (a mapping), got {type(data).__name__}")
+        return {str(k): (Vaulted(path) if isinstance(v, Vaulted) else v) for k, v in data.items()}
 
 
 def _looks_like_ini(text: str) -> bool:
@@ -436,13 +777,26 @@ def host_url(inv: Inventory, host: str, connection: str | None = None) -> str:
     def bad(key: str, value: Any, what: str) -> UsageError:
         return UsageError(f"ansible inventory {inv.source}: host {_shown(host)}: {key}={_shown(value)}: {what}")
 
-    for key in ("ansible_host", "ansible_user", "ansible_port", "ansible_connection",
-                "ansible_ssh_private_key_file", "ansible_private_key_file"):
-        value = variables.get(key)
-        if isinstance(value, str) and "{{" in value:
-            raise UsageError(f"ansible inventory {inv.source}: host {_shown(host)}: {key} is a template "
-                             f"({_shown(value)}); templates need Ansible: give `ansible-inventory --list` output "
-                             "instead")
+    def readable(*keys: str) -> None:
+        """Values the suite uses are never decrypted nor templated: such a value is refused, whichever
+        reader gave it (ansible-inventory --list prints inline-vaulted values encrypted and templates as
+        they are, too)."""
+        for key in keys:
+            value = variables.get(key)
+            if _is_vaulted(value):
+                found = f" (in {value.where})" if isinstance(value, Vaulted) and value.where else ""
+                raise UsageError(f"ansible inventory {inv.source}: host {_shown(host)}: {key} is vault-encrypted"
+                                 f"{found}: the suite never decrypts a value; set it in plain text (a host "
+                                 "name, port or user name is no secret)")
+            if isinstance(value, str) and _TEMPLATE.search(value):
+                raise UsageError(f"ansible inventory {inv.source}: host {_shown(host)}: {key} is a template "
+                                 f"({_shown(value)}): the suite never evaluates templates (ansible-inventory "
+                                 "--list leaves them as they are); set the value itself")
+
+    def used(key: str, fallback: str) -> str:
+        return key if variables.get(key) is not None else fallback
+
+    readable("ansible_connection")
     kind = variables.get("ansible_connection")
     if kind is not None and (not isinstance(kind, str) or kind not in CONNECTIONS):
         raise bad("ansible_connection", kind, f"not supported (use one of "
@@ -452,6 +806,8 @@ def host_url(inv: Inventory, host: str, connection: str | None = None) -> str:
         return "local"
     if connection and scheme in ("ssh", "paramiko"):
         scheme = connection
+    readable("ansible_host", used("ansible_port", "ansible_ssh_port"), used("ansible_user", "ansible_ssh_user"),
+             used("ansible_ssh_private_key_file", "ansible_private_key_file"), "ansible_become")
 
     port_key = "ansible_port" if variables.get("ansible_port") is not None else "ansible_ssh_port"
     port = _port(variables.get(port_key))
@@ -493,6 +849,7 @@ def host_url(inv: Inventory, host: str, connection: str | None = None) -> str:
         raise bad("ansible_become", variables["ansible_become"], "not true or false")
     if become:
         query["sudo"] = "true"
+        readable("ansible_become_user")
         become_user = variables.get("ansible_become_user")
         if become_user is not None and _user(become_user) is None:
             raise bad("ansible_become_user", become_user, "not a user name")
@@ -568,8 +925,9 @@ def _flag(value: Any) -> bool | None:
     return None
 
 
-def inventory_urls(path: str, pattern: str = "all", connection: str | None = None) -> list[str]:
-    inv = load_inventory(path)
+def inventory_urls(path: str, pattern: str = "all", connection: str | None = None,
+                   reader: str = "builtin") -> list[str]:
+    inv = load_inventory(path, reader)
     if not inv.all_hosts():
         raise UsageError(f"ansible inventory {path}: has no hosts")
     hosts = inv.select(pattern)
@@ -578,12 +936,14 @@ def inventory_urls(path: str, pattern: str = "all", connection: str | None = Non
     return [host_url(inv, host, connection) for host in hosts]
 
 
-def resolve_host_specs(hosts: str | None, ansible_inventory: str | None, connection: str | None = None) -> list[str]:
-    """The host URLs a run checks, in order, from --hosts / --ansible-inventory (see the module doc)."""
+def resolve_host_specs(hosts: str | None, ansible_inventory: str | None, connection: str | None = None,
+                       reader: str = "auto") -> list[str]:
+    """The host URLs a run checks, in order, from --hosts / --ansible-inventory, the inventory read by
+    `reader` (--inventory-reader: auto, builtin, ansible; see the module doc)."""
     default_scheme = connection or "paramiko"
     if hosts is None:
         if ansible_inventory:
-            return inventory_urls(ansible_inventory, "all", connection)
+            return inventory_urls(ansible_inventory, "all", connection, reader)
         return ["local"]
     specs = [s.strip() for s in hosts.split(",") if s.strip()]
     if not specs:
@@ -594,7 +954,7 @@ def resolve_host_specs(hosts: str | None, ansible_inventory: str | None, connect
         if spec.startswith("ansible://"):
             pattern = spec[len("ansible://"):] or "all"
             path = ansible_inventory or os.environ.get("ANSIBLE_INVENTORY") or DEFAULT_INVENTORY
-            out += inventory_urls(path, pattern, connection)
+            out += inventory_urls(path, pattern, connection, reader)
         elif spec in ("local", "local://") or "://" in spec:
             out.append(spec)
         else:

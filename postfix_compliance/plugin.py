@@ -97,6 +97,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                              "a CHANGED key is refused all the same")
     transport.addoption("--connect-timeout", type=float, default=10.0,
                         help="seconds to reach and log in to a host (default %(default)s)")
+    transport.addoption("--inventory-reader", choices=("auto", "builtin", "ansible"), default="auto",
+                        help="how --ansible-inventory is read: 'ansible' through `ansible-inventory --list` "
+                             "(group_vars, host_vars, vault files, plugins, as the playbooks see them), 'builtin' "
+                             "without Ansible (group_vars/ and host_vars/ beside the file; no vault), 'auto' "
+                             "(default): ansible-inventory where it is installed")
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml and pytest-html read their paths
@@ -208,7 +213,8 @@ class SuiteState:
             if config.getoption(name) is not None and not 0 < config.getoption(name) < float("inf"):
                 raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
         specs = resolve_host_specs(config.getoption("hosts", None), config.getoption("ansible_inventory", None),
-                                   config.getoption("connection", None))
+                                   config.getoption("connection", None),
+                                   reader=config.getoption("inventory_reader", "auto"))
         targets = []
         for spec in specs:
             scheme, name, _ = parse_host_url(spec)
