@@ -7,5 +7,6 @@ pytest_plugins = [
     "postfix_compliance.report.baseline",
     "postfix_compliance.report.metrics",
     "postfix_compliance.report.remediation",
+    "postfix_compliance.report.playbook",
     "postfix_compliance.report.xccdf",
 ]

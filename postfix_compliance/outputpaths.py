@@ -1,6 +1,6 @@
 """Where the suite will write, checked before any host is contacted.
 
-`--metrics FILE`, `--remediation-script FILE`, `--record-snapshot DIR` and `--report-dir DIR` are
+`--metrics FILE`, `--remediation-script FILE`, `--remediation-playbook FILE`, `--record-snapshot DIR` and `--report-dir DIR` are
 written at the end of a run, after every host was checked: a path that cannot be written would
 then cost the whole run and end in a traceback. Each is checked up front instead, and a problem is
 one UsageError line naming the option and the path.
@@ -21,6 +21,7 @@ from postfix_compliance.errors import UsageError
 OUTPUTS = (
     ("metrics", "--metrics", "file"),
     ("remediation_script", "--remediation-script", "file"),
+    ("remediation_playbook", "--remediation-playbook", "file"),
     ("xccdf", "--xccdf", "file"),
     ("record_snapshot", "--record-snapshot", "dir"),
     ("report_dir", "--report-dir", "dir"),
