@@ -323,3 +323,27 @@ def test_option_path_is_checked_up_front(suite, tmp_path):
     run = suite("--hosts=snapshot://fixtures/hosts/healthy-rhel9.json", "--remediation-playbook=/proc/fix.yml")
     assert run.exit_status == 4, run.stdout[-2000:] + run.stderr[-2000:]
     assert "--remediation-playbook /proc/fix.yml" in run.stdout + run.stderr
+
+
+@pytest.mark.ssh
+def test_hosts_from_an_ansible_inventory_get_their_inventory_name(suite, tmp_path):
+    """A real --ansible-inventory run (a throwaway sshd on 127.0.0.x, read-only, SEL-001 only): the play's
+    `hosts:` is the inventory name, not the address the suite connected to."""
+    from sshd import SshFleet
+
+    fleet = SshFleet(log_commands=False)
+    try:
+        host = fleet.add("inventory")
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(f"all:\n  hosts:\n    mail-inv-1:\n      ansible_host: {host.address}\n"
+                             f"      ansible_port: {host.port}\n      ansible_user: root\n"
+                             f"      ansible_ssh_private_key_file: {fleet.client_key}\n")
+        book = tmp_path / "fix.yml"
+        run = suite(f"--ansible-inventory={inventory}", f"--known-hosts={fleet.known_hosts(host)}",
+                    "--profile=debian12", "--read-only", "-k", "SEL-001", f"--remediation-playbook={book}")
+        assert run.outcomes(), run.stdout[-3000:] + run.stderr[-2000:]
+        (play,) = playbook.load(book.read_text())
+        assert play["hosts"] == "mail-inv-1", play["hosts"]
+        assert str(play["vars"]["postfix_compliance_target"]) == f"ssh://root@{host.address}:{host.port}"
+    finally:
+        fleet.stop()
