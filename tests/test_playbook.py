@@ -347,3 +347,18 @@ def test_hosts_from_an_ansible_inventory_get_their_inventory_name(suite, tmp_pat
         assert str(play["vars"]["postfix_compliance_target"]) == f"ssh://root@{host.address}:{host.port}"
     finally:
         fleet.stop()
+
+
+def test_guard_refuses_ansibles_implicit_localhost(tmp_path):
+    """A play for a host named `localhost` run with an inventory that lacks it: Ansible would use its implicit
+    localhost (this machine); the guard stops the play first. (The play's only other task is a debug, and
+    the run is --check: nothing here could change this machine either way.)"""
+    book = tmp_path / "fix.yml"
+    book.write_text(playbook.render([_record("AVC-002", name="localhost", section="Triage")]))
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[all]\n")
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "--check", str(book)], cwd=tmp_path,
+                          capture_output=True, text=True, env=ansible_env(str(tmp_path / "ansible")), timeout=180)
+    assert proc.returncode != 0
+    assert "inventory_hostname in groups['all']" in proc.stdout and "ok=0" in proc.stdout, proc.stdout[-3000:]
+    assert "Symptoms the fixes above clear" not in proc.stdout  # the debug after the guard never ran
