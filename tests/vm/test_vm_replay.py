@@ -56,4 +56,4 @@ def expected(scenario, cid: str) -> str:
 
 def test_fixtures_stay_small():
     sizes = {name: os.path.getsize(fixture_path(name)) for name in SCENARIOS if os.path.exists(fixture_path(name))}
-    assert sum(sizes.values()) < 400_000, sizes
+    assert max(sizes.values()) < 60_000 and sum(sizes.values()) < 30_000 * len(sizes), sizes

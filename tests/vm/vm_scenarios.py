@@ -26,20 +26,17 @@ class Deviation:
     why: str
 
 
-# check id -> how the suite deviates from the truth today; Scenario.known says where it shows.
-KNOWN: dict[str, Deviation] = {
-    "SVC-005": Deviation(
-        "not_applicable", "not judged",
-        "root's SSH login runs in unconfined_u:unconfined_r:unconfined_t, and Debian's refpolicy does not "
-        "authorize role unconfined_r for postfix_master_t: exec of /usr/sbin/postfix fails (exit 126; audit: "
-        "SELINUX_ERR op=security_compute_sid invalid_context=unconfined_u:unconfined_r:postfix_master_t). The "
-        "suite reports not applicable, so `postfix check` is never judged on an enforcing Debian host."),
-}
+# check id -> how the suite deviates from the truth today; Scenario.known says where it shows. (Empty: the
+# last one, SVC-005 never judged on an enforcing Debian host, went with `postfix check` becoming opt-in.)
+KNOWN: dict[str, Deviation] = {}
 
 # Checks that legitimately do not apply to the guest: the default queue directory, Postfix on loopback
-# only, no SASL maps; and SVC-005 while enforcing: root's SSH login (unconfined_r) may not run
-# /usr/sbin/postfix (see KNOWN), so the suite says `postfix check` cannot be judged there.
+# only, no SASL maps; and SVC-005, since `postfix check` is opt-in (--postfix-check): run as root over SSH
+# it leaves audit records of its own (and on refpolicy root's unconfined_r may not even run it: exit 126).
 NA = ("LBL-003", "REL-003", "REL-004", "SVC-005")
+# With master down the queue is not read (postqueue would run showq inside the login session), there are
+# no daemons to judge and no listener port.
+MASTER_DOWN_NA = NA + ("Q-001", "Q-002", "Q-003", "SVC-004", "REL-002")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +47,29 @@ class Scenario:
     na: tuple[str, ...] = NA
 
 
+DAY = (
+    Scenario("day-healthy", {}),
+    Scenario("day-setenforce-0", {"SEL-001": "fail"}),
+    # right after setenforce 1, default window: the permissive run left nothing behind
+    Scenario("day-setenforce-1", {}),
+    Scenario("day-relay-down", {"Q-001": "fail", "Q-002": "fail"}),
+    # the suite's flush drains the queue: Q-001 is judged after it
+    Scenario("day-relay-back", {}),
+    # deferred labelled tmp_t, Postfix restarted (postsuper is denied; master stays down), mail submitted with
+    # `mail` from the SSH login (postdrop's denials on the session's pipe: listed by AVC-002, not counted)
+    Scenario("day-mislabelled", {"LBL-002": "fail", "AVC-002": "fail", "LOG-001": "fail", "SVC-001": "fail",
+                                 "SVC-003": "fail"}, na=MASTER_DOWN_NA),
+    # restorecon, restart, a run with --avc-since at the fix
+    Scenario("day-fixed", {}),
+    # local delivery denied while permissive (boolean off), then enforcing and the boolean on again: the
+    # permissive=1 records are in the window (AVC-002), and triage calls them history, not masking
+    Scenario("day-history", {"AVC-002": "fail"}),
+)
+
 SCENARIOS = {s.name: s for s in (
     Scenario("healthy", {}),
     # permissive: exec of /usr/sbin/postfix is allowed, so SVC-005 is judged (and passes)
-    Scenario("setenforce-0", {"SEL-001": "fail"}, na=("LBL-003", "REL-003", "REL-004")),
+    Scenario("setenforce-0", {"SEL-001": "fail"}),
     Scenario("boolean-runtime-off", {
         "BOOL-001": "fail", "BOOL-002": "fail",
         # local delivery to /var/mail/root is denied: bounced (5.2.0); the denial leaves a stale
@@ -64,12 +80,7 @@ SCENARIOS = {s.name: s for s in (
         "LBL-002": "fail", "AVC-002": "fail", "LOG-001": "fail",
         # `postfix start` runs postsuper, which cannot open deferred (tmp_t): postfix@- fails, nothing listens
         "SVC-001": "fail", "SVC-003": "fail",
-        # with master down, postqueue runs showq itself, and showq may not write to the SSH session's pipe:
-        # "postqueue: fatal: malformed showq server response"; the queue cannot be read (mail sits in maildrop)
-        "Q-001": "error", "Q-002": "error", "Q-003": "error",
-    }, known=(),
-        # no master: no domains to judge, no listener; `postfix check` cannot run from the login (see SVC-005)
-        na=NA + ("SVC-004", "REL-002")),
+    }, na=MASTER_DOWN_NA),
     Scenario("custom-queue-no-equivalence", {
         # cp -a kept the labels, so Postfix runs; the first relabel would set var_t on the whole queue
         "LBL-002": "fail", "LBL-003": "fail",
@@ -83,9 +94,11 @@ SCENARIOS = {s.name: s for s in (
     # not MOD-001's (MOD-001 leaves permissive_* modules to SEL-005)
     Scenario("permissive-domain", {"SEL-005": "fail"}),
     Scenario("relay-dead", {"Q-001": "fail", "Q-002": "fail"}),
-    # the sink started: Q-002's own flush drains the queue; Q-001 judged the queue as it was before
-    Scenario("relay-drained", {"Q-001": "fail"}),
+    # the sink started: Q-002's own flush drains the queue, and Q-001 judges the queue after it
+    Scenario("relay-drained", {}),
     Scenario("auditd-stopped", {"AVC-001": "fail"}),
+    # An operator's day on one boot, no restore between the steps (tests/vm/test_operators_day.py).
+    *DAY,
 )}
 
 
