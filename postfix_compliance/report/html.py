@@ -329,7 +329,8 @@ def host_summary_html(records: list[dict[str, Any]]) -> str:
 
 
 TRIAGE_KINDS = {"selinux": ("SELinux is the cause", "o-fail"), "masked": ("masked: SELinux permissive", "o-error"),
-                "not-selinux": ("not an SELinux problem", "o-not_applicable")}
+                "not-selinux": ("not an SELinux problem", "o-not_applicable"),
+                "history": ("history: logged while permissive", "o-not_applicable")}
 
 
 def triage_html(records: list[dict[str, Any]]) -> str:
