@@ -65,11 +65,14 @@ def diagnose(get: Callable[[str], Any], prefix: str = "postfix_", session_types:
     masked = facts.masking()
     if masked and denials:
         return _masked(masked, denials)
-    # Not masked now: a denial logged with permissive=1 was not enforced, so it stopped nothing.
+    # Not masked now: a denial logged with permissive=1 was not enforced, so it stopped nothing; and one
+    # whose cause is gone (relabelled since, the boolean on again, the queue empty) is no cause now.
     linked = facts.linked_denials([d for d in denials if not d.permissive])
-    if linked:
-        return _selinux_cause(facts, linked)
-    return _label_cause(facts) or _not_selinux(facts) or _history(denials)
+    current = [(d, reason) for d, reason in linked if facts.still_holds(d, reason)]
+    if current:
+        return _selinux_cause(facts, current)
+    return _label_cause(facts) or _not_selinux(facts) or _history(
+        [d for d in denials if d.permissive], [d for d, _ in linked])
 
 
 class _Facts:
@@ -109,6 +112,30 @@ class _Facts:
             fact = self.fact(probe, model.LabelMismatches)
             found += list(fact.items) if fact else []
         return found
+
+    def boolean_on(self, name: str) -> bool | None:
+        """A boolean's runtime value now (getsebool -a, else semanage's current column); None: unknown."""
+        values = self.fact("getsebool_all", model.Booleans)
+        if values and name in values.values:
+            return values.values[name]
+        settings = self.fact("semanage_boolean", model.BooleanSettings)
+        if settings and name in settings.settings:
+            return settings.settings[name].current
+        return None
+
+    def queue_in_trouble(self) -> bool:
+        queue = self.queue()
+        return queue is None or queue.deferred_count > 0
+
+    def still_holds(self, denial: model.AvcDenial, reason: str) -> bool:
+        """Whether what a linked denial points at is still wrong now: the label is still wrong (that is how it
+        was linked), a boolean audit2why names is still off, or the queue it touched is still in trouble."""
+        if reason == "label":
+            return True
+        if reason == "boolean":
+            verdict = self.verdicts().get(denial.event_id)
+            return any(self.boolean_on(b) is not True for b in (verdict.booleans if verdict else ()))
+        return self.queue_in_trouble()
 
     def verdicts(self) -> dict[str, model.Audit2WhyVerdict]:
         why = self.fact("audit2why", model.Audit2Why)
@@ -273,16 +300,24 @@ def _masked(masking: str, denials: list[model.AvcDenial]) -> Finding:
                    tuple(d.raw for d in denials[:10]))
 
 
-def _history(denials: list[model.AvcDenial]) -> Finding | None:
-    """Denials logged with permissive=1 on a host that enforces now, none of them linked to the queue."""
-    logged = [d for d in denials if d.permissive]
-    if not logged:
+def _history(permissive: list[model.AvcDenial], resolved: list[model.AvcDenial]) -> Finding | None:
+    """Denials in the window that are no cause now: logged with permissive=1 on a host that enforces now, or
+    enforced on the queue or spool but pointing at what is in order now."""
+    if not permissive and not resolved:
         return None
-    summary = (f"{len(logged)} Postfix denials in the window were logged with permissive=1, while SELinux or the "
-               "domain was permissive; SELinux enforces now and no Postfix domain is permissive: history, not the "
-               "state now (the same access would be denied if it happened again)")
+    parts = []
+    if permissive:
+        parts.append(f"{len(permissive)} Postfix denials were logged with permissive=1, while SELinux or the domain "
+                     "was permissive; SELinux enforces now and no Postfix domain is permissive (the same access "
+                     "would be denied if it happened again)")
+    if resolved:
+        parts.append(f"{len(resolved)} enforced Postfix denials on the queue or the mail spool point at what is in "
+                     "order now (labels as the policy says, the booleans they name on, the queue readable and "
+                     "empty): fixed since")
+    summary = "; ".join(parts) + ": history, not the state now"
     fix = ("ausearch -m AVC,USER_AVC -ts recent | audit2why   # would the same access be denied now?",)
-    return Finding("history", summary, fix, VERIFY, (), ("AVC-002",), tuple(d.raw for d in logged[:10]))
+    return Finding("history", summary, fix, VERIFY, (), ("AVC-002",),
+                   tuple(d.raw for d in (resolved + permissive)[:10]))
 
 
 # The relay as Postfix names it in a delay reason: name[address]:port (the name may be empty or "none").

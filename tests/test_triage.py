@@ -128,7 +128,7 @@ def test_other_network_causes(reason, expected):
 CHAINS = {
     # recorded on the real enforcing guest: chcon -t tmp_t deferred, Postfix restarted, mail sent
     "vm-mislabelled-deferred": ("selinux", "restorecon -Rv /var/spool/postfix/deferred",
-                                "queue unreadable (postqueue: fatal: malformed showq server response) because "
+                                "queue unreadable (the mail system is down: no running master) because "
                                 "postfix_master_t was denied read on /var/spool/postfix/deferred labelled tmp_t"),
     "boolean-off-local-delivery": ("selinux", "setsebool -P postfix_local_write_mail_spool on",
                                    "mail delivery fails because postfix_local_t was denied"),
