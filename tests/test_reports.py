@@ -31,7 +31,9 @@ def run(tmp_path_factory):
     report_dir = str(tmp / "out")
     result = run_suite(f"--hosts=snapshot://{broken},snapshot://{hostile},snapshot://{healthy}", "--profile=debian12",
                        f"--metrics={report_dir}/textfile/postfix_compliance.prom",
-                       f"--remediation-script={report_dir}/fix.sh", report_dir=report_dir)
+                       f"--remediation-script={report_dir}/fix.sh",
+                       "--postfix-check",  # replays the recorded `postfix check` (hostile in one host)
+                       report_dir=report_dir)
     result.hosts = {"broken": f"snapshot://{broken}", "hostile": f"snapshot://{hostile}",
                     "healthy": f"snapshot://{healthy}"}
     return result
