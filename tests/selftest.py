@@ -58,3 +58,15 @@ def run_suite(*args: str, report_dir: str, timeout: float = 600, env: dict[str, 
 
 def snapshot(name: str) -> str:
     return os.path.join("fixtures", "hosts", f"{name}.json")
+
+
+def assert_one_error_line(run: SuiteRun, *expected: str) -> str:
+    """Bad input: exit 4, exactly one `ERROR:` line (holding each of `expected`), no traceback; the line."""
+    output = run.stdout + run.stderr
+    assert run.exit_status == 4, output
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, output
+    for word in expected:
+        assert word in errors[0], errors[0]
+    return errors[0]

@@ -17,21 +17,10 @@ import sys
 
 import pytest
 
-from selftest import HOSTS_DIR, REPO, SuiteRun
+from selftest import HOSTS_DIR, REPO, SuiteRun, assert_one_error_line
 
 HEALTHY = os.path.join(HOSTS_DIR, "healthy-rhel9.json")
 RHEL9_PROFILE = os.path.join(REPO, "fixtures", "profiles", "rhel9.yaml")
-
-
-def assert_one_error_line(run, *expected: str) -> str:
-    output = run.stdout + run.stderr
-    assert run.exit_status == 4, output
-    assert "Traceback" not in output, output
-    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
-    assert len(errors) == 1, output
-    for word in expected:
-        assert word in errors[0], errors[0]
-    return errors[0]
 
 
 def _write(path, text: str) -> str:

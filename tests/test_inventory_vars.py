@@ -22,6 +22,7 @@ import pytest
 
 from postfix_compliance import inventory as inventory_module
 from postfix_compliance.errors import UsageError
+from selftest import assert_one_error_line
 
 INVENTORY = """\
 [mail]
@@ -83,17 +84,6 @@ def _layout(root, inventory: str = INVENTORY, files: dict[str, str] | None = Non
 
 def _specs(inventory: str, reader: str, hosts: str | None = None) -> list[str]:
     return sorted(inventory_module.resolve_host_specs(hosts, inventory, reader=reader))
-
-
-def assert_one_error_line(run, *expected: str) -> str:
-    output = run.stdout + run.stderr
-    assert run.exit_status == 4, output
-    assert "Traceback" not in output, output
-    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
-    assert len(errors) == 1, output
-    for word in expected:
-        assert word in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture(autouse=True)
