@@ -167,7 +167,10 @@ def test_modules_made_for_the_fixes(runs):
     """The VM guest's and the matrix' scenarios get the modules the issue names, idempotent arguments."""
     tasks = [t for _, book in runs for play in _plays(book) for t in play["tasks"]]
     booleans = [t for t in tasks if "ansible.posix.seboolean" in t and "rollback" not in t["tags"]]
-    assert booleans and all(t["ansible.posix.seboolean"]["persistent"] is True for t in booleans)
+    assert booleans and {t["ansible.posix.seboolean"]["persistent"] for t in booleans} == {True, False}
+    for stored, running in zip(booleans[::2], booleans[1::2]):  # the stored value, then the running one
+        assert (stored["ansible.posix.seboolean"]["persistent"], running["ansible.posix.seboolean"]["persistent"]) \
+            == (True, False) and stored["ansible.posix.seboolean"]["name"] == running["ansible.posix.seboolean"]["name"]
     assert any("community.general.sefcontext" in t and t["community.general.sefcontext"]["state"] == "present"
                for t in tasks)
     assert any("ansible.posix.selinux" in t for t in tasks)

@@ -13,7 +13,8 @@ The Ansible counterpart of the shell script (report/remediation.py), documented 
   - tasks in runbook order (checks.SECTIONS, as the script), each tagged with its check id(s) and
     named with the check's title; `--tags BOOL-001` runs one check's fix;
   - the modules made for each fix: ansible.posix.selinux (mode, config, policy type),
-    ansible.posix.seboolean (persistent: true), community.general.sefcontext (the queue directory's
+    ansible.posix.seboolean (persistent: true, and again persistent: false for the running value:
+    ansible.posix#429), community.general.sefcontext (the queue directory's
     equivalence, `substitute`), community.general.selinux_permissive, community.general.seport,
     ansible.posix.firewalld, ansible.builtin.systemd, ansible.builtin.file; restorecon runs as
     ansible.builtin.command with argv (no shell) and `changed_when: stdout != ''` (restorecon -v
@@ -259,9 +260,14 @@ def _booleans(plan: Plan, record: dict[str, Any], host: HostData) -> None:
         if wrong:
             wanted.append((resolved, expected))
     for resolved, expected in wanted:
-        task = {"name": _title(record),
-                "ansible.posix.seboolean": {"name": Unsafe(resolved), "state": expected, "persistent": True}}
-        plan.steps.append(Step([record["check_id"]], [task], key=f"boolean:{resolved}"))
+        # Two tasks: with persistent: true the module compares and sets only the stored value, so a boolean
+        # that is off at runtime but on in the store (setsebool without -P) stays off (ansible.posix#429,
+        # seen on the VM guest); persistent: false sets the running value. Both are idempotent.
+        tasks = [{"name": f"{_title(record)} (stored value)",
+                  "ansible.posix.seboolean": {"name": Unsafe(resolved), "state": expected, "persistent": True}},
+                 {"name": f"{_title(record)} (running value)",
+                  "ansible.posix.seboolean": {"name": Unsafe(resolved), "state": expected, "persistent": False}}]
+        plan.steps.append(Step([record["check_id"]], tasks, key=f"boolean:{resolved}"))
         plan.rollbacks.append({
             "name": f"Rollback {record['check_id']}: the boolean back to {'off' if expected else 'on'} "
                     "(the runbook's rollback)",
