@@ -132,7 +132,7 @@ def test_avc_since_baseline_needs_a_baseline(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- 2. masked now
 @pytest.mark.parametrize("name, kind", [("vm-day-history", "history"), ("vm-day-setenforce-1", None),
-                                        ("vm-setenforce-0", None)])
+                                        ("vm-day-setenforce-0", None)])
 def test_masked_rests_on_the_state_now(name, kind, tmp_path):
     """The real guest enforcing again, with permissive=1 records in the window: history, not "masked"."""
     run = run_suite(f"--hosts=snapshot://{os.path.join(HOSTS, name + '.json')}", "--profile=debian12",

@@ -132,7 +132,7 @@ CHAINS = {
                                 "postfix_master_t was denied read on /var/spool/postfix/deferred labelled tmp_t"),
     "boolean-off-local-delivery": ("selinux", "setsebool -P postfix_local_write_mail_spool on",
                                    "mail delivery fails because postfix_local_t was denied"),
-    "vm-relay-dead": ("not-selinux", "postconf relayhost",
+    "vm-day-relay-down": ("not-selinux", "postconf relayhost",
                       "relay 127.0.0.1[127.0.0.1]:2525 refuses connections: not an SELinux problem"),
     "queue-not-draining": ("not-selinux", "postconf relayhost", "relay 127.0.0.1[127.0.0.1]:2525 refuses"),
     # enforcing now, no permissive domain: the permissive=1 records are history, not masking

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from test_vm_tier import LIB, apply, truth_with_log, verdict
+from test_vm_tier import LIB, apply, drain_seconds, truth_with_log, verdict
 from vm_scenarios import SCENARIOS
 from vmtier import REPO, timing
 
@@ -64,7 +64,9 @@ def test_an_operators_day(guest, scenario_suite):
 
     # 2. setenforce 0: SEL-001 fails, nothing else
     apply(guest, "day: setenforce 0", "setenforce 0")
+    assert guest.sh("getenforce").strip() == "Permissive"
     run, replay = scenario_suite("day-setenforce-0", *args)
+    assert run.record("SEL-001")["message"] == "SELinux is Permissive, expected Enforcing"
     verdict(run, "day-setenforce-0", truth_with_log(guest, "day-setenforce-0"), replay)
 
     # 3. setenforce 1 and a run right after, default window: the permissive run left nothing to report
@@ -82,6 +84,10 @@ wait_for 60 '[ "$(deferred)" = 3 ]'
 """)
     run, replay = scenario_suite("day-relay-down", *args)
     verdict(run, "day-relay-down", truth_with_log(guest, "day-relay-down"), replay)
+    q2 = run.record("Q-002")
+    assert "does not drain" in q2["message"] and "Connection refused" in q2["message"], q2["message"]
+    timing(f"dead relay: Q-002 decided (fail) after {drain_seconds(q2):.1f}s")
+    assert drain_seconds(q2) < 15, q2["notes"]  # decided early, not at the 60 s timeout
     assert finding(run)["kind"] == "not-selinux" and "not an SELinux problem" in finding(run)["summary"]
 
     # 5. relay back: the suite's flush drains the queue; Q-001 is judged after it; every check passes
@@ -90,6 +96,8 @@ wait_for 60 '[ "$(deferred)" = 3 ]'
     verdict(run, "day-relay-back", truth_with_log(guest, "day-relay-back"), replay)
     q1 = run.record("Q-001")
     assert q1["message"].startswith("3 deferred when collected, 0 after the suite's flush"), q1
+    timing(f"live sink: Q-002 drained after {drain_seconds(run.record('Q-002')):.1f}s")
+    assert guest.sh("journalctl -q --no-pager -u smtp-sink-back | grep -c 'relay down'").strip() == "3"
     assert run.exit_status == 0 and finding(run) is None, finding(run)
 
     # 6. a mislabelled queue subdirectory; Postfix restarted (it fails), mail submitted from the login

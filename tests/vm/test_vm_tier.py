@@ -94,14 +94,6 @@ def test_healthy(guest, scenario_suite):
     verdict(run, "healthy", truth_with_log(guest, "healthy"), replay)
 
 
-def test_setenforce_0(guest, scenario_suite):
-    apply(guest, "setenforce 0", "setenforce 0")
-    assert guest.sh("getenforce").strip() == "Permissive"
-    run, replay = scenario_suite("setenforce-0")
-    assert run.record("SEL-001")["message"] == "SELinux is Permissive, expected Enforcing"
-    verdict(run, "setenforce-0", truth_with_log(guest, "setenforce-0"), replay)
-
-
 def test_boolean_runtime_only(guest, scenario_suite):
     apply(guest, "boolean off without -P, local mail", """
 setsebool postfix_local_write_mail_spool off
@@ -179,37 +171,11 @@ def test_permissive_postfix_domain(guest, scenario_suite):
     verdict(run, "permissive-domain", truth_with_log(guest, "permissive-domain"), replay)
 
 
-def _drain_seconds(record) -> float:
+def drain_seconds(record) -> float:
+    """When Q-002 decided, from its drain note."""
     match = re.search(r"after ([0-9.]+)s", " ".join(record["notes"]))
     assert match, record
     return float(match.group(1))
-
-
-def test_dead_relay_then_live_sink(guest, scenario_suite):
-    apply(guest, "sink stopped, 3 messages", """
-systemctl stop smtp-sink
-send_smtp someone@example.test 'dead relay' 3
-wait_for 60 '[ "$(deferred)" = 3 ]'
-""")
-    args = ("--poll-interval=0.5", "--drain-timeout=60")
-    dead, replay = scenario_suite("relay-dead", *args)
-    q2 = dead.record("Q-002")
-    assert "does not drain" in q2["message"] and "Connection refused" in q2["message"], q2["message"]
-    timing(f"dead relay: Q-002 decided (fail) after {_drain_seconds(q2):.1f}s")
-    assert _drain_seconds(q2) < 15, q2["notes"]   # decided early, not at the 60 s timeout
-    unexpected, _ = judge(SCENARIOS["relay-dead"], dead.outcomes())
-    assert not unexpected, unexpected
-    assert replay.outcomes() == dead.outcomes()
-
-    apply(guest, "sink started", "start_sink again")
-    drained, replay = scenario_suite("relay-drained", *args)
-    q2 = drained.record("Q-002")
-    assert q2["outcome"] == "pass", q2
-    timing(f"live sink: Q-002 drained after {_drain_seconds(q2):.1f}s")
-    assert guest.sh("journalctl -q --no-pager -u smtp-sink-again | grep -c 'dead relay'").strip() == "3"
-    again, _ = scenario_suite(None, *args, "-k", "Q-")
-    assert set(again.outcomes().values()) == {"pass"}, again.outcomes()
-    verdict(drained, "relay-drained", truth_with_log(guest, "relay-drained"), replay)
 
 
 def test_auditd_stopped(guest, scenario_suite):
