@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable, TypeVar
 
+from postfix_compliance.facts.model import context_type
+
 # The object classes through which a process touches descriptors it inherited from a session.
 SESSION_CLASSES = frozenset({"fifo_file", "chr_file", "fd", "unix_stream_socket", "tcp_socket", "sock_file"})
 
@@ -23,19 +25,14 @@ def _field(denial: object, key: str) -> str | None:
     return denial.get(key) if isinstance(denial, dict) else getattr(denial, key, None)
 
 
-def _type(context: str | None) -> str | None:
-    parts = (context or "").split(":")
-    return parts[2] if len(parts) >= 3 else None
-
-
 def is_postfix(denial: object, prefix: str = "postfix_") -> bool:
-    return (_type(_field(denial, "scontext")) or "").startswith(prefix)
+    return (context_type(_field(denial, "scontext")) or "").startswith(prefix)
 
 
 def is_login_session(denial: object, session_types: Iterable[str]) -> bool:
     """The denied object is a login session's descriptor (pipe, terminal, socket, fd) by its type and class."""
     return _field(denial, "tclass") in SESSION_CLASSES \
-        and _type(_field(denial, "tcontext")) in set(session_types)
+        and context_type(_field(denial, "tcontext")) in set(session_types)
 
 
 def postfix_denials(denials: Iterable[D], prefix: str, session_types: Iterable[str] = ()

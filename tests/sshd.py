@@ -323,3 +323,13 @@ class SshFleet:
         for host in self.hosts:
             host.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def require_sshd(what: str = "starts sshd") -> None:
+    """Skip the calling test or fixture where real sshd hosts cannot run: not root, or OpenSSH missing."""
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip(f"{what}: run as root")
+    if not os.path.exists(SSHD) or not shutil.which("ssh"):
+        pytest.skip("needs openssh-server and openssh-client")

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from selftest import REPO, run_suite
-from sshd import SshFleet
+from sshd import SshFleet, require_sshd
 
 from postfix_compliance.facts.collect import DEFAULT_MAX_OUTPUT, ProbeRunner
 from postfix_compliance.facts.evidence import Evidence, evidence
@@ -46,10 +45,7 @@ MEASURE = ("import resource, subprocess, sys\n"
 
 @pytest.fixture(scope="module")
 def fleet():
-    if os.geteuid() != 0:
-        pytest.skip("starts sshd: run as root")
-    if not os.path.exists("/usr/sbin/sshd") or not shutil.which("ssh"):
-        pytest.skip("needs openssh-server and openssh-client")
+    require_sshd()
     fleet = SshFleet()
     fleet.calm = fleet.add("calm")
     fleet.flood = fleet.add("flood", fakes={"ps": FLOOD_PS})

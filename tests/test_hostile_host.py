@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -418,11 +417,8 @@ printf '%s\\n' 'config_directory = /etc/postfix' 'data_directory = /var/lib/post
 
 @pytest.mark.ssh
 def test_real_ssh_host_printing_escape_sequences(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("starts sshd: run as root")
-    if not os.path.exists("/usr/sbin/sshd") or not shutil.which("ssh"):
-        pytest.skip("needs openssh-server and openssh-client")
-    from sshd import SshFleet
+    from sshd import SshFleet, require_sshd
+    require_sshd()
     fleet = SshFleet()
     try:
         host = fleet.add("hostile", fakes={"postconf": FAKE_POSTCONF, "getenforce": "echo Enforcing",

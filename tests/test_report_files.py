@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from selftest import REPO, run_suite, snapshot
-from sshd import SshFleet, SshHost, free_port, keygen
+from sshd import SshFleet, SshHost, free_port, keygen, require_sshd
 
 FAST = ("--no-flush", "--drain-timeout=1")
 FIXTURE = os.path.join(REPO, snapshot("auditd-stopped"))  # one failing check: exit 1
@@ -201,10 +201,7 @@ def test_a_300_character_host_name_runs_and_its_snapshot_name_is_shortened_with_
 @pytest.fixture(scope="module")
 def one_address_two_ports():
     """Two real sshd hosts on the same loopback address, on different ports."""
-    if os.geteuid() != 0:
-        pytest.skip("starts sshd: run as root")
-    if not os.path.exists("/usr/sbin/sshd") or not shutil.which("ssh"):
-        pytest.skip("needs openssh-server and openssh-client")
+    require_sshd()
     fleet = SshFleet()
     try:
         first = fleet.add("port-a")

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 import time
@@ -21,7 +20,7 @@ import time
 import pytest
 
 from selftest import REPO
-from sshd import SshFleet, ensure_user, remove_user
+from sshd import SshFleet, ensure_user, remove_user, require_sshd
 
 pytestmark = pytest.mark.ssh
 
@@ -46,10 +45,7 @@ exit 1"""
 
 @pytest.fixture(scope="module")
 def fleet():
-    if os.geteuid() != 0:
-        pytest.skip("starts sshd and adds a user: run as root")
-    if not os.path.exists("/usr/sbin/sshd") or not shutil.which("ssh"):
-        pytest.skip("needs openssh-server and openssh-client")
+    require_sshd("starts sshd and adds a user")
     created_user = ensure_user(SCAN_USER)
     fleet = SshFleet(users=("root", SCAN_USER))
     fleet.live = [fleet.add(f"live{i}") for i in range(5)]
