@@ -1,12 +1,6 @@
-# The compliance suite's pytest plugin: options, hosts, facts, outcomes and reports.
+# The compliance suite's pytest plugin: options, hosts, facts, the results stage and its outputs.
 pytest_plugins = [
     "postfix_compliance.plugin",
-    "postfix_compliance.report.html",
-    "postfix_compliance.report.junit",
-    "postfix_compliance.report.waivers",
-    "postfix_compliance.report.baseline",
-    "postfix_compliance.report.metrics",
-    "postfix_compliance.report.remediation",
-    "postfix_compliance.report.playbook",
-    "postfix_compliance.report.xccdf",
+    "postfix_compliance.plugin.html_report",
+    "postfix_compliance.plugin.junit_names",
 ]

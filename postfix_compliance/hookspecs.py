@@ -1,4 +1,4 @@
-"""Hooks the suite offers its own report plugins (and users' conftest.py files)."""
+"""Hooks the suite offers its users' conftest.py files and plugins."""
 
 from typing import Any
 
@@ -6,15 +6,8 @@ import pytest
 
 
 @pytest.hookspec
-def pytest_compliance_record(config: pytest.Config, record: dict[str, Any]) -> None:
-    """Called for each check result record (a dict, see report/results.py) as it is made.
+def pytest_compliance_finish(config: pytest.Config, run: Any) -> int | None:
+    """Called once on the controller with the decided run (postfix_compliance.run.RunResult), after the
+    suite wrote its own outputs: e.g. to send the results somewhere.
 
-    Implementations may change it in place, e.g. a waiver turns outcome "fail" into "waived".
-    Runs where the check ran (an xdist worker included)."""
-
-
-@pytest.hookspec
-def pytest_compliance_finish(config: pytest.Config, records: list[dict[str, Any]], report_dir: str) -> int | None:
-    """Called once on the controller with every record, after all checks ran; writes reports.
-
-    May return an exit status the run must have at least (e.g. 1 for a regression against a baseline)."""
+    May return an exit status the run must have at least."""

@@ -10,7 +10,8 @@ import pytest
 
 import report_snapshots as snaps
 from selftest import run_suite
-from postfix_compliance.report import baseline
+from postfix_compliance import baseline
+from postfix_compliance.run import RunResult, hosts_from_records
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,7 @@ def test_compare_pairs_hosts_by_name_and_sees_waived_as_failing():
         {"host": "snapshot://b.json", "host_name": "mx1", "check_id": "SEL-002", "outcome": "pass"},
         {"host": "snapshot://b.json", "host_name": "mx1", "check_id": "SVC-001", "outcome": "fail"},
     ]
-    changes = baseline.compare(base, now)
+    changes = baseline.compare(base, RunResult(0.0, 0.0, None, hosts_from_records(now)))
     assert [c["check_id"] for c in changes["regressions"]] == ["SEL-001"]
     assert [c["check_id"] for c in changes["fixes"]] == ["SEL-002"]
     assert [(c["check_id"], c["before"], c["after"]) for c in changes["other"]] == [

@@ -215,12 +215,12 @@ def test_results_json_stores_each_probes_evidence_once_and_old_files_stay_readab
     old_path.write_text(json.dumps(old))
     new_path = os.path.join(pre.report_dir, "results.json")
     # A baseline's AVC-002 evidence reads the same from either format (the comparison's new denials).
-    from postfix_compliance.report.baseline import denials_of
+    from postfix_compliance.baseline import denials_of
     denials = []
     for path in (str(old_path), new_path):
         loaded = results_report.load(path)
         [avc] = [r for r in loaded["results"] if r["check_id"] == "AVC-002" and "avc-denials" in r["host"]]
-        denials.append(denials_of(avc))
+        denials.append(denials_of(avc, "postfix_"))
     assert denials[0] and denials[0] == denials[1]
     changes = []
     for baseline in (str(old_path), new_path):

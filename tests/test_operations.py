@@ -388,7 +388,7 @@ def test_hosts_file_hosts_each_get_their_own_profile(tmp_path):
 # ====================================================================== change validation
 def _has_baseline() -> bool:
     import importlib.util
-    return importlib.util.find_spec("postfix_compliance.report.baseline") is not None
+    return importlib.util.find_spec("postfix_compliance.baseline") is not None
 
 
 def _change(tmp_path, phase: str, *args: str, name: str = "CHG-1") -> subprocess.CompletedProcess:

@@ -8,7 +8,8 @@ import textwrap
 import pytest
 
 import report_snapshots as snaps
-from postfix_compliance.report import waivers
+from postfix_compliance import waivers
+from postfix_compliance.run import CheckResult, HostResult
 
 
 @pytest.fixture(scope="module")
@@ -72,20 +73,22 @@ def test_host_pattern_that_matches_nothing_waives_nothing(suite, tmp_path, permi
     assert "unused waiver: SEL-001 hosts db*, ssh://db*: no host of this run matches" in run.stdout
 
 
+def _check(check_id: str, outcome: str) -> CheckResult:
+    return CheckResult(check_id, "title", "high", "Triage", outcome, "message")
+
+
 def test_waiver_matches_host_url_too(tmp_path):
     wf = waivers.load(_waivers(tmp_path, """\
         - {check: MOD-001, hosts: "ssh://root@mail*", justification: "archive module, CHG-7"}
         """))
-    record = {"check_id": "MOD-001", "host": "ssh://root@mail3", "host_name": "mx3", "outcome": "fail"}
-    wf.apply(record)
-    assert record["outcome"] == "waived"
+    check = wf.cover(HostResult("ssh://root@mail3", "mx3", None), _check("MOD-001", "fail"))
+    assert check.outcome == "waived"
 
 
 def test_waiver_never_covers_an_error(tmp_path):
     wf = waivers.load(_waivers(tmp_path, "- {check: SEL-001, justification: accepted}\n"))
-    record = {"check_id": "SEL-001", "host": "local", "host_name": "h", "outcome": "error", "waiver": None}
-    wf.apply(record)
-    assert record["outcome"] == "error" and record["waiver"] is None
+    check = wf.cover(HostResult("local", "h", None), _check("SEL-001", "error"))
+    assert check.outcome == "error" and check.waiver is None
 
 
 def test_waiver_is_valid_through_its_expiry_day(tmp_path):
@@ -93,9 +96,7 @@ def test_waiver_is_valid_through_its_expiry_day(tmp_path):
     on_the_day = waivers.load(path, today=datetime.date(2030, 6, 30))
     after = waivers.load(path, today=datetime.date(2030, 7, 1))
     for wf, outcome in ((on_the_day, "waived"), (after, "fail")):
-        record = {"check_id": "SEL-001", "host": "local", "host_name": "h", "outcome": "fail"}
-        wf.apply(record)
-        assert record["outcome"] == outcome
+        assert wf.cover(HostResult("local", "h", None), _check("SEL-001", "fail")).outcome == outcome
 
 
 @pytest.mark.parametrize("text, message", [

@@ -24,13 +24,8 @@ import datetime
 import fnmatch
 from typing import Any
 
-import pytest
-
 from postfix_compliance.inputfiles import load_yaml
-from postfix_compliance.report import results as results_report
-from postfix_compliance.text import InertTerminal
-
-WAIVERS = pytest.StashKey["WaiverFile"]()
+from postfix_compliance.run import CheckResult, HostResult, RunResult
 
 ENTRY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -57,10 +52,10 @@ class Waiver:
     owner: str | None
     expires: datetime.date | None
 
-    def matches(self, record: dict[str, Any]) -> bool:
-        if record["check_id"] != self.check:
+    def matches(self, host: HostResult, check: CheckResult) -> bool:
+        if check.check_id != self.check:
             return False
-        names = {record["host"], record.get("host_name") or record["host"]}
+        names = {host.id, host.name or host.id}
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.hosts for name in names)
 
     def expired(self, today: datetime.date) -> bool:
@@ -78,20 +73,50 @@ class WaiverFile:
     waivers: list[Waiver]
     today: datetime.date
 
-    def apply(self, record: dict[str, Any]) -> None:
-        """Waive a failing record in place (or mark that its only waivers expired)."""
-        if record["outcome"] != "fail":
-            return
-        matching = [w for w in self.waivers if w.matches(record)]
+    def cover(self, host: HostResult, check: CheckResult) -> CheckResult:
+        """The check as the waivers leave it: a failing check a valid waiver covers is "waived" and carries
+        the waiver; one whose only waivers expired still fails and carries the latest, marked expired."""
+        if check.outcome != "fail":
+            return check
+        matching = [w for w in self.waivers if w.matches(host, check)]
         if not matching:
-            return
+            return check
         valid = [w for w in matching if not w.expired(self.today)]
         if valid:
-            record["waiver"] = valid[0].describe(self.path, record["outcome"], expired=False)
-            record["outcome"] = "waived"
-        else:
-            latest = max(matching, key=lambda w: w.expires or datetime.date.max)
-            record["waiver"] = latest.describe(self.path, record["outcome"], expired=True)
+            return dataclasses.replace(check, outcome="waived",
+                                       waiver=valid[0].describe(self.path, check.outcome, expired=False))
+        latest = max(matching, key=lambda w: w.expires or datetime.date.max)
+        return dataclasses.replace(check, waiver=latest.describe(self.path, check.outcome, expired=True))
+
+    def summary(self, run: RunResult) -> dict[str, Any]:
+        """Which waivers applied, expired, or matched nothing failing, in this run."""
+        checks = list(run.checks())
+        applied = [(h, c) for h, c in checks if c.waiver and not c.waiver.get("expired")]
+        expired_by_waiver: dict[int, list[str]] = {}
+        for h, c in checks:
+            if c.waiver and c.waiver.get("expired"):
+                expired_by_waiver.setdefault(c.waiver["index"], []).append(h.name or h.id)
+        used = {c.waiver["index"] for _, c in checks if c.waiver}
+        unused = []
+        for w in self.waivers:
+            if w.index in used:
+                continue
+            matched = [c for h, c in checks if w.matches(h, c)]
+            if not matched:
+                why = "no host of this run matches" if any(c.check_id == w.check for _, c in checks) \
+                    else f"no check {w.check} ran"
+            else:
+                outcomes = sorted({c.underlying_outcome for c in matched})
+                why = "the check is " + "/".join(outcomes) + " (nothing to waive)"
+                if w.expired(self.today):
+                    why += f"; expired {w.expires.isoformat()}"
+            unused.append({"check": w.check, "hosts": list(w.hosts), "index": w.index, "why": why})
+        expired = [{**self.waivers[i].describe(self.path, "fail", True), "hosts_matched": hosts}
+                   for i, hosts in sorted(expired_by_waiver.items())]
+        return {"file": self.path, "today": self.today.isoformat(),
+                "applied": [{"host": h.id, "host_name": h.name, "check_id": c.check_id, "index": c.waiver["index"]}
+                            for h, c in applied],
+                "expired": expired, "unused": unused}
 
 
 def load(path: str, today: datetime.date | None = None) -> WaiverFile:
@@ -179,90 +204,3 @@ def _explain(error: Any) -> str:
     if error.validator == "type" and not error.absolute_path:
         return "expected a list of waivers (or 'waivers:' and a list)"
     return error.message
-
-
-# ---------------------------------------------------------------------- plugin
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("postfix-compliance")
-    group.addoption("--waivers", metavar="FILE", default=None,
-                    help="YAML file of accepted exceptions (check, hosts, justification, owner, expires); "
-                         "an expired waiver no longer covers its check")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    path = config.getoption("waivers", None)
-    if not path:
-        return
-    try:
-        config.stash[WAIVERS] = load(path)
-    except ValueError as exc:
-        raise pytest.UsageError(f"--waivers {exc}") from None
-
-
-def pytest_compliance_record(config: pytest.Config, record: dict[str, Any]) -> None:
-    waivers = config.stash.get(WAIVERS, None)
-    if waivers is not None:
-        waivers.apply(record)
-
-
-def summary_of(config: pytest.Config) -> dict[str, Any] | None:
-    """Which waivers applied, expired, or matched nothing failing, in this run's records."""
-    waivers = config.stash.get(WAIVERS, None)
-    if waivers is None:
-        return None
-    from postfix_compliance.plugin import STATE
-    records = config.stash[STATE].results
-    applied = [r for r in records if r.get("waiver") and not r["waiver"].get("expired")]
-    expired_by_waiver: dict[int, list[str]] = {}
-    for r in records:
-        if r.get("waiver") and r["waiver"].get("expired"):
-            expired_by_waiver.setdefault(r["waiver"]["index"], []).append(r.get("host_name") or r["host"])
-    used = {r["waiver"]["index"] for r in records if r.get("waiver")}
-    unused = []
-    for w in waivers.waivers:
-        if w.index in used:
-            continue
-        matched = [r for r in records if w.matches(r)]
-        if not matched:
-            why = "no host of this run matches" if any(r["check_id"] == w.check for r in records) \
-                else f"no check {w.check} ran"
-        else:
-            outcomes = sorted({results_report.underlying_outcome(r) for r in matched})
-            why = "the check is " + "/".join(outcomes) + " (nothing to waive)"
-            if w.expired(waivers.today):
-                why += f"; expired {w.expires.isoformat()}"
-        unused.append({"check": w.check, "hosts": list(w.hosts), "index": w.index, "why": why})
-    expired = [{**waivers.waivers[i].describe(waivers.path, "fail", True), "hosts_matched": hosts}
-               for i, hosts in sorted(expired_by_waiver.items())]
-    return {"file": waivers.path, "today": waivers.today.isoformat(),
-            "applied": [{"host": r["host"], "host_name": r.get("host_name"), "check_id": r["check_id"],
-                         "index": r["waiver"]["index"]} for r in applied],
-            "expired": expired, "unused": unused}
-
-
-def pytest_compliance_finish(config: pytest.Config, records: list[dict[str, Any]], report_dir: str) -> int | None:
-    summary = summary_of(config)
-    if summary is None:
-        return None
-    if not config.getoption("no_reports"):
-        import os
-        results_report.add_sections(os.path.join(report_dir, "results.json"), {"waivers": summary})
-    # An expired waiver's check is a plain failure already (exit 1); this keeps it so even if a
-    # later plugin changed its mind.
-    return 1 if summary["expired"] else None
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    summary = summary_of(config)
-    if summary is None:
-        return
-    tr = InertTerminal(terminalreporter)  # host names, paths, denials, file values: shown, never obeyed
-    tr.write_sep("-", f"waivers from {summary['file']}")
-    for w in summary["expired"]:
-        tr.write_line(f"EXPIRED WAIVER: {w['check']} on {', '.join(w['hosts_matched'])} expired {w['expires']} "
-                      f"({w['justification']}{'; owner ' + w['owner'] if w.get('owner') else ''}): "
-                      f"the check fails again", red=True)
-    for w in summary["unused"]:
-        tr.write_line(f"unused waiver: {w['check']} hosts {', '.join(w['hosts'])}: {w['why']}", yellow=True)
-    tr.write_line(f"{len(summary['applied'])} checks waived, {len(summary['expired'])} expired waivers, "
-                  f"{len(summary['unused'])} unused waivers")

@@ -19,72 +19,14 @@ snapshot:// paths differ. A host listed under a name two targets share is named 
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from typing import Any
 
-import pytest
-
 from postfix_compliance.denials import is_login_session
-from postfix_compliance.report import results as results_report
 from postfix_compliance.report.results import host_key, run_ends, underlying_outcome
-from postfix_compliance.text import InertTerminal
+from postfix_compliance.run import HostResult, RunResult
 
-BASELINE = pytest.StashKey[dict]()
-CHANGES = pytest.StashKey[dict]()
 AVC_CHECK = "AVC-002"
 AVC_PROBE = "avc_denials"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("postfix-compliance")
-    group.addoption("--baseline", metavar="FILE", default=None,
-                    help="a results.json from the run before a change: report regressions, fixes, new AVC "
-                         "denials, new/missing hosts; a regression or new denial makes the exit status 1")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    path = config.getoption("baseline", None)
-    if not path or hasattr(config, "workerinput"):
-        return
-    try:
-        doc = results_report.load(path)
-    except ValueError as exc:
-        raise pytest.UsageError(f"--baseline {exc}") from None
-    doc["_path"] = path
-    config.stash[BASELINE] = doc
-
-
-def changes_of(config: pytest.Config) -> dict[str, Any] | None:
-    """This run's changes against the baseline (computed once, after all checks ran), or None."""
-    if BASELINE not in config.stash:
-        return None
-    if CHANGES not in config.stash:
-        from postfix_compliance.plugin import STATE
-        state = config.stash[STATE]
-        config.stash[CHANGES] = compare(config.stash[BASELINE], state.results, _audit_rules(config, state.results))
-    return config.stash[CHANGES]
-
-
-def _audit_rules(config: pytest.Config, records: list[dict[str, Any]]) -> dict[str, AuditRules]:
-    """Each profile's Postfix domain prefix and login-session rules (profiles keep the policy's type names)."""
-    from postfix_compliance.profiles import load_profile
-    rules = {}
-    for name in {r.get("profile") for r in records if r.get("profile")}:
-        try:
-            profile = load_profile(name, config.getoption("profiles_dir"))
-            rules[name] = AuditRules(profile.postfix_domain_prefix, profile.login_session_types,
-                                     profile.login_session_denials_fail)
-        except Exception:  # a profile given as a path that moved: the common prefix, every denial counts
-            rules[name] = AuditRules()
-    return rules
-
-
-@dataclasses.dataclass(frozen=True)
-class AuditRules:
-    prefix: str = "postfix_"
-    session_types: tuple[str, ...] = ()
-    session_denials_fail: bool = True
 
 
 def _labels(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -102,13 +44,13 @@ def _brief(record: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
             "check_id": record["check_id"], "title": record.get("title"), "severity": record.get("severity")}
 
 
-def compare(baseline: dict[str, Any], records: list[dict[str, Any]],
-            rules: dict[str, AuditRules] | None = None) -> dict[str, Any]:
+def compare(baseline: dict[str, Any], run: RunResult) -> dict[str, Any]:
     """Match each host of this run with the baseline's (same URL, else same reported name when the
     baseline has one host of that name), then compare check by check. A denial is new only when the
     baseline had none like it and it was stamped after the baseline run ended on that host's clock:
     what happened before, the baseline run itself included, is not the change's doing."""
-    rules = rules or {}
+    records = run.records()
+    hosts = {h.id: h for h in run.hosts}
     ends = run_ends(baseline)
     before: dict[str, dict[str, dict[str, Any]]] = {}
     for r in baseline["results"]:
@@ -147,10 +89,10 @@ def compare(baseline: dict[str, Any], records: list[dict[str, Any]],
                 else:
                     other.append(change)
             if check_id == AVC_CHECK:
-                rule = rules.get(now.get("profile") or "", AuditRules())
-                known = {_denial_key(d) for d in denials_of(was, rule.prefix)}
+                rule = hosts[host]
+                known = {_denial_key(d) for d in denials_of(was, rule.domain_prefix)}
                 ended = ends.get(base_host, (None, 0))[0]
-                for denial in denials_of(now, rule.prefix):
+                for denial in current_denials(rule):
                     identity = _denial_key(denial)
                     if ended is not None and denial.get("timestamp", ended + 1) <= ended:
                         continue  # before the baseline run ended
@@ -179,11 +121,10 @@ def _denial_key(denial: dict[str, Any]) -> tuple:
             denial.get("comm") or "", denial.get("path") or "")
 
 
-def denials_of(record: dict[str, Any] | None, prefix: str = "postfix_") -> list[dict[str, Any]]:
-    """The Postfix-domain denials in an AVC-002 record's evidence (parsed again from the raw output)."""
+def denials_of(record: dict[str, Any] | None, prefix: str) -> list[dict[str, Any]]:
+    """The Postfix-domain denials in a baseline's AVC-002 record (a file: its raw evidence parsed)."""
     if not record:
         return []
-    from postfix_compliance.facts import model
     from postfix_compliance.facts.evidence import Evidence
     from postfix_compliance.facts.parsers.audit import parse_avc_denials
     found = []
@@ -194,45 +135,20 @@ def denials_of(record: dict[str, Any] | None, prefix: str = "postfix_") -> list[
             fact = parse_avc_denials(Evidence.from_dict(raw))
         except Exception:  # the parsers never raise on odd output; a mangled record is no denial
             continue
-        if not isinstance(fact, model.AvcDenials):
-            continue
-        for d in fact.denials:
-            if (d.source_type or "").startswith(prefix):
-                found.append({"record_type": d.record_type, "scontext": d.scontext, "tcontext": d.tcontext,
-                              "tclass": d.tclass, "permissions": list(d.permissions), "comm": d.comm,
-                              "path": d.path, "permissive": d.permissive, "timestamp": d.timestamp,
-                              "raw": d.raw})
+        found += _postfix_denials(fact, prefix)
     return found
 
 
-def pytest_compliance_finish(config: pytest.Config, records: list[dict[str, Any]], report_dir: str) -> int | None:
-    changes = changes_of(config)
-    if changes is None:
-        return None
-    if not config.getoption("no_reports"):
-        results_report.add_sections(os.path.join(report_dir, "results.json"), {"changes": changes})
-    return 1 if changes["regressions"] or changes["new_avc_denials"] else None
+def current_denials(host: HostResult) -> list[dict[str, Any]]:
+    """This run's Postfix-domain denials on a host, from the structured facts the results stage parsed."""
+    return _postfix_denials(host.facts.get(AVC_PROBE), host.domain_prefix)
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    changes = changes_of(config) if BASELINE in config.stash else None
-    if changes is None:
-        return
-    tr = InertTerminal(terminalreporter)  # host names, paths, denials, file values: shown, never obeyed
-    tr.write_sep("-", f"changes since baseline {changes['baseline']['path']}")
-    for key, label, red in (("regressions", "REGRESSION", True), ("fixes", "fixed", False),
-                            ("other", "changed", False)):
-        for c in changes[key]:
-            tr.write_line(f"{label}: {c['check_id']} on {c.get('label') or c['host']}: "
-                          f"{c['before']} -> {c['after']}", red=red, green=not red and key == "fixes")
-    for d in changes["new_avc_denials"]:
-        tr.write_line(f"NEW AVC DENIAL on {d.get('label') or d['host']}: {d.get('comm') or '?'} denied "
-                      f"{{{' '.join(d['permissions'])}}} on {d.get('path') or '?'} ({d['tcontext']}, {d['tclass']})",
-                      red=True)
-    for h in changes["new_hosts"]:
-        tr.write_line(f"new host: {h}")
-    for h in changes["missing_hosts"]:
-        tr.write_line(f"missing host: {h} (in the baseline, not checked now)", yellow=True)
-    tr.write_line(f"{len(changes['regressions'])} regressions, {len(changes['fixes'])} fixes, "
-                  f"{len(changes['new_avc_denials'])} new AVC denials, {len(changes['new_hosts'])} new hosts, "
-                  f"{len(changes['missing_hosts'])} missing hosts")
+def _postfix_denials(fact: Any, prefix: str) -> list[dict[str, Any]]:
+    from postfix_compliance.facts import model
+    if not isinstance(fact, model.AvcDenials):
+        return []
+    return [{"record_type": d.record_type, "scontext": d.scontext, "tcontext": d.tcontext, "tclass": d.tclass,
+             "permissions": list(d.permissions), "comm": d.comm, "path": d.path, "permissive": d.permissive,
+             "timestamp": d.timestamp, "raw": d.raw}
+            for d in fact.denials if (d.source_type or "").startswith(prefix)]

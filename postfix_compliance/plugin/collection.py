@@ -1,0 +1,211 @@
+"""Collecting each host's evidence once, on first use, and handing its facts to the checks.
+
+One `HostCollector` per run (and per xdist worker): it reaches a host, runs every probe the selected
+checks may need in one round, and keeps the host's HostFacts for all its checks. A host that cannot be
+checked (bad URL, unreachable, no profile) gets HostFacts with an error: each of its checks is then an
+error naming it, and the other hosts are still checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from postfix_compliance.backends import make_host
+from postfix_compliance.backends.hostkeys import error_line
+from postfix_compliance.checks import meta_of
+from postfix_compliance.errors import ConnectError, HostUnreachable, UsageError
+from postfix_compliance.facts import model
+from postfix_compliance.facts.collect import CLIENT_GRACE, DEFAULT_MAX_OUTPUT, ProbeRunner, parse_size
+from postfix_compliance.facts.evidence import Evidence
+from postfix_compliance.facts.host import HostFacts
+from postfix_compliance.facts.parsers import parse
+from postfix_compliance.facts.probes import OS_RELEASE, build_probes
+from postfix_compliance.facts.queue_drain import DrainPlan
+from postfix_compliance.plugin.options import BASELINE_WINDOW
+from postfix_compliance.plugin.targets import HostTarget
+from postfix_compliance.profiles import Profile, detect_profile
+
+READ_ONLY_REASON = "this run is read-only (--read-only, -m static or -m 'not intrusive')"
+OPT_IN_REASON = "it is opt-in (--postfix-check), since it runs Postfix programs as root on the host"
+
+
+@dataclasses.dataclass
+class Selection:
+    """What the selected checks (after -k/-m) need of every host, decided once after collection."""
+
+    static_only: bool = False  # an image gate: only checks that need no running system
+    intrusive: bool = True  # some selected check is marked intrusive
+    drain_hosts: set[str] = dataclasses.field(default_factory=set)  # hosts whose Q-002 (the drain) runs
+
+
+class HostCollector:
+    def __init__(self, config: pytest.Config, targets: list[HostTarget], profile: Profile | None,
+                 baseline_ends: dict[str, tuple[float, int]]):
+        self.config = config
+        self.profile = profile
+        self.timeout = config.getoption("command_timeout")
+        self.max_output = parse_size(config.getoption("max_probe_output", str(DEFAULT_MAX_OUTPUT)))
+        self.baseline_ends = baseline_ends  # --avc-since=baseline: where the pre run ended per host
+        self.selection = Selection()
+        self._facts: dict[str, HostFacts] = {}
+        self._locks: dict[str, threading.Lock] = {t.id: threading.Lock() for t in targets}
+
+    def facts_for(self, target: HostTarget) -> HostFacts:
+        with self._locks[target.id]:
+            if target.id not in self._facts:
+                self._facts[target.id] = self._collect(target)
+            return self._facts[target.id]
+
+    def all_facts(self) -> list[HostFacts]:
+        return list(self._facts.values())
+
+    def _collect(self, target: HostTarget) -> HostFacts:
+        config = self.config
+        try:
+            host = make_host(target.spec,
+                             ssh_config=config.getoption("ssh_config", None),
+                             ssh_identity_file=config.getoption("ssh_identity_file", None),
+                             ssh_extra_args=config.getoption("ssh_extra_args", None),
+                             sudo=config.getoption("sudo", False) or None,
+                             sudo_user=config.getoption("sudo_user", None),
+                             ansible_inventory=config.getoption("ansible_inventory", None),
+                             known_hosts=config.getoption("known_hosts", None),
+                             accept_new_host_keys=config.getoption("accept_new_host_keys", False) or None,
+                             connect_timeout=config.getoption("connect_timeout", None),
+                             command_timeout=self.timeout + CLIENT_GRACE)
+        except UsageError as exc:
+            return failed(target, str(exc))
+        except Exception as exc:  # a backend that cannot even be set up: one error for this host
+            return failed(target, f"{type(exc).__name__}: {exc}")
+        # --sudo, or ?sudo=true in the URL / ansible_become: sudo for the privileged probes only.
+        runner = ProbeRunner(host, timeout=self.timeout, mail_config=config.getoption("postfix_config_dir"),
+                             sudo=getattr(host.backend, "probe_sudo", False),
+                             sudo_user=getattr(host.backend, "probe_sudo_user", None),
+                             max_output=self.max_output)
+        try:
+            runner.connect()  # once, before any probe thread: host key, login, the shared connection
+        except ConnectError as exc:
+            return failed(target, error_line(target.id, exc))
+        except UsageError as exc:
+            return failed(target, f"host {target.id}: {exc}")
+        except Exception as exc:  # anything else the transport raises is still one line for the host
+            return failed(target, f"host {target.id} unreachable: {type(exc).__name__}: {exc}")
+        name = getattr(host.backend, "recorded_host", None) or host.backend.get_hostname() or target.id
+        if name == "local":
+            name = socket.gethostname()
+        profile = self.profile
+        if profile is not None:  # no detection to wait for: os-release rides in the one batch below
+            return self._collect_probes(target, runner, name, profile, {})
+        os_ev = runner.run(OS_RELEASE)
+        known = {"os_release": os_ev}
+        if os_ev.error:
+            return failed(target, f"host {target.id} unreachable: {os_ev.error}", name, known)
+        os_fact = parse(os_ev)
+        if isinstance(os_fact, model.OsRelease):
+            try:
+                profile = detect_profile(os_fact.id, os_fact.version_id, os_fact.id_like,
+                                         config.getoption("profiles_dir"))
+            except UsageError as exc:
+                return failed(target, str(exc), name, known)
+        if profile is None:
+            return failed(target, f"no profile matches host {target.id} ({_os_words(os_fact)}): choose one with "
+                                  "--profile", name, known)
+        return self._collect_probes(target, runner, name, profile, known)
+
+    def _collect_probes(self, target: HostTarget, runner: ProbeRunner, name: str, profile: Profile,
+                        known: dict[str, Evidence]) -> HostFacts:
+        """Every probe of the host's run not in `known`, in one round (ProbeRunner.run_many)."""
+        config = self.config
+        selection = self.selection
+        default_since = profile.data.get("audit", {}).get("since", "recent")
+        since = config.getoption("avc_since") or default_since
+        if since == BASELINE_WINDOW:
+            since = self.since_baseline(target, name) or default_since
+        probes = [p for p in build_probes(tuple(n for n, _ in profile.booleans), since,
+                                          live=not selection.static_only)
+                  if p.name not in known]
+        if selection.static_only:
+            # An image gate (-m static, e.g. on a chroot): only what needs no running system is asked.
+            probes = [p for p in probes if p.static]
+        not_run = {}  # intrusive probes left out, and why (the checks that need them say so)
+        if config.getoption("read_only") or selection.static_only or not selection.intrusive:
+            not_run = {p.name: READ_ONLY_REASON for p in probes if p.intrusive}
+        elif not config.getoption("postfix_check"):
+            not_run = {p.name: OPT_IN_REASON for p in probes if p.intrusive}
+        probes = [p for p in probes if p.name not in not_run]
+        started = time.monotonic()
+        started_wall = time.time()
+        evidence = {**runner.run_many(probes), **known}
+        os_ev = evidence["os_release"]
+        if os_ev.error and not runner.lost:
+            return failed(target, f"host {target.id} unreachable: {os_ev.error}", name, evidence)
+        if runner.lost:  # the host went away mid-run: one error for the host, not half its checks
+            return failed(target, f"host {target.id} dropped the connection during evidence collection: "
+                                  f"{runner.lost}", name, evidence)
+        facts = HostFacts(target.id, name, evidence, profile, runner=runner)
+        facts.since = since
+        facts.collect_started_wall = started_wall
+        facts.not_run = not_run
+        if target.id in selection.drain_hosts:
+            flush = not (config.getoption("no_flush") or config.getoption("read_only"))
+            facts.drain_plan = DrainPlan(profile.deferred_threshold,
+                                         config.getoption("drain_timeout") or profile.drain_timeout,
+                                         config.getoption("poll_interval") or profile.poll_interval, flush)
+        facts.collect_seconds = time.monotonic() - started
+        return facts
+
+    def since_baseline(self, target: HostTarget, name: str) -> str | None:
+        """--avc-since=baseline: the host's local time (its clock and UTC offset as the baseline recorded
+        them) at the second after the baseline run ended there; None when the baseline has no clock for it."""
+        end = self.baseline_ends.get(target.id) or self.baseline_ends.get(name)
+        if end is None:
+            return None
+        local = math.ceil(end[0]) + end[1]
+        return time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(local))
+
+
+def failed(target: HostTarget, error: str, name: str | None = None,
+           evidence: dict[str, Evidence] | None = None) -> HostFacts:
+    """The facts of a host that cannot be checked: each of its checks is an error with this line."""
+    return HostFacts(target.id, name or target.id, evidence or {}, None, error=error)
+
+
+def _os_words(fact: Any) -> str:
+    if isinstance(fact, model.OsRelease):
+        return f"ID={fact.id} VERSION_ID={fact.version_id}"
+    return "no readable /etc/os-release"
+
+
+def select(collector: HostCollector, items: list[pytest.Item]) -> None:
+    """After -k/-m: which probes the selected checks need, and the hosts whose drain (Q-002) runs, so
+    that Q-001 and triage judge their queue as the drain leaves it (the suite's flush is not the host's)."""
+    metas = []
+    for item in items:
+        meta = meta_of(item)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if meta is None or "host_target" not in params:
+            continue
+        metas.append(meta)
+        if meta.id == "Q-002":
+            collector.selection.drain_hosts.add(params["host_target"].id)
+    collector.selection.static_only = bool(metas) and all(m.static for m in metas)
+    collector.selection.intrusive = any(m.intrusive for m in metas)
+
+
+FACTS = pytest.StashKey[HostFacts]()
+
+
+def facts_fixture(request: pytest.FixtureRequest, collector: HostCollector, target: HostTarget) -> HostFacts:
+    host_facts = collector.facts_for(target)
+    host_facts.start_check()
+    request.node.stash[FACTS] = host_facts
+    if host_facts.error:
+        raise HostUnreachable(host_facts.error)
+    return host_facts

@@ -1,0 +1,112 @@
+"""The suite's command-line options, and their validation before any host is contacted."""
+
+from __future__ import annotations
+
+import pytest
+
+from postfix_compliance.errors import UsageError
+from postfix_compliance.facts.collect import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, parse_size
+from postfix_compliance.facts.probes import validate_since
+from postfix_compliance.profiles import PROFILES_DIR
+
+# --avc-since=baseline: AVC-002 and LOG-001 judge what happened after the --baseline run ended on each host.
+BASELINE_WINDOW = "baseline"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from postfix_compliance import hookspecs
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("postfix-compliance", "Postfix/SELinux compliance")
+    group.addoption("--profile", help="profile name (fixtures/profiles) or YAML path; default: detected "
+                                      "per host from /etc/os-release")
+    group.addoption("--profiles-dir", default=PROFILES_DIR, help="directory of profile YAML files")
+    group.addoption("--command-timeout", type=float, default=DEFAULT_TIMEOUT,
+                    help="seconds each probe command may run (default %(default)s)")
+    group.addoption("--max-probe-output", metavar="BYTES", default=str(DEFAULT_MAX_OUTPUT),
+                    help="bytes of stdout and of stderr kept from one probe, e.g. 4194304 or 4M (default 4M); "
+                         "a check that needs output cut there is an error naming the cap")
+    group.addoption("--avc-since", default=None,
+                    help="audit/log window, as ausearch -ts takes it (default: the profile's, 'recent' = 10 min), "
+                         "or 'baseline': since the --baseline run ended on each host (its clock)")
+    group.addoption("--no-flush", action="store_true",
+                    help="never run `postqueue -f` (Q-002 then only watches the queue)")
+    group.addoption("--read-only", action="store_true",
+                    help="change nothing on any host: no `postqueue -f`, no `postfix check` (it creates missing "
+                         "queue directories)")
+    group.addoption("--postfix-check", action="store_true",
+                    help="also run `postfix check` (SVC-005). Off by default: it runs Postfix's own programs as "
+                         "root on the host, which create missing queue directories and, under SELinux, leave "
+                         "audit records of the scan's own login session")
+    group.addoption("--drain-timeout", type=float, default=None, help="seconds Q-002 waits (default: profile, 60)")
+    group.addoption("--poll-interval", type=float, default=None, help="seconds between queue polls (default 0.5)")
+    group.addoption("--postfix-config-dir", default=None,
+                    help="check the Postfix instance with this config directory (MAIL_CONFIG)")
+    group.addoption("--record-snapshot", metavar="DIR", default=None,
+                    help="write each host's evidence to DIR/<host>.json (replay with snapshot://)")
+    group.addoption("--report-dir", default="reports", help="where reports go (default %(default)s)")
+    group.addoption("--no-reports", action="store_true", help="write no report files")
+
+    # Transport: the suite's own. testinfra already defines --hosts, --connection, --ssh-config,
+    # --ssh-identity-file, --sudo, --sudo-user and --ansible-inventory; they are read as they are.
+    transport = parser.getgroup("postfix-compliance transport",
+                                "Postfix/SELinux compliance: reaching hosts (see docs/ssh.md)")
+    transport.addoption("--known-hosts", metavar="FILE", default=None,
+                        help="known_hosts file for paramiko:// and ssh:// host keys (default: the ssh config's "
+                             "UserKnownHostsFile, else ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
+    transport.addoption("--accept-new-host-keys", action="store_true",
+                        help="record the key of a host never seen before in the known_hosts file and connect; "
+                             "a CHANGED key is refused all the same")
+    transport.addoption("--connect-timeout", type=float, default=10.0,
+                        help="seconds to reach and log in to a host (default %(default)s)")
+    transport.addoption("--inventory-reader", choices=("auto", "builtin", "ansible"), default="auto",
+                        help="how --ansible-inventory is read: 'ansible' through `ansible-inventory --list` "
+                             "(group_vars, host_vars, vault files, plugins, as the playbooks see them), 'builtin' "
+                             "without Ansible (group_vars/ and host_vars/ beside the file; no vault), 'auto' "
+                             "(default): ansible-inventory where it is installed")
+    # Outputs and the verdict's inputs (plugin/outputs.py writes the files).
+    group.addoption("--metrics", metavar="FILE", default=None,
+                    help="write Prometheus textfile-collector metrics (one gauge per host x check) to FILE, "
+                         "atomically")
+    group.addoption("--remediation-script", metavar="FILE", default=None,
+                    help="write a shell script (for review, never run by the suite) of the fixes for the failed "
+                         "checks, one block per host, in runbook order")
+    group.addoption("--remediation-playbook", metavar="FILE", default=None,
+                    help="write an Ansible playbook (for review, never run by the suite) of the fixes for the "
+                         "failed checks, one play per host, in runbook order (docs/ansible.md)")
+    group.addoption("--xccdf", metavar="FILE", default=None,
+                    help="write the results as an XCCDF 1.2 Benchmark with one TestResult per host (for "
+                         "OpenSCAP and other SCAP tools; see docs/scap.md), atomically")
+    group.addoption("--waivers", metavar="FILE", default=None,
+                    help="YAML file of accepted exceptions (check, hosts, justification, owner, expires); "
+                         "an expired waiver no longer covers its check")
+    group.addoption("--baseline", metavar="FILE", default=None,
+                    help="a results.json from the run before a change: report regressions, fixes, new AVC "
+                         "denials, new/missing hosts; a regression or new denial makes the exit status 1")
+
+
+def validate(config: pytest.Config) -> None:
+    """Option values that are wrong whatever the hosts: one UsageError line."""
+    since = config.getoption("avc_since")
+    if since == BASELINE_WINDOW:
+        if not config.getoption("baseline", None):
+            raise UsageError("--avc-since=baseline needs --baseline FILE: the window starts where that run "
+                             "ended on each host")
+    elif since is not None:
+        try:
+            validate_since(since)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if not 0 < config.getoption("command_timeout") < float("inf"):  # `not <`: nan too
+        raise UsageError("--command-timeout must be a positive number of seconds")
+    try:
+        parse_size(config.getoption("max_probe_output", str(DEFAULT_MAX_OUTPUT)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not 0 < config.getoption("connect_timeout", 10.0) < float("inf"):
+        raise UsageError("--connect-timeout must be a positive number of seconds")
+    for name in ("drain_timeout", "poll_interval"):  # the profile's are checked the same way (schema)
+        if config.getoption(name) is not None and not 0 < config.getoption(name) < float("inf"):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")

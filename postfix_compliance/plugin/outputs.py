@@ -1,0 +1,116 @@
+"""The run's output files and terminal summaries: each a renderer (report/) called with the decided run.
+
+results.json is always written (unless --no-reports); the others when their option names a file.
+pytest-html's page and junitxml's file are written by those plugins (plugin/html_report.py and
+plugin/junit_names.py adapt them); this module writes everything else, once, on the controller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+from typing import Any
+
+import pytest
+
+from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.run import RunResult
+from postfix_compliance.text import InertTerminal
+
+
+def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profile: Any) -> None:
+    from postfix_compliance.report import metrics, playbook, remediation, results, xccdf
+
+    if not config.getoption("no_reports"):
+        results.write(run, os.path.join(report_dir, "results.json"))
+    path = config.getoption("metrics", None)
+    if path:  # 0644 whatever the umask: node_exporter's textfile collector reads it as another user
+        write_atomic(path, metrics.render(run), mode=0o644)
+    path = config.getoption("remediation_script", None)
+    if path:
+        write_atomic(path, remediation.render(run), mode=0o755)
+    path = config.getoption("remediation_playbook", None)
+    if path:
+        write_atomic(path, playbook.render(run, profiles=playbook_profiles(config, run, profile),
+                                           inventory_names=inventory_names(config)), mode=0o644)
+    path = config.getoption("xccdf", None)
+    if path:
+        from postfix_compliance.checks import CATALOG
+        try:
+            user: str | None = getpass.getuser()
+        except (KeyError, OSError):
+            user = None
+        catalog = {cid: dataclasses.asdict(meta) for cid, meta in CATALOG.items()}
+        write_atomic(path, xccdf.render(run, catalog=catalog, local_user=user,
+                                        sudo=bool(config.getoption("sudo", False))))
+
+
+def playbook_profiles(config: pytest.Config, run: RunResult, profile: Any) -> dict[str, Any]:
+    """Profile name -> Profile for every host's profile (the run's --profile first)."""
+    from postfix_compliance.profiles import load_profile
+    found = {profile.name: profile} if profile is not None else {}
+    for host in run.hosts:
+        if host.profile and host.profile not in found:
+            try:
+                found[host.profile] = load_profile(host.profile, config.getoption("profiles_dir"))
+            except Exception:  # a profile given as a path that moved: the playbook says it has none
+                continue
+    return found
+
+
+def inventory_names(config: pytest.Config) -> dict[str, str]:
+    """Target id -> inventory name, for the hosts a run took from an Ansible inventory."""
+    from postfix_compliance.inventory import DEFAULT_INVENTORY, host_url, load_inventory
+    from postfix_compliance.plugin.state import TARGETS
+    hosts_option = config.getoption("hosts", None)
+    path = config.getoption("ansible_inventory", None)
+    if hosts_option and "ansible://" in hosts_option:
+        path = path or os.environ.get("ANSIBLE_INVENTORY") or DEFAULT_INVENTORY
+    elif hosts_option:
+        return {}
+    if not path:
+        return {}
+    try:  # read as the run read it (--inventory-reader)
+        inventory = load_inventory(path, config.getoption("inventory_reader", None) or "auto")
+        by_url: dict[str, str] = {}
+        for name in inventory.all_hosts():
+            by_url.setdefault(host_url(inventory, name, config.getoption("connection", None)), name)
+    except Exception:  # the run read it already; anything odd now: names as the hosts report them
+        return {}
+    return {t.id: by_url[t.spec] for t in config.stash[TARGETS] if t.spec in by_url}
+
+
+# ---------------------------------------------------------------------- terminal
+def waivers_summary(tr: Any, summary: dict[str, Any]) -> None:
+    tr = InertTerminal(tr)  # host names, paths, denials, file values: shown, never obeyed
+    tr.write_sep("-", f"waivers from {summary['file']}")
+    for w in summary["expired"]:
+        tr.write_line(f"EXPIRED WAIVER: {w['check']} on {', '.join(w['hosts_matched'])} expired {w['expires']} "
+                      f"({w['justification']}{'; owner ' + w['owner'] if w.get('owner') else ''}): "
+                      f"the check fails again", red=True)
+    for w in summary["unused"]:
+        tr.write_line(f"unused waiver: {w['check']} hosts {', '.join(w['hosts'])}: {w['why']}", yellow=True)
+    tr.write_line(f"{len(summary['applied'])} checks waived, {len(summary['expired'])} expired waivers, "
+                  f"{len(summary['unused'])} unused waivers")
+
+
+def changes_summary(tr: Any, changes: dict[str, Any]) -> None:
+    tr = InertTerminal(tr)
+    tr.write_sep("-", f"changes since baseline {changes['baseline']['path']}")
+    for key, label, red in (("regressions", "REGRESSION", True), ("fixes", "fixed", False),
+                            ("other", "changed", False)):
+        for c in changes[key]:
+            tr.write_line(f"{label}: {c['check_id']} on {c.get('label') or c['host']}: "
+                          f"{c['before']} -> {c['after']}", red=red, green=not red and key == "fixes")
+    for d in changes["new_avc_denials"]:
+        tr.write_line(f"NEW AVC DENIAL on {d.get('label') or d['host']}: {d.get('comm') or '?'} denied "
+                      f"{{{' '.join(d['permissions'])}}} on {d.get('path') or '?'} ({d['tcontext']}, {d['tclass']})",
+                      red=True)
+    for h in changes["new_hosts"]:
+        tr.write_line(f"new host: {h}")
+    for h in changes["missing_hosts"]:
+        tr.write_line(f"missing host: {h} (in the baseline, not checked now)", yellow=True)
+    tr.write_line(f"{len(changes['regressions'])} regressions, {len(changes['fixes'])} fixes, "
+                  f"{len(changes['new_avc_denials'])} new AVC denials, {len(changes['new_hosts'])} new hosts, "
+                  f"{len(changes['missing_hosts'])} missing hosts")

@@ -1,0 +1,261 @@
+"""The results stage: each check's outcome becomes a CheckResult; at the end, one RunResult is built,
+decided by the verdict step (verdict.py) and handed to every renderer (plugin/outputs.py).
+
+Where a check ran (this process, or an xdist worker) its CheckResult is made from pytest's report
+(plugin/outcomes.py classifies it). What goes with it, once per host and process: the host's identity
+and audit rules, each probe's evidence the first time a check read it, and the evidence of the probes
+later stages read as typed facts (stage_probes.py; the queue as the suite's flush left it). In this
+process nothing is serialised; a worker sends it as one JSON user property, decoded once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import pytest
+
+from postfix_compliance import verdict
+from postfix_compliance.checks import meta_of
+from postfix_compliance.facts.evidence import Evidence
+from postfix_compliance.plugin.collection import FACTS
+from postfix_compliance.plugin.outcomes import classify, expected, make_inert
+from postfix_compliance.plugin.targets import HostTarget
+from postfix_compliance.report.results import evidence_digest, evidence_entries
+from postfix_compliance.run import CheckResult, HostResult, RunResult
+from postfix_compliance.stage_probes import stage_probe_names
+from postfix_compliance.text import inert, inert_data
+
+PROPERTY = "compliance"  # a worker's payload for the controller (JSON), removed once read
+
+
+class ResultsStage:
+    """Per process: the checks' results as they arrive, and (on the controller) the run at the end."""
+
+    def __init__(self, targets: list[HostTarget], started: float, profile: str | None, waivers: Any,
+                 baseline: dict[str, Any] | None):
+        self.targets = targets
+        self.started = started
+        self.profile = profile
+        self.waivers = waivers
+        self.baseline = baseline
+        self.headers: dict[str, dict[str, Any]] = {}  # host id -> identity and audit rules (the latest)
+        self.checks: dict[str, list[CheckResult]] = {}  # host id -> its checks, in the order they ran
+        self.bodies: dict[str, dict[str, dict[str, Any]]] = {}  # host id -> evidence id -> evidence
+        self.stage: dict[str, dict[str, str]] = {}  # host id -> probe -> evidence id (typed facts' source)
+        self.by_nodeid: dict[str, tuple[str, CheckResult]] = {}
+        self._sent: dict[str, Any] = {}  # host id -> (header, stage refs) last sent from this process
+        self._sent_refs: set[tuple[str, str]] = set()
+        self._entries: dict[int, tuple[Evidence, tuple[str, dict[str, Any]]]] = {}
+        self._decided: RunResult | None = None
+
+    # ------------------------------------------------------------------ where the check ran
+    def entries(self, evidence: list[Evidence]) -> list[tuple[str, dict[str, Any]]]:
+        """(id, dict) of each Evidence, made once per Evidence object (a host's ps output is hashed
+        once, not once per check that read it)."""
+        out = []
+        for ev in evidence:
+            cached = self._entries.get(id(ev))
+            if cached is None or cached[0] is not ev:
+                cached = self._entries[id(ev)] = (ev, evidence_entries([ev])[0])
+            out.append(cached[1])
+        return out
+
+    def payload(self, target: HostTarget, facts: Any, check: CheckResult,
+                entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """What the controller needs with this check: the host's header and stage refs when they changed,
+        and the evidence bodies this process has not sent for the host yet."""
+        header = host_header(target, facts)
+        stage_entries: list[tuple[str, str, dict[str, Any]]] = []
+        if facts is not None and not facts.error:
+            chosen = facts.stage_evidence(stage_probe_names(facts.evidence))
+            stage_entries = [(probe, ref, body) for probe, (ref, body)
+                             in zip(chosen, self.entries(list(chosen.values())))]
+        stage = {probe: ref for probe, ref, _ in stage_entries}
+        out: dict[str, Any] = {"host": target.id, "check": dataclasses.asdict(check)}
+        if self._sent.get(target.id) != (header, stage):
+            self._sent[target.id] = (header, stage)
+            out["header"], out["stage"] = header, stage
+        bodies = {}
+        for ref, body in [*entries, *((ref, body) for _, ref, body in stage_entries)]:
+            if (target.id, ref) not in self._sent_refs:
+                self._sent_refs.add((target.id, ref))
+                bodies[ref] = body
+        if bodies:
+            out["bodies"] = bodies
+        return out
+
+    # ------------------------------------------------------------------ on the controller
+    def ingest(self, nodeid: str, payload: dict[str, Any]) -> None:
+        host = payload["host"]
+        check = payload["check"]
+        if isinstance(check, dict):
+            check = CheckResult(**{k: tuple(v) if isinstance(v, list) else v for k, v in check.items()})
+        if "header" in payload:
+            self.headers[host] = payload["header"]
+            self.stage[host] = payload["stage"]
+        self.bodies.setdefault(host, {}).update(payload.get("bodies") or {})
+        self.checks.setdefault(host, []).append(check)
+        self.by_nodeid[nodeid] = (host, check)
+
+    def host_result(self, host: str, with_checks: bool = True) -> HostResult:
+        header = self.headers.get(host) or {"name": host}
+        bodies = self.bodies.get(host, {})
+        checks = tuple(self.checks.get(host, ())) if with_checks else ()
+        refs = {ref for c in checks for ref in c.evidence_refs}
+        return HostResult(
+            id=host, name=header.get("name") or host, profile=header.get("profile"), checks=checks,
+            evidence={ref: body for ref, body in bodies.items() if ref in refs},
+            facts=_parse_stage(self.stage.get(host, {}), bodies) if with_checks else {},
+            domain_prefix=header.get("domain_prefix") or "postfix_",
+            session_types=tuple(header.get("session_types") or ()),
+            session_denials_fail=bool(header.get("session_denials_fail")), error=header.get("error"))
+
+    def run(self, ended: float | None = None) -> RunResult:
+        """The run as the checks left it (before the verdict): hosts in the order the run named them."""
+        order = [t.id for t in self.targets if t.id in self.checks]
+        order += [h for h in self.checks if h not in order]
+        return RunResult(started=self.started, ended=ended or time.time(), profile=self.profile,
+                         hosts=tuple(self.host_result(h) for h in order))
+
+    def decided(self) -> RunResult:
+        """The decided run, built once (call it after all checks ran)."""
+        if self._decided is None:
+            self._decided = verdict.decide(self.run(), waivers=self.waivers, baseline=self.baseline)
+        return self._decided
+
+
+def host_header(target: HostTarget, facts: Any) -> dict[str, Any]:
+    profile = getattr(facts, "profile", None)
+    return {
+        "name": inert(facts.name) if facts is not None else target.id,
+        "profile": profile.name if profile is not None else None,
+        "domain_prefix": profile.postfix_domain_prefix if profile is not None else "postfix_",
+        "session_types": list(profile.login_session_types) if profile is not None else [],
+        "session_denials_fail": bool(profile.login_session_denials_fail) if profile is not None else False,
+        "error": facts.error if facts is not None else None,
+    }
+
+
+def _parse_stage(stage: dict[str, str], bodies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from postfix_compliance.facts.parsers import parse
+    facts = {}
+    for probe, ref in stage.items():
+        body = bodies.get(ref)
+        if body is not None:
+            facts[probe] = parse(Evidence.from_dict(body))
+    return facts
+
+
+STAGE = pytest.StashKey[ResultsStage]()
+
+
+def stage_of(config: pytest.Config) -> ResultsStage:
+    return config.stash[STAGE]
+
+
+# ---------------------------------------------------------------------- hooks
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    meta = meta_of(item)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if meta is None or "host_target" not in params:
+        return
+    make_inert(report)
+    decisive = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not decisive:
+        return
+    excinfo = call.excinfo
+    target: HostTarget = params["host_target"]
+    host_facts = item.stash.get(FACTS, None)
+    # A host controls these bytes and they go to terminals and every report: control characters are
+    # shown as text (\x1b) from here on. Commands in a message are quoted already (text.shell).
+    compliance, message = classify(report, excinfo)
+    if compliance == "pass" and host_facts is not None:
+        message = host_facts.message
+    message = inert(message)
+    stage = stage_of(item.config)
+    evidence = host_facts.evidence_for_report() if host_facts and not host_facts.error else []
+    entries = stage.entries(evidence)
+    # The host's clock now (an upper bound): a later --baseline run places this run's end on it.
+    clock = host_facts.host_time() if host_facts and not host_facts.error else None
+    check = CheckResult(
+        check_id=meta.id, title=meta.title, severity=meta.severity, section=meta.section, outcome=compliance,
+        message=message, remediation=tuple(meta.remediation), rollback=tuple(meta.rollback),
+        references=tuple(meta.references), evidence_refs=tuple(i for i, _ in entries),
+        evidence_digest=evidence_digest([d for _, d in entries]), nodeid=item.nodeid,
+        duration_s=round(report.duration, 3),
+        notes=tuple(inert_data(list(host_facts.notes))) if host_facts else (),
+        host_clock={"now": round(clock[0], 3), "utc_offset": clock[1]} if clock else None)
+    payload = stage.payload(target, host_facts, check, entries)
+    # pytest's own view of the check (terminal, JUnit) follows the verdict's waiver function.
+    header = stage._sent[target.id][0]
+    check = verdict.waive(stage.waivers, HostResult(id=target.id, name=header["name"], profile=header["profile"]),
+                          check)
+    payload["check"] = dataclasses.asdict(check)
+    if hasattr(item.config, "workerinput"):
+        report.user_properties.append((PROPERTY, json.dumps(payload)))
+    else:
+        payload["check"] = check
+        stage.ingest(item.nodeid, payload)
+    if check.outcome == "waived" and not report.passed:
+        # pytest's own counts and exit status follow the waiver too; the reason is the waiver's.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), 0, inert(f"waived: {(check.waiver or {}).get('justification', '')}"))
+        return
+    if compliance in ("fail", "error") and expected(excinfo):
+        # The check's message is the whole story; a traceback of the check's code is noise.
+        report.longrepr = f"{meta.id} {inert(target.id)}: {compliance.upper()}: {message}"
+
+
+def _ingest_report(config: pytest.Config, report: Any) -> None:
+    """A worker's payload, decoded once on the controller (and taken off the report: reports live on)."""
+    for key, value in list(getattr(report, "user_properties", ())):
+        if key == PROPERTY:
+            report.user_properties.remove((key, value))
+            stage_of(config).ingest(report.nodeid, json.loads(value))
+
+
+class WorkerResults:
+    """Registered on the controller of an xdist run: takes each worker's payload off its report first,
+    before the report adapters (JUnit names, HTML rows) ask for the check."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        _ingest_report(self.config, report)
+
+
+def start(config: pytest.Config, stage: ResultsStage) -> None:
+    config.stash[STAGE] = stage
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(WorkerResults(config), "postfix-compliance-worker-results")
+
+
+def check_of(config: pytest.Config, report: Any) -> tuple[HostResult, CheckResult] | None:
+    """A per-test report's host (identity only) and check, waived if a waiver covers it; None for a
+    report that is not a check's decisive one."""
+    if STAGE not in config.stash:
+        return None
+    _ingest_report(config, report)
+    found = stage_of(config).by_nodeid.get(getattr(report, "nodeid", None))
+    if found is None:
+        return None
+    decisive = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not decisive:
+        return None
+    host, check = found
+    return stage_of(config).host_result(host, with_checks=False), check
+
+
+def decided_run(config: pytest.Config) -> RunResult | None:
+    """The decided run (valid once all checks ran: sessionfinish, the report summaries), or None."""
+    if STAGE not in config.stash or hasattr(config, "workerinput"):
+        return None
+    return stage_of(config).decided()
