@@ -5,10 +5,13 @@ Several controllers (one per site), or CI shards of one inventory, each write a 
 
     python -m postfix_compliance.fleet merge OUT_DIR a.json b.json [DIR ...]
 
-writes OUT_DIR/results.json (the same format: usable as a --baseline, mergeable again),
-OUT_DIR/metrics.prom (Prometheus textfile) and OUT_DIR/fleet.html (one self-contained page, no
-script, every string from a host escaped). An argument may be a report directory holding a
-results.json (e.g. `reports/latest`).
+reads each file into a run result (report/results.py `run_from_document`: the suite's own type,
+postfix_compliance/run.py), merges them into one, and writes it with the suite's own renderers:
+OUT_DIR/results.json (report/results.py; the same format: usable as a --baseline, mergeable
+again), OUT_DIR/metrics.prom (report/metrics.py, Prometheus textfile) and OUT_DIR/fleet.html
+(report/html.py `page`: the suite's report as one self-contained page, every string from a host
+escaped, plus the files merged and the duplicates). An argument may be a report directory holding
+a results.json (e.g. `reports/latest`).
 
 Hosts are identified by the name they report (`host_name`, else the host URL): two sites that
 each check themselves as `local` are two hosts, not one. When the same host × check comes from
@@ -33,20 +36,23 @@ from __future__ import annotations
 
 import argparse
 import calendar
-import html
+import dataclasses
 import json
 import os
 import sys
 import time
-from typing import Any, Iterable
+from typing import Any
 
-from postfix_compliance import __version__
+from postfix_compliance.atomicfile import write_atomic as _write_atomic
 from postfix_compliance.errors import UsageError
 from postfix_compliance.inputfiles import load_json
-from postfix_compliance.report.results import READABLE_FORMATS, RESULTS_FORMAT, inline_evidence, pack_evidence
+from postfix_compliance.report import html as html_report
+from postfix_compliance.report import metrics as suite_metrics
+from postfix_compliance.report import results as results_report
+from postfix_compliance.report.results import READABLE_FORMATS, RESULTS_FORMAT, inline_evidence
+from postfix_compliance.run import OUTCOMES, CheckResult, HostResult, RunResult
 from postfix_compliance.text import inert
 
-OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
 USAGE_EXIT = 4
 
 
@@ -128,23 +134,34 @@ def load_results(path: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- merging
-def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One results document from several; the newest file wins a host × check (ties: the later one)."""
+@dataclasses.dataclass(frozen=True)
+class Merged:
+    """A merge: the run (its "fleet" section in `run.sections`), where each kept host x check came
+    from (target id, check id) -> file, and when the merge was made."""
+    run: RunResult
+    source: dict[tuple[str, str], str]
+    generated: float
+
+
+def merge(docs: list[dict[str, Any]]) -> Merged:
+    """One run from several results documents (as `load_results` returns them); the newest file wins
+    a host × check (ties: the later one)."""
     if not docs:
         raise FleetError("nothing to merge: name one or more results.json files")
+    runs = [results_report.run_from_document(doc) for doc in docs]
     # Order of precedence: older first, so that a later (newer) one replaces it.
     order = sorted(range(len(docs)), key=lambda i: (_timestamp(docs[i].get("generated_at")) or 0.0, i))
-    kept: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    kept: dict[tuple[str, str], tuple[int, HostResult, CheckResult]] = {}
     duplicates: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for index in order:
         doc = docs[index]
-        for record in doc["results"]:
-            key = (host_key(record), record["check_id"])
+        for host, check in runs[index].checks():
+            key = (host.name, check.check_id)
             previous = kept.get(key)
             if previous is not None:
                 older = docs[previous[0]]
                 if previous[0] == index:
-                    reason = (f"twice in one file (as {previous[1]['host']} and {record['host']}): "
+                    reason = (f"twice in one file (as {previous[1].id} and {host.id}): "
                               "kept the later record")
                 elif _timestamp(older.get("generated_at")) == _timestamp(doc.get("generated_at")):
                     reason = "same generated_at: kept the file named later"
@@ -155,65 +172,94 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
                     "dropped": older["_path"], "dropped_generated_at": older.get("generated_at"),
                     "reason": reason, "checks": []})
                 entry["checks"].append(key[1])
-            kept[key] = (index, {**record, "source": doc["_path"]})
-    records = sorted((r for _, r in kept.values()), key=lambda r: (host_key(r), r["check_id"]))
-    summary: dict[str, dict[str, int]] = {}
-    for record in records:
-        counts = summary.setdefault(host_key(record), {})
-        counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
+            kept[key] = (index, host, check)
+    chosen = sorted(kept.values(), key=lambda k: (k[1].name, k[2].check_id))
+    source = {(host.id, check.check_id): docs[index]["_path"] for index, host, check in chosen}
+    # The merged hosts, by target id: each kept check with the evidence it read and its host's finding.
+    grouped: dict[str, list[tuple[HostResult, CheckResult]]] = {}
+    for _, host, check in chosen:
+        grouped.setdefault(host.id, []).append((host, check))
+    hosts = []
+    for host_id, pairs in grouped.items():
+        first = pairs[-1][0]
+        evidence: dict[str, Any] = {}
+        for host, check in pairs:
+            for ref in check.evidence_refs:
+                if ref in host.evidence:
+                    evidence.setdefault(ref, host.evidence[ref])
+        hosts.append(dataclasses.replace(first, checks=tuple(c for _, c in pairs), evidence=evidence,
+                                         diagnosis=next((h.diagnosis for h, _ in reversed(pairs) if h.diagnosis),
+                                                        None)))
     starts = [t for t in (_timestamp(d.get("started_at")) for d in docs) if t is not None]
+    ends = [t for t in (_timestamp(d.get("generated_at")) for d in docs) if t is not None]
     now = time.time()
+    # For a fleet, "the run" spans every run merged: from the earliest start to the latest end.
+    started = min(starts) if starts else (min(ends) if ends else now)
+    ended = max(ends) if ends else started
     profiles = {d.get("profile") for d in docs}
+    kept_from: dict[str, int] = {}
+    for path in source.values():
+        kept_from[path] = kept_from.get(path, 0) + 1
     sources = []
     for doc in docs:
-        hosts = sorted({host_key(r) for r in doc["results"]})
         sources.append({"path": doc["_path"], "generated_at": doc.get("generated_at"),
                         "started_at": doc.get("started_at"),
-                        "suite_version": doc.get("suite_version"), "hosts": hosts,
-                        "records": len(doc["results"]),
-                        "kept": sum(1 for r in records if r["source"] == doc["_path"])})
+                        "suite_version": doc.get("suite_version"),
+                        "hosts": sorted({results_report.host_key(r) for r in doc["results"]}),
+                        "records": len(doc["results"]), "kept": kept_from.get(doc["_path"], 0)})
     dups = sorted(duplicates.values(), key=lambda d: (d["host"], d["dropped"]))
     for entry in dups:
         entry["checks"] = sorted(set(entry["checks"]))
-    return {
-        "format": RESULTS_FORMAT, "suite_version": __version__,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(starts))) if starts else None,
-        "duration_s": None,
-        "profile": profiles.pop() if len(profiles) == 1 else None,
-        # In a fleet document the summary is keyed by host name (results' "host_name").
-        "summary": summary,
-        "fleet": {"sources": sources, "duplicates": dups},
-        "results": records,
-    }
+    run = RunResult(started=started, ended=ended, profile=profiles.pop() if len(profiles) == 1 else None,
+                    hosts=tuple(hosts), sections={"fleet": {"sources": sources, "duplicates": dups}})
+    return Merged(run=run, source=source, generated=now)
 
 
-def exit_status(records: Iterable[dict[str, Any]]) -> int:
-    outcomes = {r["outcome"] for r in records}
+def exit_status(run: RunResult) -> int:
+    outcomes = run.outcomes()
     return 2 if "error" in outcomes else (1 if "fail" in outcomes else 0)
 
 
-# ---------------------------------------------------------------------- metrics
-def metrics_text(doc: dict[str, Any]) -> str:
-    """The suite's own metrics (report/metrics.py, the same series as `--metrics`) for the merged
-    records, plus the fleet's: files merged, duplicates replaced, and each host's results time."""
-    from postfix_compliance.report import metrics as suite_metrics
+def _summary(run: RunResult) -> dict[str, dict[str, int]]:
+    """In a fleet document the summary is keyed by host name (results' "host_name")."""
+    summary: dict[str, dict[str, int]] = {}
+    for host, check in sorted(run.checks(), key=lambda hc: (hc[0].name, hc[1].check_id)):
+        counts = summary.setdefault(host.name, {})
+        counts[check.outcome] = counts.get(check.outcome, 0) + 1
+    return summary
 
-    fleet = doc.get("fleet") or {}
+
+def document(merged: Merged) -> dict[str, Any]:
+    """The merged results.json: report/results.py's document of the run, as a fleet has it: records
+    ordered by host name and naming the file each came from ("source"), the summary by host name,
+    generated when merged, started at the earliest run's start (none known: null), no duration."""
+    run = merged.run
+    doc = results_report.document(run)
+    doc.pop("diagnosis", None)  # each record carries its host's finding
+    starts = [s.get("started_at") for s in run.sections["fleet"]["sources"] if _timestamp(s.get("started_at"))]
+    doc.update({"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(merged.generated)),
+                "started_at": doc["started_at"] if starts else None, "duration_s": None,
+                "summary": _summary(run)})
+    for record in doc["results"]:
+        record["source"] = merged.source[(record["host"], record["check_id"])]
+    doc["results"].sort(key=lambda r: (results_report.host_key(r), r["check_id"]))
+    return doc
+
+
+# ---------------------------------------------------------------------- metrics
+def metrics_text(merged: Merged) -> str:
+    """The suite's own metrics (report/metrics.py, the same series as `--metrics`) for the merged
+    run, plus the fleet's: files merged, duplicates replaced, and each host's results time."""
+    run = merged.run
+    fleet = run.sections["fleet"]
     sources = fleet.get("sources", [])
-    starts = [t for t in (_timestamp(s.get("started_at")) for s in sources) if t is not None]
-    ends = [t for t in (_timestamp(s.get("generated_at")) for s in sources) if t is not None]
-    started = min(starts) if starts else (min(ends) if ends else time.time())
-    # For a fleet, "the last run" spans every run merged: from the earliest start to the latest end.
-    duration = (max(ends) - started) if ends else 0.0
-    text = suite_metrics.render(doc["results"], started, duration, doc.get("profile"))
+    text = suite_metrics.render(run)
     when = {s["path"]: _timestamp(s.get("generated_at")) for s in sources}
     per_host: dict[str, float] = {}
-    for record in doc["results"]:
-        stamp = when.get(record.get("source"))
+    for host, check in run.checks():
+        stamp = when.get(merged.source.get((host.id, check.check_id)))
         if stamp is not None:
-            host = host_key(record)
-            per_host[host] = min(stamp, per_host.get(host, stamp))
+            per_host[host.name] = min(stamp, per_host.get(host.name, stamp))
     lab = suite_metrics.escape_label
     lines = ["# HELP postfix_compliance_fleet_host_results_timestamp_seconds When the results kept for "
              "the host were generated (Unix time; the oldest of its files).",
@@ -233,116 +279,35 @@ def metrics_text(doc: dict[str, Any]) -> str:
 def write_atomic(path: str, text: str) -> None:
     """Exclusive temporary file, then rename: a reader never sees half a file, a planted symlink is
     replaced, never followed (postfix_compliance/atomicfile.py)."""
-    from postfix_compliance.atomicfile import write_atomic as _write_atomic
-
     _write_atomic(path, text, mode=0o644)  # whatever the umask: node_exporter reads metrics.prom as another user
 
 
-# ---------------------------------------------------------------------- HTML
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f2f2f2}
-tr.bad td:first-child{border-left:4px solid #c0392b} tr.ok td:first-child{border-left:4px solid #27ae60}
-.fail{color:#c0392b;font-weight:bold} .error{color:#d35400;font-weight:bold}
-pre{background:#f7f7f7;padding:.4em;white-space:pre-wrap;margin:.2em 0}
-.note{color:#555}
-td.msg{white-space:pre-wrap} td.src{word-break:break-all;max-width:30em}
-"""
-
-
-def fleet_html(doc: dict[str, Any]) -> str:
-    e = html.escape
-    records = doc["results"]
-    fleet = doc.get("fleet") or {}
-    hosts: dict[str, dict[str, Any]] = {}
-    for record in records:
-        entry = hosts.setdefault(host_key(record), {"counts": dict.fromkeys(OUTCOMES, 0), "bad": [],
-                                                     "profiles": set(), "sources": set()})
-        entry["counts"][record["outcome"]] += 1
-        entry["profiles"].add(record.get("profile") or "")
-        entry["sources"].add(record.get("source") or "")
-        if record["outcome"] in ("fail", "error"):
-            entry["bad"].append(record)
-    failing_hosts = sum(1 for h in hosts.values() if h["bad"])
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           "<title>Postfix/SELinux compliance — fleet</title>", f"<style>{_CSS}</style></head><body>",
-           "<h1>Postfix/SELinux compliance — fleet</h1>",
-           f'<p class="note">Merged {e(doc["generated_at"])} by postfix-compliance {e(__version__)}: '
-           f"{len(hosts)} hosts, {failing_hosts} with failing or erroring checks, "
-           f"{len(fleet.get('sources', []))} results files.</p>"]
-    out.append('<h2>Hosts</h2><table id="hosts"><thead><tr><th>Host</th><th>Profile</th><th>Passed</th>'
-               "<th>Failed</th><th>Errors</th><th>Waived</th><th>Not applicable</th><th>Failing checks</th>"
-               "<th>From</th></tr></thead><tbody>")
-    for host, entry in sorted(hosts.items()):
-        c = entry["counts"]
-        out.append(f'<tr class="{"bad" if entry["bad"] else "ok"}"><td>{e(host)}</td>'
-                   f'<td>{e(", ".join(sorted(p for p in entry["profiles"] if p)))}</td>'
-                   + "".join(f"<td>{c[o]}</td>" for o in OUTCOMES)
-                   + f'<td>{e(", ".join(sorted({r["check_id"] for r in entry["bad"]})))}</td>'
-                   f'<td class="src">{e(", ".join(sorted(s for s in entry["sources"] if s)))}</td></tr>')
-    out.append("</tbody></table>")
-    if failing_hosts:
-        out.append("<h2>Failing and erroring checks</h2>")
-        for host, entry in sorted(hosts.items()):
-            if not entry["bad"]:
-                continue
-            out.append(f"<h3>{e(host)}</h3><table><thead><tr><th>Check</th><th>Severity</th><th>Outcome</th>"
-                       "<th>Message</th><th>Remediation</th></tr></thead><tbody>")
-            for r in sorted(entry["bad"], key=lambda r: r["check_id"]):
-                remediation = "\n".join(str(x) for x in r.get("remediation") or [])
-                out.append(f'<tr><td>{e(r["check_id"])} {e(str(r.get("title") or ""))}</td>'
-                           f'<td>{e(str(r.get("severity") or ""))}</td>'
-                           f'<td class="{e(r["outcome"])}">{e(r["outcome"])}</td>'
-                           f'<td class="msg">{e(str(r.get("message") or ""))}</td>'
-                           f"<td>{'<pre>' + e(remediation) + '</pre>' if remediation else ''}</td></tr>")
-            out.append("</tbody></table>")
-    out.append('<h2>Results files</h2><table id="sources"><thead><tr><th>File</th><th>Generated</th>'
-               "<th>Suite</th><th>Hosts</th><th>Records</th><th>Kept</th></tr></thead><tbody>")
-    for s in fleet.get("sources", []):
-        out.append(f'<tr><td class="src">{e(s["path"])}</td><td>{e(str(s.get("generated_at") or "unknown"))}</td>'
-                   f'<td>{e(str(s.get("suite_version") or ""))}</td><td>{e(", ".join(s["hosts"]))}</td>'
-                   f'<td>{s["records"]}</td><td>{s["kept"]}</td></tr>')
-    out.append("</tbody></table>")
-    dups = fleet.get("duplicates", [])
-    if dups:
-        out.append('<h2>Duplicates</h2><ul id="duplicates">')
-        for d in dups:
-            out.append(f'<li>{e(d["host"])}: {len(d["checks"])} checks ({e(", ".join(d["checks"]))}) were in '
-                       f'both {e(d["dropped"])} ({e(str(d["dropped_generated_at"]))}) and {e(d["kept"])} '
-                       f'({e(str(d["kept_generated_at"]))}): {e(d["reason"])}: {e(d["kept"])}.</li>')
-        out.append("</ul>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
-
-
 # ---------------------------------------------------------------------- CLI
-def _duplicate_lines(doc: dict[str, Any]) -> list[str]:
+def _duplicate_lines(run: RunResult) -> list[str]:
     return [f"fleet: duplicate: host {d['host']}: {len(d['checks'])} checks in {d['dropped']} "
             f"({d['dropped_generated_at']}) and {d['kept']} ({d['kept_generated_at']}): {d['reason']}: "
-            f"{d['kept']}" for d in doc["fleet"]["duplicates"]]
+            f"{d['kept']}" for d in run.sections["fleet"]["duplicates"]]
 
 
 def cmd_merge(out_dir: str, paths: list[str]) -> int:
     if not paths:
         raise FleetError("nothing to merge: name one or more results.json files")
     docs = [load_results(p) for p in paths]
-    doc = merge(docs)
+    merged = merge(docs)
+    run = merged.run
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise FleetError(f"{out_dir}: cannot create the output directory: {exc.strerror}") from None
     if not os.path.isdir(out_dir):
         raise FleetError(f"{out_dir}: not a directory")
-    records, evidence = pack_evidence(doc["results"])  # each probe's evidence once per host, as the suite writes
-    write_atomic(os.path.join(out_dir, "results.json"), json.dumps({**doc, "evidence": evidence, "results": records},
-                                                                   indent=1) + "\n")
-    write_atomic(os.path.join(out_dir, "metrics.prom"), metrics_text(doc))
-    write_atomic(os.path.join(out_dir, "fleet.html"), fleet_html(doc))
-    for line in _duplicate_lines(doc):
+    doc = document(merged)
+    write_atomic(os.path.join(out_dir, "results.json"), json.dumps(doc, indent=1) + "\n")
+    write_atomic(os.path.join(out_dir, "metrics.prom"), metrics_text(merged))
+    write_atomic(os.path.join(out_dir, "fleet.html"), html_report.page(run))
+    for line in _duplicate_lines(run):
         print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
-    status = exit_status(doc["results"])
+    status = exit_status(run)
     print(inert(f"fleet: {len(doc['summary'])} hosts, {len(doc['results'])} results from {len(docs)} files "
                 f"-> {out_dir}/fleet.html, results.json, metrics.prom (exit {status})"), file=sys.stderr)
     return status

@@ -812,12 +812,18 @@ def test_fleet_merge_of_two_sites(tmp_path):
     assert f"fleet: duplicate: host mail2.example.test: 27 checks in {site_a}" in proc.stderr
     assert doc["summary"]["mail2.example.test"]["pass"] >= 1
 
-    # The page: self-contained, the hostile host's name and output shown as text, never as markup.
+    # The page (report/html.py's page: the suite's one HTML renderer): self-contained, the hostile host's
+    # name and output shown as text, never as markup. Its only scripts are the suite's own: the data
+    # block (JSON, not run, nothing in it can close it) and report.js, inline.
     page = (out / "fleet.html").read_text()
     tags = _Tags()
     tags.feed(page)
-    assert not [t for t, _ in tags.tags if t in ("script", "img", "svg", "link", "iframe")]
+    assert not [t for t, _ in tags.tags if t in ("img", "svg", "link", "iframe")]
     assert not [a for _, attrs in tags.tags for a, _ in attrs if a.startswith("on") or a == "src"]
+    scripts = [dict(attrs) for t, attrs in tags.tags if t == "script"]
+    assert scripts == [{"type": "application/json", "id": "pfc-data"}, {}]
+    block = page.split('<script type="application/json" id="pfc-data">', 1)[1].split("</script>", 1)[0]
+    assert not set("<>&") & set(block) and HOSTILE_NAME not in page.replace(block, "")
     assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;" in page
     assert "mail2.example.test: 27 checks" in page
 

@@ -274,6 +274,12 @@ def test_hostile_playbook_check_mode_over_ssh_hands_the_text_to_restorecon(hosti
 
 
 # ----------------------------------------------------------------------------------------- the renderer
+def run_of(records, started: float = 0.0, ended: float = 0.0, profile=None):
+    """Records (results.json's) as the RunResult a renderer takes."""
+    from postfix_compliance.run import RunResult, hosts_from_records
+    return RunResult(started=started, ended=ended, profile=profile, hosts=hosts_from_records(records))
+
+
 def _record(check_id: str, outcome: str = "fail", host: str = "snapshot://a.json", name: str = "mail1",
             section: str = "Primary fix", **extra: Any) -> dict[str, Any]:
     return {"host": host, "host_name": name, "check_id": check_id, "title": f"title of {check_id}",
@@ -284,7 +290,7 @@ def _record(check_id: str, outcome: str = "fail", host: str = "snapshot://a.json
 @pytest.mark.parametrize("name", ["all", "ungrouped", "web*", "a:b", "!mail1", "a,b", "~mail.*", "mail[1:3]",
                                   "{{ lookup('pipe','id') }}", "", "-x"])
 def test_a_host_name_that_is_a_pattern_gets_no_play(name):
-    text = playbook.render([_record("SVC-002", name=name, section="Prevention")])
+    text = playbook.render(run_of([_record("SVC-002", name=name, section="Prevention")]))
     plays = playbook.load(text)
     assert all(str(p["hosts"]) != name for p in plays)
     assert "gets no play; its failed checks: SVC-002" in text
@@ -292,14 +298,14 @@ def test_a_host_name_that_is_a_pattern_gets_no_play(name):
 
 def test_inventory_name_is_the_plays_host():
     records = [_record("SVC-002", host="paramiko://root@10.0.0.5", name="10.0.0.5", section="Prevention")]
-    (play,) = playbook.load(playbook.render(records, inventory_names={"paramiko://root@10.0.0.5": "mail-a"}))
+    (play,) = playbook.load(playbook.render(run_of(records), inventory_names={"paramiko://root@10.0.0.5": "mail-a"}))
     assert play["hosts"] == "mail-a" and play["vars"]["postfix_compliance_host"] == "mail-a"
-    (play,) = playbook.load(playbook.render(records))
+    (play,) = playbook.load(playbook.render(run_of(records)))
     assert play["hosts"] == "10.0.0.5"
 
 
 def test_every_play_guards_its_host_first():
-    (play,) = playbook.load(playbook.render([_record("SVC-002", section="Prevention")]))
+    (play,) = playbook.load(playbook.render(run_of([_record("SVC-002", section="Prevention")])))
     guard = play["tasks"][0]
     assert guard["tags"] == ["always"]
     assert guard["ansible.builtin.assert"]["that"] == ["inventory_hostname == postfix_compliance_host",
@@ -309,7 +315,7 @@ def test_every_play_guards_its_host_first():
 def test_review_items_fail_the_play_after_the_fixes():
     records = [_record("MOD-001", section="Rollback"), _record("SVC-002", section="Prevention"),
                _record("SEL-004", section="Prevention"), _record("AVC-002", section="Triage")]
-    (play,) = playbook.load(playbook.render(records))
+    (play,) = playbook.load(playbook.render(run_of(records)))
     names = [next(k for k in t if k.startswith("ansible.")) for t in play["tasks"]]
     assert names[-1] == "ansible.builtin.fail" and names[-2] == "ansible.builtin.meta"
     assert play["tasks"][-1]["tags"] == ["MOD-001", "SEL-004", "review"]
@@ -358,7 +364,7 @@ def test_guard_refuses_ansibles_implicit_localhost(tmp_path):
     localhost (this machine); the guard stops the play first. (The play's only other task is a debug, and
     the run is --check: nothing here could change this machine either way.)"""
     book = tmp_path / "fix.yml"
-    book.write_text(playbook.render([_record("AVC-002", name="localhost", section="Triage")]))
+    book.write_text(playbook.render(run_of([_record("AVC-002", name="localhost", section="Triage")])))
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("[all]\n")
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "--check", str(book)], cwd=tmp_path,

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import report_snapshots as snaps
-from selftest import run_suite
+from selftest import REPO, run_suite
 
 from postfix_compliance.checks import SECTIONS
 from postfix_compliance.report import metrics, remediation
@@ -37,6 +37,12 @@ def run(tmp_path_factory):
     result.hosts = {"broken": f"snapshot://{broken}", "hostile": f"snapshot://{hostile}",
                     "healthy": f"snapshot://{healthy}"}
     return result
+
+
+def run_of(records, started: float = 0.0, ended: float = 0.0, profile=None):
+    """Records (results.json's) as the RunResult a renderer takes."""
+    from postfix_compliance.run import RunResult, hosts_from_records
+    return RunResult(started=started, ended=ended, profile=profile, hosts=hosts_from_records(records))
 
 
 def test_exit_status_says_error(run):
@@ -118,7 +124,7 @@ def test_metrics_textfile(run):
 def test_metrics_label_values_are_escaped():
     record = {"host": 'snapshot://a"b\\c\nd', "host_name": "x\"y", "check_id": "SEL-001", "severity": "high",
               "section": "Prevention", "outcome": "fail"}
-    text = metrics.render([record], started=1_700_000_000.5, duration=1.25, profile=None)
+    text = metrics.render(run_of([record], started=1_700_000_000.5, ended=1_700_000_001.75))
     line = next(line for line in text.splitlines() if line.startswith("postfix_compliance_check_status{"))
     assert 'target="snapshot://a\\"b\\\\c\\nd"' in line and 'host="x\\"y"' in line
     assert line.endswith("} 0")
@@ -185,7 +191,7 @@ def test_remediation_script_comments_host_text_line_by_line():
               "severity": "high", "section": "Prevention", "outcome": "fail",
               "message": "SELinux is\nrm -rf /tmp/x\r\n$(reboot)\x1b[2J", "remediation": ["setenforce 1"],
               "rollback": ["setenforce 0"], "waiver": None}
-    text = remediation.render([record], generated=0)
+    text = remediation.render(run_of([record]), generated=0)
     for line in text.splitlines():
         if "rm -rf" in line or "$(reboot)" in line:
             assert line.lstrip().startswith("#") or line.lstrip().startswith("echo '") or \
@@ -193,3 +199,28 @@ def test_remediation_script_comments_host_text_line_by_line():
     assert "\x1b" not in text
     assert "  'mail9; rm -rf /'|ssh://mail9) fix_host_1 ;;" in text
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+RENDERERS = ("report/html.py", "report/metrics.py", "report/remediation.py", "report/playbook.py", "report/xccdf.py",
+             "report/results.py", "report/junit.py", "fleet.py")
+FORBIDDEN = ("pytest", "_pytest", "pytest_html", "postfix_compliance.plugin", "postfix_compliance.facts.parsers")
+
+
+def test_renderers_import_no_pytest_plugin_or_parser():
+    """Every renderer is a function of the run result: no pytest, plugin or parser import (issue #15)."""
+    import ast
+    found = []
+    for rel in RENDERERS:
+        path = os.path.join(REPO, "postfix_compliance", rel)
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if isinstance(node, ast.ImportFrom) and node.module in ("postfix_compliance", "postfix_compliance.facts"):
+                names += [f"{node.module}.{a.name}" for a in node.names]
+            found += [f"{rel}: {n}" for n in names if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)]
+    assert not found
+
+
+def test_runbook_words_are_the_checks_words():
+    from postfix_compliance import checks, runbook
+    assert (runbook.SECTIONS, runbook.SEVERITIES) == (checks.SECTIONS, checks.SEVERITIES)

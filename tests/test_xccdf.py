@@ -225,6 +225,12 @@ def test_hostile_host_still_gives_valid_xccdf(hostile):
     assert "/srv/postfix<x>&y]]>\\x1b[2J\\x7f\\u202e" in message
 
 
+def run_of(records, started: float = 0.0, ended: float = 0.0, profile=None):
+    """Records (results.json's) as the RunResult a renderer takes."""
+    from postfix_compliance.run import RunResult, hosts_from_records
+    return RunResult(started=started, ended=ended, profile=profile, hosts=hosts_from_records(records))
+
+
 def _record(**overrides: Any) -> dict[str, Any]:
     record = {"host": "ssh://root@192.0.2.7:2222", "host_name": "mail1", "profile": "rhel9", "check_id": "SEL-001",
               "title": "SELinux runs in enforcing mode", "severity": "high", "section": "Prevention",
@@ -241,7 +247,7 @@ def test_render_escapes_every_character_xml_cannot_hold(tmp_path):
     records = [_record(host_name=nasty, message=nasty, notes=[nasty], title=nasty, check_id="SEL-001"),
                _record(check_id="Q-001<&>", host=nasty, host_name=nasty + "2", outcome="error", message=nasty,
                        references=[nasty], remediation=[nasty])]
-    data = xccdf.render(records, started=1.7e9, ended=1.7e9 + 5, profile=nasty)
+    data = xccdf.render(run_of(records, started=1.7e9, ended=1.7e9 + 5, profile=nasty)).encode()
     path = tmp_path / "nasty.xml"
     path.write_bytes(data)
     assert_valid(str(path))
@@ -254,7 +260,7 @@ def test_render_escapes_every_character_xml_cannot_hold(tmp_path):
 
 
 def test_identity_and_address_come_from_the_host_url(tmp_path):
-    data = xccdf.render([_record()], started=1.7e9, ended=1.7e9 + 5, profile=None)
+    data = xccdf.render(run_of([_record()], started=1.7e9, ended=1.7e9 + 5)).encode()
     result = ET.fromstring(data).find("x:TestResult", NS)
     identity = result.find("x:identity", NS)
     assert (identity.text, identity.get("authenticated"), identity.get("privileged")) == ("root", "true", "true")
@@ -266,14 +272,16 @@ def test_identity_and_address_come_from_the_host_url(tmp_path):
 
 def test_render_imports_no_pytest():
     code = ("import sys; from postfix_compliance.report import xccdf; "
-            "xccdf.render([], started=0, ended=0); assert 'pytest' not in sys.modules, 'pytest imported'")
+            "from postfix_compliance.run import RunResult; "
+            "xccdf.render(RunResult(started=0, ended=0, profile=None)); "
+            "assert 'pytest' not in sys.modules, 'pytest imported'")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_oscap_rejects_a_broken_document(tmp_path):
     """The validation above means something: the same document, broken, fails oscap."""
-    good = xccdf.render([_record()], started=1.7e9, ended=1.7e9 + 5, profile="rhel9").decode()
+    good = xccdf.render(run_of([_record()], started=1.7e9, ended=1.7e9 + 5, profile="rhel9"))
     for name, broken in (("waived-result", good.replace("<result>fail</result>", "<result>waived</result>")),
                          ("no-end-time", good.replace(' end-time="2023-11-14T22:13:25Z"', "")),
                          ("unknown-rule", good.replace('idref="xccdf_org.postfix-compliance_rule_SEL-001" sev',
@@ -341,7 +349,7 @@ def test_why_a_waiver_is_no_override(tmp_path):
     """OpenSCAP's XCCDF 1.2.1 schematron rejects a TestResult in which one rule-result carries an
     <override> and another does not: the reason a waiver is recorded as metadata (xccdf.py)."""
     records = [_record(), _record(check_id="SEL-002", outcome="pass", message="")]
-    good = xccdf.render(records, started=1.7e9, ended=1.7e9 + 5, profile="rhel9").decode()
+    good = xccdf.render(run_of(records, started=1.7e9, ended=1.7e9 + 5, profile="rhel9"))
     path = tmp_path / "good.xml"
     path.write_text(good, encoding="utf-8")
     assert_valid(str(path))

@@ -1,4 +1,8 @@
-"""The HTML report, through pytest-html's hooks: per-host summary, triage, changes, waivers, rows.
+"""The HTML report: per-host summary, triage, changes, waivers, rows; pure functions of a RunResult.
+
+Two pages are made of the same pieces: pytest-html's (its hooks are in postfix_compliance/plugin/
+html_report.py, a thin adapter calling the functions here) and `page(run)`, a complete
+self-contained page without pytest-html (what `fleet merge` writes).
 
 How pytest-html 4 renders (and why the escaping here is the whole story): every row's cells and
 extras are Python strings put into one JSON blob, stored in a `data-jsonblob` attribute (Jinja
@@ -12,6 +16,8 @@ we hand it IS parsed as HTML in the reader's browser, as often as the reader cli
     a `<script type="application/json">` data block (`<`, `>`, `&` written as \\u escapes, so nothing
     in it can end the block), and assets/report.js builds them with createElement/textContent when a
     row is shown expanded or a probe opened: what a host printed never enters HTML at all.
+`page(run)` builds the same rows (same cells, same placeholders) in its own table and includes the
+same data block and script: the same escaping, one renderer.
 That also keeps the page fast: rows stay small, a host's output is stored once however many checks
 read it, and a large report opens on its failing checks only (bench/report_bench.py measures it).
 """
@@ -25,19 +31,17 @@ import os
 import re
 import time
 import urllib.parse
-from typing import Any
-
-import pytest
+from typing import Any, Mapping
 
 from postfix_compliance import __version__
-from postfix_compliance.checks import CATALOG, SECTIONS, SEVERITIES
-from postfix_compliance.report.results import OUTCOMES
+from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.run import OUTCOMES, CheckResult, HostResult, RunResult
+from postfix_compliance.runbook import SECTIONS, SEVERITIES
 from postfix_compliance.text import inert, inert_data
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 CSS = os.path.join(ASSETS, "report.css")
 JS = os.path.join(ASSETS, "report.js")
-REPORT_DATA = pytest.StashKey[Any]()
 OUTCOME_LABELS = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "waived": "waived",
                   "not_applicable": "not applicable"}
 OUTCOME_RANK = {"fail": 0, "error": 1, "waived": 2, "not_applicable": 3, "pass": 4}
@@ -49,77 +53,42 @@ CLIP = 50_000  # characters of one output shown in the page (results.json has it
 e = html.escape
 
 
-def _record(report: Any) -> dict[str, Any] | None:
-    for key, value in getattr(report, "user_properties", ()):
-        if key == "compliance":
-            return json.loads(value)
-    return None
+Row = tuple[HostResult, CheckResult]
+# pytest's own word for a check's outcome (the Result column): a check error is a test failure,
+# waived and not applicable are skips.
+PYTEST_RESULTS = {"pass": "Passed", "fail": "Failed", "error": "Failed", "waived": "Skipped",
+                  "not_applicable": "Skipped"}
 
 
-def _state(config: pytest.Config) -> Any:
-    from postfix_compliance.plugin import STATE
-    return config.stash.get(STATE, None)
+# ---------------------------------------------------------------------- title
+def _profiles(run: RunResult) -> list[str]:
+    return sorted({h.profile for h in run.hosts if h.checks and h.profile})
 
 
-# ---------------------------------------------------------------------- setup
-@pytest.hookimpl(tryfirst=True)  # before pytest-html reads --css
-def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config.option, "css") and CSS not in config.option.css:
-        config.option.css.append(CSS)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_sessionstart(session: pytest.Session) -> Any:
-    """pytest-html inserts environment values (pytest-metadata: CI variables such as a branch name,
-    --metadata values) into the page with innerHTML, unescaped. It reads them during this hook: hand
-    it escaped copies, then put the originals back for everyone else."""
-    try:
-        from pytest_metadata.plugin import metadata_key
-    except ImportError:
-        yield
-        return
-    original = session.config.stash.get(metadata_key, None)
-    if isinstance(original, dict):
-        session.config.stash[metadata_key] = _escaped(original)
-    try:
-        yield
-    finally:
-        if isinstance(original, dict):
-            session.config.stash[metadata_key] = original
-
-
-def _escaped(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {e(str(k)): _escaped(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_escaped(v) for v in value]
-    return e(str(value)) if value is not None else value
-
-
-def pytest_html_report_title(report: Any) -> None:
-    config = report.config
-    config.stash[REPORT_DATA] = report
-    report.title = _title(config, profiles=None)
-    if config.getini("initial_sort") == "result":  # the default: sort by our outcome key instead
-        report.set_data("initialSort", "outcome")
-
-
-def _title(config: pytest.Config, profiles: list[str] | None) -> str:
-    state = _state(config)
-    if state is not None and state.profile is not None:
-        profile = f"profile {state.profile.name}"
+def title(run: RunResult) -> str:
+    profiles = _profiles(run)
+    if run.profile is not None:
+        profile = f"profile {run.profile}"
     elif profiles:
         profile = ("profile " if len(profiles) == 1 else "profiles ") + ", ".join(profiles)
     else:
         profile = "profile detected per host"
-    started = state.started if state is not None else time.time()
     return (f"Postfix/SELinux compliance — {profile} — "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} — suite {__version__}")
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(run.started))} — suite {__version__}")
+
+
+def escaped_metadata(value: Any) -> Any:
+    """pytest-metadata's environment values, escaped (pytest-html inserts them with innerHTML)."""
+    if isinstance(value, dict):
+        return {e(str(k)): escaped_metadata(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [escaped_metadata(v) for v in value]
+    return e(str(value)) if value is not None else value
 
 
 # ---------------------------------------------------------------------- rows
-def record_key(record: dict[str, Any]) -> str:
-    return hashlib.sha256(f"{record['nodeid']}\0{record['host']}".encode()).hexdigest()[:12]
+def row_key(host: HostResult, check: CheckResult) -> str:
+    return hashlib.sha256(f"{check.nodeid}\0{host.id}".encode()).hexdigest()[:12]
 
 
 def evidence_key(ev: dict[str, Any]) -> str:
@@ -140,42 +109,52 @@ COLUMNS = (("outcome", "Outcome"), ("host", "Host"), ("check", "Check"), ("sever
            ("section", "Runbook section"))
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_header(cells: list[str]) -> None:
-    # pytest-html's: Result (its own pass/fail view, and the row's expand handle), Test, Duration, Links.
+def header_cells(cells: list[str]) -> list[str]:
+    """pytest-html's header cells (Result, its own pass/fail view and the row's expand handle; Test;
+    Duration; Links) with ours between Result and Test."""
     result, test, duration = cells[0], cells[1], cells[2]
     ours = [f'<th class="sortable" data-column-type="{name}">{label}</th>' for name, label in COLUMNS]
-    cells[:] = [result, *ours, test, duration]
+    return [result, *ours, test, duration]
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
-    """Cells are HTML that pytest-html's script parses: escaped, and small (unquoted class names,
-    short sort keys), since it holds 3 copies of each in the page and rebuilds every row on each
-    expand/collapse."""
-    record = _record(report)
-    test_id = report.nodeid + (f"::{report.when}" if getattr(report, "when", "call") != "call" else "")
-    result = re.sub(r"<[^>]*>", "", cells[0])  # its outcome word: Passed, Failed, Skipped, Error...
-    duration = re.sub(r"<[^>]*>", "", cells[2])
-    # pytest-html puts the node id in unescaped; a host URL is part of it.
+def row_cells(row: Row | None, *, result: str, test_id: str, duration: str) -> list[str]:
+    """A row's cells: HTML that pytest-html's script parses, so escaped, and small (unquoted class
+    names, short sort keys), since it holds 3 copies of each in the page and rebuilds every row on
+    each expand/collapse. `result` (pytest's word: Passed, Failed...), `test_id` and `duration` are
+    text; `row` None: a test that is not a check (a collection error...)."""
     head = f"<td class=col-result>{e(result)}</td>"
     tail = [f"<td class=col-testId>{e(test_id)}</td>", f"<td class=col-duration>{e(duration)}</td>"]
-    if record is None:
-        cells[:] = [head, *[f"<td class=col-{name}></td>" for name, _ in COLUMNS], *tail]
-        return
-    outcome, severity, section = record["outcome"], record["severity"], record["section"]
-    name = record.get("host_name") or record["host"]
-    cells[:] = [
+    if row is None:
+        return [head, *[f"<td class=col-{name}></td>" for name, _ in COLUMNS], *tail]
+    host, check = row
+    outcome, severity, section = check.outcome, check.severity, check.section
+    return [
         head,
-        f"<td class=col-outcome><i hidden>{_sort_key(record)}</i>"
+        f"<td class=col-outcome><i hidden>{_sort_key(check)}</i>"
         f"<b class=o-{_cls(outcome)}>{e(OUTCOME_LABELS.get(outcome, outcome))}</b></td>",
-        f"<td class=col-host>{e(name)}</td>",  # the URL is in the Test column
-        f"<td class=col-check><b>{e(record['check_id'])}</b> {e(record['title'])}</td>",
+        f"<td class=col-host>{e(host.name)}</td>",  # the URL is in the Test column
+        f"<td class=col-check><b>{e(check.check_id)}</b> {e(check.title)}</td>",
         f"<td class=col-severity><i hidden>{_rank(SEVERITIES, severity)}</i>"
         f"<b class=s-{_cls(severity)}>{e(severity)}</b></td>",
         f"<td class=col-section><i hidden>{_rank(SECTIONS, section):02d}</i>{e(section)}</td>",
         *tail,
     ]
+
+
+def row_detail(row: Row | None, log: list[str], failure_text: str = "") -> list[str]:
+    """What is shown below a row, from pytest-html's "log" lines (pytest's failure text and captured
+    output, escaped). For a check: a placeholder that report.js fills from the page's data block
+    with the check's message, remediation and evidence when the row is shown expanded. The failure
+    text repeated the message, so it goes; a check that crashed keeps it (the traceback is the
+    evidence of a bug in the suite). One line, starting with "<": pytest-html's script wraps log
+    lines that start with "E" in a span, which must not cut through our markup. Not a check: its
+    log as pytest-html has it, preformatted."""
+    if row is None:
+        return ["<pre class=pfc-trace>", *log, "</pre>"]
+    host, check = row
+    crashed = check.outcome == "error" and not (failure_text or "").startswith(check.check_id + " ")
+    trace = ["<pre class=pfc-trace>", *log, "</pre>"] if crashed else []
+    return [f"<div class=pfc-d data-r={row_key(host, check)}></div>", *trace]
 
 
 def _cls(word: str) -> str:
@@ -187,43 +166,28 @@ def _rank(order: tuple[str, ...], value: str) -> int:
     return order.index(value) if value in order else len(order)
 
 
-def _sort_key(record: dict[str, Any]) -> str:
+def _sort_key(check: CheckResult) -> str:
     """Outcome column's sort key: failures first, then severity, runbook order (ties keep the run's
     order: check by check, host by host)."""
-    return f"{OUTCOME_RANK.get(record['outcome'], 9)}{_rank(SEVERITIES, record['severity'])}" \
-           f"{_rank(SECTIONS, record['section']):02d}"
+    return f"{OUTCOME_RANK.get(check.outcome, 9)}{_rank(SEVERITIES, check.severity)}" \
+           f"{_rank(SECTIONS, check.section):02d}"
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_html(report: Any, data: list[str]) -> None:
-    """`data` is what pytest-html shows below the row (its "log": pytest's failure text and captured
-    output, escaped). For a check it becomes a placeholder that report.js fills from the page's data
-    block with the check's message, remediation and evidence when the row is shown expanded. The
-    failure text repeated the message, so it goes; a check that crashed keeps it (the traceback is
-    the evidence of a bug in the suite). One line, starting with "<": pytest-html's script wraps log
-    lines that start with "E" in a span, which must not cut through our markup."""
-    record = _record(report)
-    if record is None:  # not a check (a collection error...): its log as pytest-html has it, preformatted
-        data[:] = ["<pre class=pfc-trace>", *data, "</pre>"]
-        return
-    crashed = record["outcome"] == "error" and not (report.longreprtext or "").startswith(record["check_id"] + " ")
-    trace = ["<pre class=pfc-trace>", *data, "</pre>"] if crashed else []
-    data[:] = [f"<div class=pfc-d data-r={record_key(record)}></div>", *trace]
-
-
-def page_data(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """What report.js needs to show any row's detail: per check (once), per record, per output (once)."""
+def page_data(run: RunResult, catalog: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What report.js needs to show any row's detail: per check (once), per row, per output (once).
+    `catalog`: check id -> its metadata (checks.CATALOG's CheckMeta: the "why" of a failing check)."""
     checks: dict[str, Any] = {}
     rows: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
-    for record in records:
-        check_id = record["check_id"]
+    for host, check in run.checks():
+        check_id = check.check_id
         if check_id not in checks:
-            meta = CATALOG.get(check_id)
-            checks[check_id] = {"why": meta.rationale if meta else "", "fix": record.get("remediation") or [],
-                                "rollback": record.get("rollback") or [], "refs": record.get("references") or []}
+            meta = (catalog or {}).get(check_id)
+            checks[check_id] = {"why": getattr(meta, "rationale", "") if meta else "",
+                                "fix": list(check.remediation), "rollback": list(check.rollback),
+                                "refs": list(check.references)}
         evidence = []
-        for ev in record.get("evidence") or []:
+        for ev in host.evidence_of(check):
             key = evidence_key(ev)
             evidence.append([key, ev.get("probe") or "?", _status(ev)])
             if key not in outputs:
@@ -231,10 +195,10 @@ def page_data(records: list[dict[str, Any]]) -> dict[str, Any]:
                                 "error": ev.get("error"), "s": round(float(ev.get("duration") or 0), 3),
                                 # a browser shows a control character as nothing: shown as \x1b instead
                                 "out": _clip(inert(ev.get("stdout") or "")), "err": _clip(inert(ev.get("stderr") or ""))}
-        waiver = record.get("waiver")
-        rows[record_key(record)] = {
-            "check": check_id, "outcome": record["outcome"], "message": inert(record.get("message") or ""),
-            "notes": [inert(n) for n in record.get("notes") or []], "evidence": evidence,
+        waiver = check.waiver
+        rows[row_key(host, check)] = {
+            "check": check_id, "outcome": check.outcome, "message": inert(check.message),
+            "notes": [inert(n) for n in check.notes], "evidence": evidence,
             "waiver": None if not waiver else {
                 "justification": waiver.get("justification"), "owner": waiver.get("owner"),
                 "expires": waiver.get("expires"), "expired": bool(waiver.get("expired")),
@@ -245,66 +209,79 @@ def page_data(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- summary
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: Any) -> None:
-    config = session.config
-    state = _state(config)
-    if state is None:
-        return
-    records = state.results
-    failing = sum(1 for r in records if r["outcome"] in ("fail", "error"))
-    profiles = sorted({r["profile"] for r in records if r.get("profile")})
-    report_data = config.stash.get(REPORT_DATA, None)
-    if report_data is not None:
-        report_data.title = _title(config, profiles)
-        if config.getini("render_collapsed") == "passed":  # the default: ours instead
-            shown = len(records) if len(records) <= LARGE else failing
-            report_data.set_data("renderCollapsed", ["all"] if shown > LARGE else ["passed", "skipped"])
-    prefix.append(run_line(state, records, profiles))
-    prefix.append(host_summary_html(records))
-    prefix.append(triage_html(records))
-    from postfix_compliance.report import baseline, waivers
-    changes = baseline.changes_of(config)
-    if changes is not None:
-        prefix.append(changes_html(changes))
-    waiver_summary = waivers.summary_of(config)
-    if waiver_summary is not None:
-        prefix.append(waivers_html(waiver_summary))
-    postfix.append(legend_html())
-    view = {}
-    if len(records) > LARGE:
-        view = {"visible": "failed,error", "total": len(records), "failing": failing}
-        everything = "passed,skipped,failed,error,xfailed,xpassed,rerun"
-        postfix.append(f'<p id="pfc-large" class="pfc-large">This report holds {len(records)} checks: it opens listing '
-                       f'the {failing} failing ones (Failed, Errors). <a href="?visible={everything}">List all '
-                       f'{len(records)}</a>, or tick Passed and Skipped above; the host summary counts them all.</p>')
-    block = _script_json({**page_data(records), "view": view})
-    postfix.append(f'<script type="application/json" id="pfc-data">{block}</script>')
+def _counts(run: RunResult) -> tuple[int, int]:
+    """(checks, failing checks: fail or error) of the run."""
+    total = failing = 0
+    for _, check in run.checks():
+        total += 1
+        failing += check.outcome in ("fail", "error")
+    return total, failing
+
+
+def render_collapsed(run: RunResult) -> list[str]:
+    """pytest-html's renderCollapsed for the run: every row collapsed when even the rows it opens
+    with (all, or the failing ones of a large report) are more than LARGE."""
+    total, failing = _counts(run)
+    shown = total if total <= LARGE else failing
+    return ["all"] if shown > LARGE else ["passed", "skipped"]
+
+
+def summary_prefix(run: RunResult) -> list[str]:
+    """The pieces above the results table: run line, hosts, triage, changes, waivers."""
+    return [piece for piece in (run_line(run), host_summary_html(run), triage_html(run), changes_html(run),
+                                waivers_html(run), fleet_html(run)) if piece]
+
+
+def large_notice(run: RunResult, everything: str = "passed,skipped,failed,error,xfailed,xpassed,rerun") -> str:
+    """For a report of more than LARGE checks: it opens listing the failing ones (and how to list all)."""
+    total, failing = _counts(run)
+    if total <= LARGE:
+        return ""
+    return (f'<p id="pfc-large" class="pfc-large">This report holds {total} checks: it opens listing '
+            f'the {failing} failing ones (Failed, Errors). <a href="?visible={everything}">List all '
+            f'{total}</a>, or tick Passed and Skipped above; the host summary counts them all.</p>')
+
+
+def data_block(run: RunResult, catalog: Mapping[str, Any] | None = None) -> str:
+    """The page's data (`page_data` and the view a large report opens with) as a JSON <script> block
+    nothing in it can close."""
+    total, failing = _counts(run)
+    view = {"visible": "failed,error", "total": total, "failing": failing} if total > LARGE else {}
+    block = _script_json({**page_data(run, catalog), "view": view})
+    return f'<script type="application/json" id="pfc-data">{block}</script>'
+
+
+def script() -> str:
     with open(JS, encoding="utf-8") as handle:
-        postfix.append("<script>" + handle.read() + "</script>")
+        return "<script>" + handle.read() + "</script>"
 
 
-def run_line(state: Any, records: list[dict[str, Any]], profiles: list[str]) -> str:
-    hosts = len({r["host"] for r in records})
-    profile = state.profile.name if state.profile else (", ".join(profiles) or "none detected")
+def summary_postfix(run: RunResult, catalog: Mapping[str, Any] | None = None) -> list[str]:
+    """The pieces below the results table: legend, the large-report notice, data block, script."""
+    return [piece for piece in (legend_html(), large_notice(run), data_block(run, catalog), script()) if piece]
+
+
+def run_line(run: RunResult) -> str:
+    total, _ = _counts(run)
+    hosts = sum(1 for h in run.hosts if h.checks)
+    profile = run.profile or (", ".join(_profiles(run)) or "none detected")
     return (f'<p class="pfc-run">Profile <b>{e(profile)}</b> · {hosts} host{"s" if hosts != 1 else ""} · '
-            f'{len(records)} checks run · started '
-            f'{e(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(state.started)))} · suite {e(__version__)}</p>')
+            f'{total} checks run · started '
+            f'{e(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(run.started)))} · suite {e(__version__)}</p>')
 
 
-def _anchor(record: dict[str, Any], label: str) -> str:
-    return f'<a href="#{e(urllib.parse.quote(record["nodeid"], safe=""))}">{e(label)}</a>'
+def _anchor(check: CheckResult, label: str) -> str:
+    return f'<a href="#{e(urllib.parse.quote(check.nodeid, safe=""))}">{e(label)}</a>'
 
 
-def host_summary_html(records: list[dict[str, Any]]) -> str:
+def host_summary_html(run: RunResult) -> str:
     hosts: dict[str, dict[str, Any]] = {}
-    for record in records:
-        entry = hosts.setdefault(record["host"], {"name": record.get("host_name") or record["host"],
-                                                  "profile": record.get("profile"),
-                                                  "counts": dict.fromkeys(OUTCOMES, 0), "failing": []})
-        entry["counts"][record["outcome"]] = entry["counts"].get(record["outcome"], 0) + 1
-        if record["outcome"] in ("fail", "error"):
-            entry["failing"].append(record)
+    for host, check in run.checks():
+        entry = hosts.setdefault(host.id, {"name": host.name, "profile": host.profile,
+                                           "counts": dict.fromkeys(OUTCOMES, 0), "failing": []})
+        entry["counts"][check.outcome] = entry["counts"].get(check.outcome, 0) + 1
+        if check.outcome in ("fail", "error"):
+            entry["failing"].append(check)
 
     def badness(item: tuple[str, dict[str, Any]]) -> tuple[int, int, str]:
         counts = item[1]["counts"]
@@ -314,10 +291,10 @@ def host_summary_html(records: list[dict[str, Any]]) -> str:
     for host, entry in sorted(hosts.items(), key=badness):
         counts = entry["counts"]
         bad = counts["fail"] + counts["error"]
-        failing = sorted(entry["failing"], key=lambda r: (OUTCOME_RANK[r["outcome"]], _rank(SECTIONS, r["section"]),
-                                                          r["check_id"]))
-        links = " ".join(_anchor(r, r["check_id"]) + (' <span class="pfc-o o-error">error</span>'
-                                                      if r["outcome"] == "error" else "") for r in failing)
+        failing = sorted(entry["failing"], key=lambda c: (OUTCOME_RANK[c.outcome], _rank(SECTIONS, c.section),
+                                                          c.check_id))
+        links = " ".join(_anchor(c, c.check_id) + (' <span class="pfc-o o-error">error</span>'
+                                                   if c.outcome == "error" else "") for c in failing)
         name = e(entry["name"]) + (f"<br><small>{e(host)}</small>" if host != entry["name"] else "")
         cells = "".join(f'<td class="n-{o}{" zero" if not counts[o] else ""}">{counts[o]}</td>' for o in OUTCOMES)
         rows.append(f'<tr class="{"host-bad" if bad else "host-ok"}" data-host="{e(host)}">'
@@ -333,23 +310,20 @@ TRIAGE_KINDS = {"selinux": ("SELinux is the cause", "o-fail"), "masked": ("maske
                 "history": ("history: logged while permissive", "o-not_applicable")}
 
 
-def triage_html(records: list[dict[str, Any]]) -> str:
+def triage_html(run: RunResult) -> str:
     """Each host's triage finding (postfix_compliance.triage): the root cause the facts point to."""
-    findings: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for record in records:
-        if record.get("diagnosis") and record["host"] not in findings:
-            findings[record["host"]] = (record, record["diagnosis"])
+    findings = [(h, h.diagnosis) for h in run.hosts if h.checks and h.diagnosis]
     if not findings:
         return ""
     out = ['<div id="triage"><h2>Triage</h2>']
-    for host, (record, finding) in sorted(findings.items(), key=lambda item: item[1][0].get("host_name") or item[0]):
-        finding = inert_data(finding)  # shown visibly (\x1b); its commands are quoted (text.shell)
+    for host, finding in sorted(findings, key=lambda item: item[0].name or item[0].id):
+        finding = inert_data(dict(finding))  # shown visibly (\x1b); its commands are quoted (text.shell)
         label, css = TRIAGE_KINDS.get(finding.get("kind"), (finding.get("kind") or "finding", "o-not_applicable"))
-        out.append(f'<div class="pfc-finding" data-host="{e(host)}"><p><b>{e(record.get("host_name") or host)}</b> '
+        out.append(f'<div class="pfc-finding" data-host="{e(host.id)}"><p><b>{e(host.name or host.id)}</b> '
                    f'<span class="pfc-o {css}">{e(label)}</span> {e(finding.get("summary") or "")}</p>')
-        for key, title in (("fix", "Fix"), ("verification", "Verify"), ("rollback", "Rollback")):
+        for key, heading in (("fix", "Fix"), ("verification", "Verify"), ("rollback", "Rollback")):
             if finding.get(key):
-                out.append(f"<b>{title}</b><pre>{e(chr(10).join(finding[key]))}</pre>")
+                out.append(f"<b>{heading}</b><pre>{e(chr(10).join(finding[key]))}</pre>")
         if finding.get("related_checks"):
             out.append(f'<p class="pfc-hint">Related checks: {e(", ".join(finding["related_checks"]))}</p>')
         if finding.get("evidence"):
@@ -368,8 +342,11 @@ def _change_rows(items: list[dict[str, Any]]) -> str:
         f'<td class="msg">{e(c.get("message") or "")}</td></tr>' for c in items)
 
 
-def changes_html(changes: dict[str, Any]) -> str:
-    changes = inert_data(changes)  # a baseline's messages and denial fields: shown visibly (\x1b)
+def changes_html(run: RunResult) -> str:
+    """The comparison with the baseline (`run.changes`), or "" when the run had none."""
+    if run.changes is None:
+        return ""
+    changes = inert_data(dict(run.changes))  # a baseline's messages and denial fields: shown visibly (\x1b)
     base = changes.get("baseline", {})
     counts = (f'{len(changes["regressions"])} regression{"s" if len(changes["regressions"]) != 1 else ""}, '
               f'{len(changes["fixes"])} fix{"es" if len(changes["fixes"]) != 1 else ""}, '
@@ -406,8 +383,11 @@ def changes_html(changes: dict[str, Any]) -> str:
     return "".join(out) + "</div>"
 
 
-def waivers_html(summary: dict[str, Any]) -> str:
-    summary = inert_data(summary)  # the waiver file's words: shown visibly (\x1b)
+def waivers_html(run: RunResult) -> str:
+    """Which waivers applied, expired, matched nothing (`run.waivers`), or "" without a waiver file."""
+    if run.waivers is None:
+        return ""
+    summary = inert_data(dict(run.waivers))  # the waiver file's words: shown visibly (\x1b)
     out = [f'<div id="waivers"><h2>Waivers</h2><p>From <code>{e(summary["file"])}</code>: '
            f'{len(summary["applied"])} check(s) waived, {len(summary["expired"])} expired waiver(s) matched a '
            f'failing check, {len(summary["unused"])} waiver(s) unused.</p>']
@@ -444,3 +424,86 @@ def _script_json(value: Any) -> str:
 def _clip(text: str | None) -> str:
     text = text or ""
     return text if len(text) <= CLIP else text[:CLIP] + f"\n… ({len(text) - CLIP} more characters in results.json)"
+
+
+# ---------------------------------------------------------------------- fleet
+def fleet_html(run: RunResult) -> str:
+    """A merged run's "fleet" section (`fleet merge`): the results files and the duplicates it chose
+    between; "" for a run that is not a merge."""
+    fleet = run.sections.get("fleet")
+    if not isinstance(fleet, Mapping):
+        return ""
+    out = ['<div id="fleet"><h2>Results files</h2><table id="sources" class="pfc-changes"><thead><tr><th>File</th>'
+           "<th>Generated</th><th>Suite</th><th>Hosts</th><th>Records</th><th>Kept</th></tr></thead><tbody>"]
+    for s in fleet.get("sources", []):
+        out.append(f'<tr><td class="src">{e(str(s["path"]))}</td><td>{e(str(s.get("generated_at") or "unknown"))}</td>'
+                   f'<td>{e(str(s.get("suite_version") or ""))}</td><td>{e(", ".join(s["hosts"]))}</td>'
+                   f'<td>{int(s["records"])}</td><td>{int(s["kept"])}</td></tr>')
+    out.append("</tbody></table>")
+    dups = fleet.get("duplicates", [])
+    if dups:
+        out.append('<h2>Duplicates</h2><ul id="duplicates">')
+        for d in dups:
+            out.append(f'<li>{e(d["host"])}: {len(d["checks"])} checks ({e(", ".join(d["checks"]))}) were in '
+                       f'both {e(d["dropped"])} ({e(str(d["dropped_generated_at"]))}) and {e(d["kept"])} '
+                       f'({e(str(d["kept_generated_at"]))}): {e(d["reason"])}: {e(d["kept"])}.</li>')
+        out.append("</ul>")
+    return inert("".join(out)) + "</div>"
+
+
+# ---------------------------------------------------------------------- the page without pytest-html
+_PAGE_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em}
+#results-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:12px}
+#results-table th,#results-table td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+#results-table th{background:#f2f2f2}
+.extras-row.hidden{display:none}
+td.src{word-break:break-all;max-width:30em}
+"""
+
+
+def _table(run: RunResult) -> str:
+    """Every check as a row (pytest-html's cells, `row_cells`), failing ones first; the failing,
+    erroring and waived ones shown expanded (their detail built by report.js from the data block)."""
+    head = "".join(f"<th>{label}</th>" for label in ("Result", *(label for _, label in COLUMNS), "Test",
+                                                          "Duration"))
+    rows = sorted(run.checks(), key=lambda hc: (_sort_key(hc[1]), hc[0].name, hc[0].id, hc[1].check_id))
+    body = []
+    for host, check in rows:
+        cells = row_cells((host, check), result=PYTEST_RESULTS.get(check.outcome, check.outcome),
+                          test_id=check.nodeid or f"{check.check_id} [{host.id}]",
+                          duration=_duration(check.duration_s))
+        shown = check.outcome in ("fail", "error", "waived")
+        detail = "".join(row_detail((host, check), [], check.check_id + " "))
+        body.append(f'<tbody class="results-table-row"><tr class="collapsible">{"".join(cells)}</tr>'
+                    f'<tr class="extras-row{"" if shown else " hidden"}"><td class="extra" colspan="{len(COLUMNS) + 3}">'
+                    f'<div class="logwrapper"><div class="log">{detail}</div></div></td></tr></tbody>')
+    return f'<h2>Results</h2><table id="results-table"><thead><tr>{head}</tr></thead>{"".join(body)}</table>'
+
+
+def _duration(seconds: Any) -> str:
+    try:
+        return f"{float(seconds):.3f} s"
+    except (TypeError, ValueError):  # a results file from elsewhere
+        return ""
+
+
+def page(run: RunResult, *, catalog: Mapping[str, Any] | None = None) -> str:
+    """A complete, self-contained HTML page of the run (no pytest-html, no external file): the same
+    summary pieces, rows, data block and script as the pytest-html report, escaped the same way."""
+    with open(CSS, encoding="utf-8") as handle:
+        css = handle.read()
+    heading = e(title(run))
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{heading}</title>",
+           f"<style>{_PAGE_CSS}{css}</style></head><body>", f"<h1>{heading}</h1>",
+           *summary_prefix(run), _table(run), *summary_postfix(run, catalog), "</body></html>"]
+    return "\n".join(out) + "\n"
+
+
+def render(run: RunResult, **options: Any) -> str:
+    return page(run, **options)
+
+
+def write(run: RunResult, path: str, **options: Any) -> None:
+    """`page(run, **options)` written atomically, mode 0644."""
+    write_atomic(path, page(run, **options), mode=0o644)

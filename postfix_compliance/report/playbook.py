@@ -45,9 +45,12 @@ SafeDumper with a representer for the tag), never by pasting host values into te
 only the suite's own words and check ids. Host paths must be absolute (no value can become a
 restorecon option).
 
-The fix parameters (paths, booleans, domains, ports) are read from the evidence each record carries,
-with the suite's own parsers (a renderer importing parsers is the one departure from the layering of
-docs; the records carry no structured fix parameters), and the expected values from the profile.
+The fix parameters (paths, booleans, domains, ports) are read from each host's typed facts
+(`HostResult.facts`, parsed by the results stage: postconf, listeners, port_labels, sasl_maps,
+semanage_boolean, permissive_domains, the per-boolean lookups), the expected values from the profile.
+`render(run, profiles=..., inventory_names=...)` is a pure function of the decided run; `write` writes
+it. The --remediation-playbook option and its hook are the plugin's (`profiles_for` and
+`inventory_names_for` give it the two keyword arguments).
 """
 
 from __future__ import annotations
@@ -58,11 +61,14 @@ import stat
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-import pytest
 import yaml
 
 from postfix_compliance import __version__
-from postfix_compliance.checks import SECTIONS
+from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.facts import model
+from postfix_compliance.facts.probes import boolean_probe_name
+from postfix_compliance.run import CheckResult, HostResult, RunResult
+from postfix_compliance.runbook import SECTIONS
 
 UNSAFE_TAG = "!unsafe"
 HANDLER_RESTART = "Restart postfix"
@@ -109,48 +115,23 @@ def dump(data: Any) -> str:
                      width=100, explicit_start=False)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("postfix-compliance")
-    group.addoption("--remediation-playbook", metavar="FILE", default=None,
-                    help="write an Ansible playbook (for review, never run by the suite) of the fixes for the "
-                         "failed checks, one play per host, in runbook order (docs/ansible.md)")
-
-
 # ---------------------------------------------------------------------------------------------- host data
-class HostData:
-    """One host's evidence (as its records carry it), parsed on demand with the suite's parsers."""
+def _fact(host: HostResult, probe: str) -> Any:
+    return host.facts.get(probe)
 
-    def __init__(self, records: list[dict[str, Any]], profile: Any):
-        self.profile = profile
-        self.evidence: dict[str, dict[str, Any]] = {}
-        for record in records:
-            for ev in record.get("evidence") or []:
-                if isinstance(ev, dict) and isinstance(ev.get("probe"), str):
-                    self.evidence.setdefault(ev["probe"], ev)
-        self._parsed: dict[str, Any] = {}
 
-    def fact(self, probe: str) -> Any:
-        if probe not in self._parsed:
-            from postfix_compliance.facts.evidence import Evidence
-            from postfix_compliance.facts.parsers import parse
-            ev = self.evidence.get(probe)
-            try:
-                self._parsed[probe] = parse(Evidence.from_dict(ev)) if ev else None
-            except (KeyError, TypeError, ValueError):
-                self._parsed[probe] = None
-        return self._parsed[probe]
+def _postconf(host: HostResult, param: str) -> str | None:
+    params = getattr(_fact(host, "postconf"), "params", None)
+    value = params.get(param) if isinstance(params, Mapping) else None
+    return value if isinstance(value, str) else None
 
-    def postconf(self, param: str) -> str | None:
-        params = getattr(self.fact("postconf"), "params", None)
-        value = params.get(param) if isinstance(params, Mapping) else None
-        return value if isinstance(value, str) else None
 
-    def path(self, param: str) -> str | None:
-        """A postconf directory, when it is an absolute path (anything else gets no task)."""
-        value = self.postconf(param)
-        if not value or not value.startswith("/") or "\x00" in value:
-            return None
-        return value.rstrip("/") or "/"
+def _path(host: HostResult, param: str) -> str | None:
+    """A postconf directory, when it is an absolute path (anything else gets no task)."""
+    value = _postconf(host, param)
+    if not value or not value.startswith("/") or "\x00" in value:
+        return None
+    return value.rstrip("/") or "/"
 
 
 @dataclasses.dataclass
@@ -176,21 +157,21 @@ class Plan:
         return f"pfc_{what}_{self.counter}"
 
 
-def _title(record: dict[str, Any]) -> str:
-    return f"{record['check_id']} {record.get('title') or ''}".strip()
+def _title(check: CheckResult) -> str:
+    return f"{check.check_id} {check.title}".strip()
 
 
-def _message(record: dict[str, Any]) -> str:
-    text = str(record.get("message") or "")
+def _message(check: CheckResult) -> str:
+    text = check.message
     return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + " …"
 
 
-def _review(plan: Plan, record: dict[str, Any], why: str) -> None:
-    remediation = [str(c) for c in record.get("remediation") or []]
-    text = f"{_title(record)}: {why}. Found: {_message(record)}"
+def _review(plan: Plan, check: CheckResult, why: str) -> None:
+    remediation = [str(c) for c in check.remediation]
+    text = f"{_title(check)}: {why}. Found: {_message(check)}"
     if remediation:
         text += " | the catalogue's fix, to adapt by hand: " + " ; ".join(remediation)
-    plan.review.append((record["check_id"], text))
+    plan.review.append((check.check_id, text))
 
 
 def _restorecon(plan: Plan, ids: list[str], name: str, paths: list[str], restart: bool, key: str,
@@ -214,43 +195,40 @@ def _restorecon(plan: Plan, ids: list[str], name: str, paths: list[str], restart
 
 
 # ---------------------------------------------------------------------------------------------- per check
-def _selinux_mode(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    profile = host.profile
+def _selinux_mode(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
     if profile is None:
-        return _review(plan, record, "the host's profile is unknown, so the expected mode and policy are too")
+        return _review(plan, check, "the host's profile is unknown, so the expected mode and policy are too")
     var = plan.register("selinux")
     tasks = [
-        {"name": _title(record),
+        {"name": _title(check),
          "ansible.posix.selinux": {"policy": profile.selinux_policy, "state": profile.selinux_mode},
          "register": var},
         # From disabled, or to another policy type: every file needs its label at the next boot.
-        {"name": f"{record['check_id']} Relabel the whole file system at the next boot",
+        {"name": f"{check.check_id} Relabel the whole file system at the next boot",
          "ansible.builtin.copy": {"dest": "/.autorelabel", "content": "", "force": False, "owner": "root",
                                   "group": "root", "mode": "0644"},
          "when": f"{var}.reboot_required | default(false)"},
-        {"name": f"{record['check_id']} A reboot is needed (never done by this playbook)",
+        {"name": f"{check.check_id} A reboot is needed (never done by this playbook)",
          "ansible.builtin.debug": {"msg": "SELinux changes wait for a reboot: reboot this host by hand "
                                           "when the play is done (a full relabel runs at that boot)"},
          "when": f"{var}.reboot_required | default(false)"},
     ]
-    plan.steps.append(Step([record["check_id"]], tasks, key="selinux-mode"))
+    plan.steps.append(Step([check.check_id], tasks, key="selinux-mode"))
 
 
-def _booleans(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    profile = host.profile
+def _booleans(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
     if profile is None:
-        return _review(plan, record, "the host's profile is unknown, so the expected booleans are too")
-    from postfix_compliance.facts import model
-    settings = host.fact("semanage_boolean")
+        return _review(plan, check, "the host's profile is unknown, so the expected booleans are too")
+    settings = _fact(host, "semanage_boolean")
     settings = settings.settings if isinstance(settings, model.BooleanSettings) else {}
     wanted = []
     for name, expected in profile.booleans:
-        lookup = host.fact(f"getsebool:{name}")
+        lookup = _fact(host, boolean_probe_name(name))
         resolved = lookup.name if isinstance(lookup, model.BooleanLookup) and lookup.name else None
         if resolved is None and name in settings:
             resolved = name
         if resolved is None or not _BOOLEAN_NAME.fullmatch(resolved):
-            _review(plan, record, f"the boolean {name} is not defined by this host's policy (or its value "
+            _review(plan, check, f"the boolean {name} is not defined by this host's policy (or its value "
                                   "was not read): nothing to set")
             continue
         setting = settings.get(resolved)
@@ -263,131 +241,128 @@ def _booleans(plan: Plan, record: dict[str, Any], host: HostData) -> None:
         # Two tasks: with persistent: true the module compares and sets only the stored value, so a boolean
         # that is off at runtime but on in the store (setsebool without -P) stays off (ansible.posix#429,
         # seen on the VM guest); persistent: false sets the running value. Both are idempotent.
-        tasks = [{"name": f"{_title(record)} (stored value)",
+        tasks = [{"name": f"{_title(check)} (stored value)",
                   "ansible.posix.seboolean": {"name": Unsafe(resolved), "state": expected, "persistent": True}},
-                 {"name": f"{_title(record)} (running value)",
+                 {"name": f"{_title(check)} (running value)",
                   "ansible.posix.seboolean": {"name": Unsafe(resolved), "state": expected, "persistent": False}}]
-        plan.steps.append(Step([record["check_id"]], tasks, key=f"boolean:{resolved}"))
+        plan.steps.append(Step([check.check_id], tasks, key=f"boolean:{resolved}"))
         plan.rollbacks.append({
-            "name": f"Rollback {record['check_id']}: the boolean back to {'off' if expected else 'on'} "
+            "name": f"Rollback {check.check_id}: the boolean back to {'off' if expected else 'on'} "
                     "(the runbook's rollback)",
             "ansible.posix.seboolean": {"name": Unsafe(resolved), "state": not expected, "persistent": True},
             "_key": f"boolean:{resolved}"})
 
 
-def _chroot_copies(host: HostData, queue: str) -> list[str]:
+def _chroot_copies(profile: Any, queue: str) -> list[str]:
     """The queue's subdirectories the distribution refills at every start (Debian copies /etc files into
     Postfix's chroot, new files labelled etc_runtime_t): LBL-002 tolerates them, and a relabel that
     included them would change them again after every restart, so restorecon leaves them out (-e; a
     missing one is only a warning)."""
-    subs = host.profile.chroot_copies if host.profile is not None else ()
+    subs = profile.chroot_copies if profile is not None else ()
     return [f"{queue.rstrip('/')}/{sub}" for sub in subs]
 
 
-def _queue_labels(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    queue = host.path("queue_directory")
+def _queue_labels(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+    queue = _path(host, "queue_directory")
     if queue is None:
-        return _review(plan, record, "the queue directory is not known as an absolute path")
-    plan.steps.append(_restorecon(plan, [record["check_id"]], _title(record), [queue], True, f"relabel:{queue}",
-                                  _chroot_copies(host, queue)))
+        return _review(plan, check, "the queue directory is not known as an absolute path")
+    plan.steps.append(_restorecon(plan, [check.check_id], _title(check), [queue], True, f"relabel:{queue}",
+                                  _chroot_copies(profile, queue)))
 
 
-def _equivalence(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    queue = host.path("queue_directory")
-    profile = host.profile
+def _equivalence(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+    queue = _path(host, "queue_directory")
     if queue is None or profile is None:
-        return _review(plan, record, "the queue directory or the profile's default queue directory is unknown")
+        return _review(plan, check, "the queue directory or the profile's default queue directory is unknown")
     default = profile.default_queue_directory.rstrip("/")
-    task = {"name": _title(record),
+    task = {"name": _title(check),
             "community.general.sefcontext": {"target": Unsafe(queue), "substitute": default, "state": "present"}}
-    plan.steps.append(Step([record["check_id"]], [task], key=f"equivalence:{queue}"))
-    plan.steps.append(_restorecon(plan, [record["check_id"]], f"{record['check_id']} Relabel the queue directory "
+    plan.steps.append(Step([check.check_id], [task], key=f"equivalence:{queue}"))
+    plan.steps.append(_restorecon(plan, [check.check_id], f"{check.check_id} Relabel the queue directory "
                                   "by the equivalence", [queue], True, f"relabel:{queue}",
-                                  _chroot_copies(host, queue)))
+                                  _chroot_copies(profile, queue)))
     plan.rollbacks.append({
-        "name": f"Rollback {record['check_id']}: remove the queue directory's fcontext equivalence",
+        "name": f"Rollback {check.check_id}: remove the queue directory's fcontext equivalence",
         "community.general.sefcontext": {"target": Unsafe(queue), "substitute": default, "state": "absent"},
         "_key": f"equivalence:{queue}"})
 
 
-def _related_labels(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    paths = [p for p in (host.path(n) for n in ("config_directory", "data_directory", "mail_spool_directory")) if p]
+def _related_labels(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+    paths = [p for p in (_path(host, n) for n in ("config_directory", "data_directory", "mail_spool_directory")) if p]
     if not paths:
-        return _review(plan, record, "Postfix's directories are not known as absolute paths")
-    plan.steps.append(_restorecon(plan, [record["check_id"]], _title(record), paths, False,
+        return _review(plan, check, "Postfix's directories are not known as absolute paths")
+    plan.steps.append(_restorecon(plan, [check.check_id], _title(check), paths, False,
                                   "relabel:" + "\0".join(paths)))
 
 
-def _permissive(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    from postfix_compliance.facts import model
-    fact = host.fact("permissive_domains")
-    prefix = host.profile.postfix_domain_prefix if host.profile is not None else "postfix_"
+def _permissive(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+    fact = _fact(host, "permissive_domains")
+    prefix = profile.postfix_domain_prefix if profile is not None else "postfix_"
     domains = [d for d in fact.all if d.startswith(prefix)] if isinstance(fact, model.PermissiveDomains) else []
     if not domains or not all(_DOMAIN_NAME.fullmatch(d) for d in domains):
-        return _review(plan, record, "the permissive domains could not be read from the evidence")
+        return _review(plan, check, "the permissive domains could not be read from the evidence")
     for domain in domains:
-        plan.steps.append(Step([record["check_id"]], [{
-            "name": _title(record),
+        plan.steps.append(Step([check.check_id], [{
+            "name": _title(check),
             "community.general.selinux_permissive": {"name": Unsafe(domain), "permissive": False}}],
             key=f"permissive:{domain}"))
 
 
-def _service(unit: str, **state: Any) -> Callable[[Plan, dict[str, Any], HostData], None]:
-    def plan_it(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-        plan.steps.append(Step([record["check_id"]], [{
-            "name": _title(record), "ansible.builtin.systemd": {"name": unit, **state}}], key=f"unit:{unit}:{state}"))
+def _service(unit: str, **state: Any) -> Callable[[Plan, CheckResult, HostResult, Any], None]:
+    def plan_it(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+        plan.steps.append(Step([check.check_id], [{
+            "name": _title(check), "ansible.builtin.systemd": {"name": unit, **state}}], key=f"unit:{unit}:{state}"))
     return plan_it
 
 
-def _postfix_running(plan: Plan, record: dict[str, Any], host: HostData) -> None:
+def _postfix_running(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
     var = plan.register("master")
-    plan.last.append(Step([record["check_id"]], [
-        {"name": f"{record['check_id']} Look for a running Postfix master process",
+    plan.last.append(Step([check.check_id], [
+        {"name": f"{check.check_id} Look for a running Postfix master process",
          "ansible.builtin.command": {"argv": ["pidof", "master"]},
          "register": var, "check_mode": False, "changed_when": False, "failed_when": False},
         # Debian's postfix.service stays "active" while postfix@- failed: a restart starts the instance.
-        {"name": _title(record),
+        {"name": _title(check),
          "ansible.builtin.systemd": {"name": "postfix", "state": "restarted"},
          "when": f"{var}.rc != 0"},
     ], key="postfix-running"))
 
 
-def _ports(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    from postfix_compliance.facts import model
-    listeners, labels = host.fact("listeners"), host.fact("port_labels")
-    port_type = host.profile.smtp_port_type if host.profile is not None else "smtp_port_t"
+def _ports(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+    listeners, labels = _fact(host, "listeners"), _fact(host, "port_labels")
+    port_type = profile.smtp_port_type if profile is not None else "smtp_port_t"
     if not isinstance(listeners, model.Listeners) or not isinstance(labels, model.PortLabels):
-        return _review(plan, record, "the listener ports could not be read from the evidence")
+        return _review(plan, check, "the listener ports could not be read from the evidence")
     ports = sorted({l.port for l in listeners.listeners if l.held_by("master")
                     and port_type not in labels.types_for(l.port, "tcp")})
     for port in ports:
         args = {"ports": str(port), "proto": "tcp", "setype": port_type}
-        plan.steps.append(Step([record["check_id"]], [{
-            "name": f"{_title(record)}: tcp port {port}", "community.general.seport": {**args, "state": "present"}}],
+        plan.steps.append(Step([check.check_id], [{
+            "name": f"{_title(check)}: tcp port {port}", "community.general.seport": {**args, "state": "present"}}],
             key=f"port:{port}"))
-        plan.rollbacks.append({"name": f"Rollback {record['check_id']}: remove the label of tcp {port}",
+        plan.rollbacks.append({"name": f"Rollback {check.check_id}: remove the label of tcp {port}",
                                "community.general.seport": {**args, "state": "absent"}, "_key": f"port:{port}"})
     if not ports:
-        _review(plan, record, "no unlabelled listener port found in the evidence")
+        _review(plan, check, "no unlabelled listener port found in the evidence")
 
 
-def _firewall(plan: Plan, record: dict[str, Any], host: HostData) -> None:
+def _firewall(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
     args = {"service": "smtp", "permanent": True, "immediate": True}
-    plan.steps.append(Step([record["check_id"]], [{
-        "name": _title(record), "ansible.posix.firewalld": {**args, "state": "enabled"}}], key="firewall"))
-    plan.rollbacks.append({"name": f"Rollback {record['check_id']}: firewalld no longer admits smtp",
+    plan.steps.append(Step([check.check_id], [{
+        "name": _title(check), "ansible.posix.firewalld": {**args, "state": "enabled"}}], key="firewall"))
+    plan.rollbacks.append({"name": f"Rollback {check.check_id}: firewalld no longer admits smtp",
                            "ansible.posix.firewalld": {**args, "state": "disabled"}, "_key": "firewall"})
 
 
-def _sasl(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    fact = host.fact("sasl_maps")
+def _sasl(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+    fact = _fact(host, "sasl_maps")
     files = [f for f in getattr(fact, "files", ()) if getattr(f, "exists", False)] if fact is not None else []
     loose = [f for f in files if f.owner != "root" or (f.mode is not None and f.mode & (stat.S_IRWXG | stat.S_IRWXO))]
     for f in loose:
         if not str(f.path).startswith("/"):
             continue
-        plan.steps.append(Step([record["check_id"]], [{
-            "name": _title(record),
+        plan.steps.append(Step([check.check_id], [{
+            "name": _title(check),
             "ansible.builtin.file": {"path": Unsafe(f.path), "owner": "root", "mode": "0600"}}],
             key=f"sasl:{f.path}"))
     by_path = {f.path: f for f in files}
@@ -395,21 +370,21 @@ def _sasl(plan: Plan, record: dict[str, Any], host: HostData) -> None:
              and f.mtime is not None and by_path[f.path + suffix].mtime is not None
              and by_path[f.path + suffix].mtime < f.mtime]
     if stale or not loose:
-        _review(plan, record, "a map's .db is older than its source (run postmap after checking the source), "
+        _review(plan, check, "a map's .db is older than its source (run postmap after checking the source), "
                               "or the maps are missing or could not be read")
 
 
-def _verify(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-    plan.verify.append(record["check_id"])
+def _verify(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+    plan.verify.append(check.check_id)
 
 
-def _manual(why: str) -> Callable[[Plan, dict[str, Any], HostData], None]:
-    def plan_it(plan: Plan, record: dict[str, Any], host: HostData) -> None:
-        _review(plan, record, why)
+def _manual(why: str) -> Callable[[Plan, CheckResult, HostResult, Any], None]:
+    def plan_it(plan: Plan, check: CheckResult, host: HostResult, profile: Any) -> None:
+        _review(plan, check, why)
     return plan_it
 
 
-PLANNERS: dict[str, Callable[[Plan, dict[str, Any], HostData], None]] = {
+PLANNERS: dict[str, Callable[[Plan, CheckResult, HostResult, Any], None]] = {
     "SEL-001": _selinux_mode,
     "SEL-002": _selinux_mode,
     "SEL-003": _selinux_mode,
@@ -438,25 +413,26 @@ PLANNERS: dict[str, Callable[[Plan, dict[str, Any], HostData], None]] = {
 }
 
 
-def _section_rank(record: dict[str, Any]) -> tuple[int, str]:
-    section = record.get("section")
-    return (SECTIONS.index(section) if section in SECTIONS else len(SECTIONS), record["check_id"])
+def _section_rank(check: CheckResult) -> tuple[int, str]:
+    section = check.section
+    return (SECTIONS.index(section) if section in SECTIONS else len(SECTIONS), check.check_id)
 
 
-def plan_host(records: list[dict[str, Any]], profile: Any) -> Plan:
-    host = HostData(records, profile)
+def plan_host(host: HostResult, profile: Any) -> Plan:
+    """The fixes for the failed checks of one host (its facts give the parameters, `profile` the
+    expected values; None: every fix that needs it becomes a review item)."""
     plan = Plan()
-    failing = sorted((r for r in records if r.get("outcome") == "fail"), key=_section_rank)
-    hand_started = any(r["check_id"] == "SVC-004" for r in failing)
-    for record in failing:
-        planner = PLANNERS.get(record["check_id"]) or _manual("no automatic fix is known for this check")
-        if record["check_id"] == "SVC-001" and hand_started:  # a restart is SVC-004's review, not automatic
+    failing = sorted((c for c in host.checks if c.outcome == "fail"), key=_section_rank)
+    hand_started = any(c.check_id == "SVC-004" for c in failing)
+    for check in failing:
+        planner = PLANNERS.get(check.check_id) or _manual("no automatic fix is known for this check")
+        if check.check_id == "SVC-001" and hand_started:  # a restart is SVC-004's review, not automatic
             planner = _manual("Postfix runs outside systemd (see SVC-004): start the service after stopping it")
-        planner(plan, record, host)
+        planner(plan, check, host, profile)
         covered = {i for step in plan.steps + plan.last for i in step.ids} | set(plan.verify) | \
             {i for i, _ in plan.review}
-        if record["check_id"] not in covered:  # every failed check is in the playbook, one way or another
-            _review(plan, record, "nothing to change was found in the evidence")
+        if check.check_id not in covered:  # every failed check is in the playbook, one way or another
+            _review(plan, check, "nothing to change was found in the evidence")
     return plan
 
 
@@ -486,8 +462,8 @@ def _sorted_tags(task: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
-def play_for(name: str, target: str, records: list[dict[str, Any]], profile: Any) -> tuple[dict[str, Any], Plan]:
-    plan = plan_host(records, profile)
+def play_for(name: str, target: str, host: HostResult, profile: Any) -> tuple[dict[str, Any], Plan]:
+    plan = plan_host(host, profile)
     tasks: list[dict[str, Any]] = [{
         "name": "Guard: change only the host this play was generated for",
         "ansible.builtin.assert": {
@@ -505,8 +481,8 @@ def play_for(name: str, target: str, records: list[dict[str, Any]], profile: Any
         tasks.append({"name": "Run the restarts the fixes above need, now", "ansible.builtin.meta": "flush_handlers",
                       "tags": ["always"]})
         tasks += [_sorted_tags(t) for t in _merge(plan.last)]
-    errors = sorted(r["check_id"] for r in records if r.get("outcome") == "error")
-    waived = sorted(r["check_id"] for r in records if r.get("outcome") == "waived")
+    errors = sorted(c.check_id for c in host.checks if c.outcome == "error")
+    waived = sorted(c.check_id for c in host.checks if c.outcome == "waived")
     if plan.verify or errors:
         lines = []
         if plan.verify:
@@ -532,7 +508,7 @@ def play_for(name: str, target: str, records: list[dict[str, Any]], profile: Any
         seen.add(key)
         rollback["tags"] = ["never", "rollback"]
         tasks.append(rollback)
-    failing = sorted({r["check_id"] for r in records if r.get("outcome") == "fail"})
+    failing = sorted({c.check_id for c in host.checks if c.outcome == "fail"})
     if not failing:
         tasks.append({"name": "Nothing to fix on this host", "ansible.builtin.debug": {
             "msg": "every check passed, was waived, not applicable or not judged"
@@ -557,20 +533,18 @@ def play_host_name(target: str, name: str, inventory_names: Mapping[str, str] | 
     return chosen
 
 
-def render(records: list[dict[str, Any]], generated: float | None = None,
-           profiles: Mapping[str, Any] | None = None, inventory_names: Mapping[str, str] | None = None) -> str:
-    """The playbook (YAML text) for the failed checks of `records`.
+def render(run: RunResult, *, generated: float | None = None, profiles: Mapping[str, Any] | None = None,
+           inventory_names: Mapping[str, str] | None = None) -> str:
+    """The playbook (YAML text) for the failed checks of `run`.
 
-    profiles: profile name -> Profile (the expected values); inventory_names: target id -> the name
-    the Ansible inventory gives the host (hosts from --ansible-inventory)."""
-    generated = generated or time.time()
-    hosts: dict[str, list[dict[str, Any]]] = {}
-    names: dict[str, str] = {}
-    for record in records:
-        hosts.setdefault(record["host"], []).append(record)
-        names[record["host"]] = str(record.get("host_name") or record["host"])
+    generated: when it says it was written (the run's end unless given); profiles: profile name ->
+    Profile (the expected values; `profiles_for`); inventory_names: target id -> the name the Ansible
+    inventory gives the host (hosts from --ansible-inventory; `inventory_names_for`)."""
+    generated = run.ended if generated is None else generated
+    hosts: dict[str, HostResult] = {h.id: h for h in run.hosts if h.checks}
+    names: dict[str, str] = {h.id: str(h.name or h.id) for h in hosts.values()}
     order = sorted(hosts, key=lambda h: (names[h], h))
-    failing_total = sum(1 for r in records if r.get("outcome") == "fail")
+    failing_total = sum(1 for _, c in run.checks() if c.outcome == "fail")
     head = [
         "---",
         "# REVIEW BEFORE RUNNING. This playbook changes hosts; the compliance suite never runs it.",
@@ -585,15 +559,15 @@ def render(records: list[dict[str, Any]], generated: float | None = None,
     plays = []
     body: list[str] = []
     for target in order:
+        host = hosts[target]
         name = play_host_name(target, names[target], inventory_names)
-        ids = sorted({r["check_id"] for r in hosts[target] if r.get("outcome") == "fail"})
+        ids = sorted({c.check_id for c in host.checks if c.outcome == "fail"})
         if name is None:
             body.append("# A host whose name is not a plain host name (Ansible would read it as a pattern) "
                         f"gets no play; its failed checks: {', '.join(ids) or 'none'}")
             continue
-        profile_name = next((r.get("profile") for r in hosts[target] if r.get("profile")), None)
-        profile = (profiles or {}).get(profile_name) if profile_name else None
-        play, _ = play_for(name, target, hosts[target], profile)
+        profile = (profiles or {}).get(host.profile) if host.profile else None
+        play, _ = play_for(name, target, host, profile)
         plays.append(play)
         body.append(f"# failed: {', '.join(ids) or 'none'}")
         body.append(dump([play]).rstrip("\n"))
@@ -603,18 +577,23 @@ def render(records: list[dict[str, Any]], generated: float | None = None,
     return "\n".join(head + body) + "\n"
 
 
+def write(run: RunResult, path: str, **options: Any) -> None:
+    """`render(run, **options)` written atomically, mode 0644."""
+    write_atomic(path, render(run, **options), mode=0o644)
+
+
 def load(text: str) -> Any:
     """A generated playbook read back, `!unsafe` values as Unsafe."""
     return yaml.load(text, Loader=UnsafeLoader)  # noqa: S506 - a SafeLoader subclass
 
 
-# ---------------------------------------------------------------------------------------------- the plugin
-def profiles_for(records: Iterable[dict[str, Any]], known: Iterable[Any] = ()) -> dict[str, Any]:
-    """Profile name -> Profile for the records' profiles: `known` ones (e.g. a --profile FILE) first,
-    the shipped ones loaded by name."""
+# ---------------------------------------------------------------------------------------------- for the adapter
+def profiles_for(run: RunResult, known: Iterable[Any] = ()) -> dict[str, Any]:
+    """Profile name -> Profile for the run's hosts' profiles: `known` ones (e.g. a --profile FILE)
+    first, the shipped ones loaded by name."""
     from postfix_compliance.profiles import load_profile
     profiles = {p.name: p for p in known if p is not None}
-    for name in {r.get("profile") for r in records if r.get("profile")}:
+    for name in {h.profile for h in run.hosts if h.profile}:
         if name not in profiles:
             try:
                 profiles[name] = load_profile(name)
@@ -623,41 +602,29 @@ def profiles_for(records: Iterable[dict[str, Any]], known: Iterable[Any] = ()) -
     return profiles
 
 
-def inventory_names_for(config: pytest.Config) -> dict[str, str]:
-    """Target id -> inventory name, for the hosts a run took from an Ansible inventory."""
+def inventory_names_for(targets: Iterable[tuple[str, str]], *, hosts_option: str | None,
+                        inventory_path: str | None, reader: str | None = None,
+                        connection: str | None = None) -> dict[str, str]:
+    """Target id -> inventory name, for the hosts a run took from an Ansible inventory.
+
+    targets: (target id, the spec it was resolved from) of the run's hosts; the other arguments are
+    the run's --hosts, --ansible-inventory, --inventory-reader and --connection."""
     import os
 
     from postfix_compliance.inventory import DEFAULT_INVENTORY, host_url, load_inventory
-    from postfix_compliance.plugin import STATE
-    hosts_option = config.getoption("hosts", None)
-    path = config.getoption("ansible_inventory", None)
+    path = inventory_path
     if hosts_option and "ansible://" in hosts_option:
         path = path or os.environ.get("ANSIBLE_INVENTORY") or DEFAULT_INVENTORY
     elif hosts_option:
         return {}
     if not path:
         return {}
-    reader = config.getoption("inventory_reader", None)
     try:
         # read as the run read it (--inventory-reader, where this version has it)
         inventory = load_inventory(path, reader) if reader else load_inventory(path)
         by_url: dict[str, str] = {}
         for name in inventory.all_hosts():
-            by_url.setdefault(host_url(inventory, name, config.getoption("connection", None)), name)
+            by_url.setdefault(host_url(inventory, name, connection), name)
     except Exception:  # the run read it already; anything odd now: names as the hosts report them
         return {}
-    state = config.stash[STATE]
-    return {t.id: by_url[t.spec] for t in state.targets if t.spec in by_url}
-
-
-def pytest_compliance_finish(config: pytest.Config, records: list[dict[str, Any]], report_dir: str) -> int | None:
-    path = config.getoption("remediation_playbook", None)
-    if not path:
-        return None
-    from postfix_compliance.atomicfile import write_atomic
-    from postfix_compliance.plugin import STATE
-    state = config.stash[STATE]
-    text = render(records, profiles=profiles_for(records, [state.profile]),
-                  inventory_names=inventory_names_for(config))
-    write_atomic(path, text, mode=0o644)
-    return None
+    return {target: by_url[spec] for target, spec in targets if spec in by_url}

@@ -17,18 +17,20 @@ and the rollback. Safety, because it is generated from outputs a host controls:
   - a command already in the block for an earlier check is not repeated;
   - waived failures are listed as comments, not fixed; errors (checks that could not be judged) are
     listed with their commands commented out.
+
+`render(run, generated=...)` is a pure function of the decided run; `write(run, path)` writes the
+script (mode 0755). The --remediation-script option and its hook are the plugin's.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Any
-
-import pytest
 
 from postfix_compliance import __version__
-from postfix_compliance.checks import SECTIONS
+from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.run import CheckResult, HostResult, RunResult
+from postfix_compliance.runbook import SECTIONS
 from postfix_compliance.text import inert, quote
 
 PLACEHOLDER = re.compile(r"<[A-Za-z_][A-Za-z0-9_ -]*>")
@@ -39,37 +41,30 @@ LOOK = re.compile(r"^(journalctl|ss|mailq|ausearch|getent|cat|ls|grep|postqueue 
                   r"postconf(?! +-[a-zA-Z]*[eXP#])(?=\s|$))(\s|$)")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("postfix-compliance")
-    group.addoption("--remediation-script", metavar="FILE", default=None,
-                    help="write a shell script (for review, never run by the suite) of the fixes for the failed "
-                         "checks, one block per host, in runbook order")
-
-
 def comment(text: str, prefix: str = "# ") -> list[str]:
     """Text as comment lines: every line commented, nothing a host printed can become a command."""
     text = inert(text.replace("\r\n", "\n").replace("\r", "\n"))
     return [(prefix + line).rstrip() for line in text.split("\n")]
 
 
-def _section_rank(record: dict[str, Any]) -> tuple[int, str]:
-    section = record.get("section")
-    return (SECTIONS.index(section) if section in SECTIONS else len(SECTIONS), record["check_id"])
+def _section_rank(check: CheckResult) -> tuple[int, str]:
+    section = check.section
+    return (SECTIONS.index(section) if section in SECTIONS else len(SECTIONS), check.check_id)
 
 
 def _function_name(index: int) -> str:
     return f"fix_host_{index + 1}"
 
 
-def render(records: list[dict[str, Any]], generated: float | None = None, profile: str | None = None) -> str:
-    generated = generated or time.time()
-    hosts: dict[str, list[dict[str, Any]]] = {}
-    names: dict[str, str] = {}
-    for record in records:
-        hosts.setdefault(record["host"], []).append(record)
-        names[record["host"]] = record.get("host_name") or record["host"]
+def render(run: RunResult, *, generated: float | None = None) -> str:
+    """The script for the failed checks of `run` (its profile named in the header); `generated`
+    (seconds since the epoch) is when it says it was written: the run's end unless given."""
+    generated = run.ended if generated is None else generated
+    profile = run.profile
+    hosts: dict[str, HostResult] = {h.id: h for h in run.hosts if h.checks}
+    names: dict[str, str] = {h.id: h.name for h in hosts.values()}
     order = sorted(hosts, key=lambda h: (names[h], h))
-    failing_total = sum(1 for r in records if r["outcome"] == "fail")
+    failing_total = sum(1 for _, c in run.checks() if c.outcome == "fail")
     out = [
         "#!/usr/bin/env bash",
         "# REVIEW BEFORE RUNNING. This script changes hosts; the compliance suite never runs it.",
@@ -90,7 +85,7 @@ def render(records: list[dict[str, Any]], generated: float | None = None, profil
     cases = []
     for index, host in enumerate(order):
         function = _function_name(index)
-        block = _host_block(host, names[host], hosts[host], function)
+        block = _host_block(host, names[host], hosts[host].checks, function)
         out.extend(block)
         out.append("")
         # A name two targets share (before/after snapshots of one machine) selects neither: use the URL.
@@ -114,37 +109,36 @@ def render(records: list[dict[str, Any]], generated: float | None = None, profil
     return "\n".join(out)
 
 
-def _host_block(host: str, name: str, records: list[dict[str, Any]], function: str) -> list[str]:
-    failing = sorted((r for r in records if r["outcome"] == "fail"), key=_section_rank)
-    errors = sorted((r for r in records if r["outcome"] == "error"), key=_section_rank)
-    waived = sorted((r for r in records if r["outcome"] == "waived"), key=_section_rank)
+def _host_block(host: str, name: str, checks: tuple[CheckResult, ...], function: str) -> list[str]:
+    failing = sorted((c for c in checks if c.outcome == "fail"), key=_section_rank)
+    errors = sorted((c for c in checks if c.outcome == "error"), key=_section_rank)
+    waived = sorted((c for c in checks if c.outcome == "waived"), key=_section_rank)
     lines = ["# " + "=" * 98, *comment(f"host {name}" + (f"  ({host})" if host != name else "")),
              f"#   {len(failing)} failed, {len(errors)} could not be judged, {len(waived)} waived",
              "# " + "=" * 98, f"{function}() {{"]
     done: dict[str, str] = {}
     reboot_needed = []
     body = []
-    for record in failing:
+    for check in failing:
         body.append("")
-        body.extend(comment(f"--- {record['check_id']} [{record.get('section')}, {record.get('severity')}] "
-                            f"{record.get('title')}", "  # "))
-        body.extend(comment(f"FAIL: {record.get('message') or ''}", "  #   "))
-        for rollback in record.get("rollback") or []:
+        body.extend(comment(f"--- {check.check_id} [{check.section}, {check.severity}] {check.title}", "  # "))
+        body.extend(comment(f"FAIL: {check.message}", "  #   "))
+        for rollback in check.rollback:
             body.extend(comment(f"rollback: {rollback}", "  #   "))
-        body.append(f"  say {quote(record['check_id'] + ': ' + (record.get('title') or ''))}")
-        for command in record.get("remediation") or []:
-            body.extend(_command_lines(command, record["check_id"], done, reboot_needed))
-    for record in errors:
+        body.append(f"  say {quote(check.check_id + ': ' + check.title)}")
+        for command in check.remediation:
+            body.extend(_command_lines(command, check.check_id, done, reboot_needed))
+    for check in errors:
         body.append("")
-        body.extend(comment(f"--- {record['check_id']} [{record.get('section')}] {record.get('title')}: could not "
+        body.extend(comment(f"--- {check.check_id} [{check.section}] {check.title}: could not "
                             f"be judged, so nothing is run for it; find out why first", "  # "))
-        body.extend(comment(f"ERROR: {record.get('message') or ''}", "  #   "))
-        for command in record.get("remediation") or []:
+        body.extend(comment(f"ERROR: {check.message}", "  #   "))
+        for command in check.remediation:
             body.extend(comment(f"(not run) {command}", "  #   "))
-    for record in waived:
-        waiver = record.get("waiver") or {}
+    for check in waived:
+        waiver = check.waiver or {}
         body.append("")
-        body.extend(comment(f"--- {record['check_id']} {record.get('title')}: WAIVED, not fixed here: "
+        body.extend(comment(f"--- {check.check_id} {check.title}: WAIVED, not fixed here: "
                             f"{waiver.get('justification', '')}"
                             + (f" (owner {waiver['owner']})" if waiver.get("owner") else "")
                             + (f", until {waiver['expires']}" if waiver.get("expires") else ""), "  # "))
@@ -181,12 +175,5 @@ def _command_lines(command: str, check_id: str, done: dict[str, str], reboot_nee
     return ["  " + stripped]
 
 
-def pytest_compliance_finish(config: pytest.Config, records: list[dict[str, Any]], report_dir: str) -> int | None:
-    path = config.getoption("remediation_script", None)
-    if not path:
-        return None
-    from postfix_compliance.plugin import STATE
-    from postfix_compliance.atomicfile import write_atomic
-    state = config.stash[STATE]
-    write_atomic(path, render(records, profile=state.profile.name if state.profile else None), mode=0o755)
-    return None
+def write(run: RunResult, path: str, *, generated: float | None = None) -> None:
+    write_atomic(path, render(run, generated=generated), mode=0o755)

@@ -18,7 +18,9 @@ Each probe's evidence is stored once per host (a host printing megabytes is not 
 check that read it); a record names what it read in "evidence_refs". Format /1 (still read, e.g. as
 a baseline) had each record's evidence inline as "evidence": [...].
 
-In memory (the plugin's records, a document from `load`, `inline_evidence`), a record carries
+In memory the run is a `run.RunResult` (postfix_compliance/run.py): `document(run)` / `render(run)` /
+`write(run, path)` produce the file from it, `run_from_document(load(path))` reads one back into it
+(as `fleet merge` does). A document's records (from `load`, `inline_evidence`) carry
 "evidence": the list of its evidence objects, shared with the host's table (not copies), so
 readers such as the HTML report and the baseline comparison read a record's evidence the same way
 whichever format it came from; `document` stores each once again.
@@ -26,18 +28,20 @@ whichever format it came from; `document` stores each once again.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import os
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from postfix_compliance import __version__
+from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.run import OUTCOMES, RunResult, hosts_from_records
 
 RESULTS_FORMAT = "postfix-compliance-results/2"
 FORMAT_1 = "postfix-compliance-results/1"
 READABLE_FORMATS = (FORMAT_1, RESULTS_FORMAT)
-OUTCOMES = ("pass", "fail", "error", "waived", "not_applicable")
 
 # What a baseline must at least hold to be compared with (validated with jsonschema).
 BASELINE_SCHEMA: dict[str, Any] = {
@@ -186,15 +190,32 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return summary
 
 
-def document(records: list[dict[str, Any]], started: float, profile: str | None,
-             extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    records, evidence = pack_evidence(sorted(records, key=lambda r: (r["host"], r["check_id"])))
-    now = time.time()
-    doc = {
+def _stamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _seconds(text: Any) -> float | None:
+    """Seconds since the epoch of a results.json time ("2025-11-28T14:43:00Z"), or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+def _sort_key(record: Mapping[str, Any]) -> tuple[str, str]:
+    return record["host"], record["check_id"]
+
+
+def document(run: RunResult) -> dict[str, Any]:
+    """The results.json document of a run: generated at `run.ended`; the verdict step's "changes"
+    and "waivers" when set, then the run's further `sections` (e.g. "fleet")."""
+    records, evidence = pack_evidence(sorted(run.records(with_evidence=True), key=_sort_key))
+    doc: dict[str, Any] = {
         "format": RESULTS_FORMAT, "suite_version": __version__,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "duration_s": round(now - started, 3), "profile": profile,
+        "generated_at": _stamp(run.ended), "started_at": _stamp(run.started),
+        "duration_s": round(run.ended - run.started, 3), "profile": run.profile,
         "summary": summarize(records),
         # One triage finding per host (or null): the correlated root cause, see triage.py.
         "diagnosis": {r["host"]: r.get("diagnosis") for r in records},
@@ -202,20 +223,53 @@ def document(records: list[dict[str, Any]], started: float, profile: str | None,
         "evidence": evidence,
         "results": records,
     }
-    doc.update(extra or {})
+    if run.changes is not None:
+        doc["changes"] = run.changes
+    if run.waivers is not None:
+        doc["waivers"] = run.waivers
+    doc.update(run.sections)
     return doc
 
 
-def write(path: str, records: list[dict[str, Any]], started: float, profile: str | None,
-          extra: dict[str, Any] | None = None) -> None:
-    write_json(path, document(records, started, profile, extra))
+def render(run: RunResult) -> str:
+    return json.dumps(document(run), indent=1) + "\n"
+
+
+def write(run: RunResult, path: str) -> None:
+    """Write atomically, never through a planted symlink (postfix_compliance/atomicfile.py)."""
+    write_atomic(path, render(run))
 
 
 def write_json(path: str, doc: dict[str, Any]) -> None:
-    """Write atomically, never through a planted symlink (postfix_compliance/atomicfile.py)."""
-    from postfix_compliance.atomicfile import write_atomic
-
+    """Write a document atomically, never through a planted symlink (postfix_compliance/atomicfile.py)."""
     write_atomic(path, json.dumps(doc, indent=1) + "\n")
+
+
+# The top-level keys `document` writes itself; any other is a further section of the run.
+_DOCUMENT_KEYS = ("format", "suite_version", "generated_at", "started_at", "duration_s", "profile", "summary",
+                  "diagnosis", "evidence", "results", "changes", "waivers")
+
+
+def run_from_document(doc: Mapping[str, Any]) -> RunResult:
+    """A results document (as `load` returns it: format /1 or /2, records given "evidence") as a
+    RunResult: hosts in the order the records name them, each probe's evidence once per host. Its
+    start and end are the document's "started_at" and "generated_at" (whole seconds; an end without
+    a start, or the reverse, stands for both); "changes" and "waivers" as the verdict step set them;
+    other top-level keys (e.g. "fleet") become `sections`. `facts` stay empty: parsing evidence is
+    the results stage's job, not a reader's."""
+    records = [r for r in doc.get("results") or [] if isinstance(r, dict)]
+    tables = doc.get("evidence") if doc.get("format") != FORMAT_1 else None
+    hosts = hosts_from_records(records, tables if isinstance(tables, dict) else None,
+                               doc.get("diagnosis") if isinstance(doc.get("diagnosis"), dict) else None)
+    started = _seconds(doc.get("started_at"))
+    ended = _seconds(doc.get("generated_at"))
+    if started is None and ended is None:
+        started = ended = 0.0
+    started = ended if started is None else started
+    ended = started if ended is None else ended
+    return RunResult(started=started, ended=ended, profile=doc.get("profile"), hosts=hosts,
+                     changes=doc.get("changes"), waivers=doc.get("waivers"),
+                     sections={k: v for k, v in doc.items() if k not in _DOCUMENT_KEYS and not k.startswith("_")})
 
 
 def add_sections(path: str, sections: dict[str, Any]) -> None:

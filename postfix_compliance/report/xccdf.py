@@ -26,8 +26,8 @@ consumer sees and what it does not; in short:
              xccdf_org.ssgproject.content_rule_selinux_state (the rule id in the SCAP Security Guide's
              own results, so the two can be matched); every other reference is a <reference>.
 
-`render` is a pure function of the records (as in results.json) and the catalogue; the pytest hook at
-the bottom is the adapter. Everything a host printed goes in as text through ElementTree (which
+`render(run, ...)` is a pure function of the decided run and the catalogue (`write` writes it); the
+--xccdf option and its hook are the plugin's. Everything a host printed goes in as text through ElementTree (which
 escapes <, &, >); characters XML 1.0 cannot carry at all (C0 controls, lone surrogates, U+FFFE/FFFF)
 are shown visibly as `\\x1b`, `\\ufffe` (text.inert), never dropped silently.
 """
@@ -41,6 +41,9 @@ import xml.etree.ElementTree as ET
 from typing import Any, Iterable, Mapping
 
 from postfix_compliance import __version__
+from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.run import RunResult
+from postfix_compliance.runbook import SECTIONS
 from postfix_compliance.text import inert
 
 NS = "http://checklists.nist.gov/xccdf/1.2"
@@ -57,9 +60,6 @@ FACT_PREFIX = "urn:xccdf:fact:postfix-compliance:"
 RESULTS = {"pass": "pass", "fail": "fail", "error": "error", "not_applicable": "notapplicable",
            "waived": "pass"}
 SEVERITIES = {"high": "high", "medium": "medium", "low": "low"}
-# The runbook's order (checks.SECTIONS; repeated here so that this renderer imports no pytest code).
-SECTIONS = ("Symptom", "Environment", "Root cause", "Triage", "Diagnosis", "Primary fix", "Alternative",
-            "Verification", "Rollback", "Prevention", "Related")
 _CCE = re.compile(r"^CCE-\d{4,5}-\d$")
 _CAC = re.compile(r"^ComplianceAsCode:\s*([A-Za-z0-9_]+)$")
 _NOT_NCNAME = re.compile(r"[^A-Za-z0-9.-]+")
@@ -190,14 +190,26 @@ def _catalogue(records: list[dict[str, Any]],
     return checks
 
 
-def render(records: list[dict[str, Any]], *, started: float, ended: float, profile: str | None = None,
-           catalog: Mapping[str, Mapping[str, Any]] | None = None, suite_version: str = __version__,
-           local_user: str | None = None, sudo: bool = False) -> bytes:
-    """The XCCDF 1.2 Benchmark (UTF-8 bytes) holding one TestResult per host of `records`.
+def render(run: RunResult, *, catalog: Mapping[str, Mapping[str, Any]] | None = None,
+           suite_version: str = __version__, local_user: str | None = None, sudo: bool = False) -> str:
+    """The XCCDF 1.2 Benchmark (an XML document, declared UTF-8) holding one TestResult per host of
+    `run`, its times the run's start and end.
 
     `catalog`: check id -> {"title", "severity", "section", "rationale", "remediation", "rollback",
     "references"} (the checks' metadata: every check gets a Rule, also one that did not run);
     `local_user`, `sudo`: the account used on `local` and whether privileged probes went through sudo."""
+    return _render(run.records(), started=run.started, ended=run.ended, profile=run.profile, catalog=catalog,
+                   suite_version=suite_version, local_user=local_user, sudo=sudo).decode("utf-8")
+
+
+def write(run: RunResult, path: str, **options: Any) -> None:
+    """`render(run, **options)` written atomically (UTF-8)."""
+    write_atomic(path, render(run, **options).encode("utf-8"))
+
+
+def _render(records: list[dict[str, Any]], *, started: float, ended: float, profile: str | None,
+            catalog: Mapping[str, Mapping[str, Any]] | None, suite_version: str,
+            local_user: str | None, sudo: bool) -> bytes:
     checks = _catalogue(records, catalog)
     # Tags unqualified, the namespace declared on the root: ElementTree then writes no ns0: prefixes
     # (its default_namespace option refuses unqualified attribute names).
@@ -352,36 +364,3 @@ def _waiver_text(waiver: Mapping[str, Any]) -> str:
     if waiver.get("file") is not None:
         parts.append(f"waiver {waiver.get('file')} entry {waiver.get('index')}")
     return "; ".join(parts)
-
-
-# ------------------------------------------------------------------------------ the pytest adapter
-
-
-def pytest_addoption(parser: Any) -> None:
-    group = parser.getgroup("postfix-compliance")
-    group.addoption("--xccdf", metavar="FILE", default=None,
-                    help="write the results as an XCCDF 1.2 Benchmark with one TestResult per host (for "
-                         "OpenSCAP and other SCAP tools; see docs/scap.md), atomically")
-
-
-def pytest_compliance_finish(config: Any, records: list[dict[str, Any]], report_dir: str) -> int | None:
-    path = config.getoption("xccdf", None)
-    if not path:
-        return None
-    import dataclasses
-    import getpass
-
-    from postfix_compliance.atomicfile import write_atomic
-    from postfix_compliance.checks import CATALOG
-    from postfix_compliance.plugin import STATE
-
-    state = config.stash[STATE]
-    try:
-        user: str | None = getpass.getuser()
-    except (KeyError, OSError):
-        user = None
-    catalog = {cid: dataclasses.asdict(meta) for cid, meta in CATALOG.items()}
-    write_atomic(path, render(records, started=state.started, ended=time.time(),
-                              profile=state.profile.name if state.profile else None, catalog=catalog,
-                              local_user=user, sudo=bool(config.getoption("sudo", False))))
-    return None

@@ -137,5 +137,6 @@
     envTable.classList.add('hidden');
     envHeader.classList.add('collapsed');
   }
+  buildExpanded();  // a page whose table is already there (html.page: no pytest-html to render it)
   window.pfcReport = {buildExpanded: buildExpanded, labels: LABELS};
 }());

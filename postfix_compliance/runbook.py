@@ -1,0 +1,13 @@
+"""The runbook's vocabulary, without pytest: severities and sections, in the runbook's order.
+
+checks.py (which imports pytest for its markers) declares checks with these words; the renderers
+(report/, fleet.py) sort and rank by them and must not import pytest, so the words live here.
+tests/test_reports.py holds the two equal (checks.SECTIONS / SEVERITIES are these).
+"""
+
+from __future__ import annotations
+
+SEVERITIES = ("high", "medium", "low")
+# The runbook's sections, in its order (remediation scripts and reports follow it).
+SECTIONS = ("Symptom", "Environment", "Root cause", "Triage", "Diagnosis", "Primary fix", "Alternative",
+            "Verification", "Rollback", "Prevention", "Related")
