@@ -134,6 +134,8 @@ CATALOGUE_KEYS = ("title", "severity", "section", "remediation", "rollback", "re
 
 def normalise(output: str, text: str, directory: str) -> str:
     text = text.replace(directory, "<dir>").replace(os.path.dirname(directory), "<base>")
+    # Where the checkout is (a traceback's or skip's file names it): the same in every worktree.
+    text = text.replace(REPO + os.sep, "<repo>/")
     if output == "results.json":
         text = json.dumps(_results(json.loads(text)), indent=0, sort_keys=True) + "\n"
     # How long a queue poll took, in messages and notes: "drained after 0.30s", "(0.101, 0, 8)".
