@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -41,7 +42,9 @@ from postfix_compliance.inventory import resolve_host_specs
 from postfix_compliance.outputpaths import check_output_paths
 from postfix_compliance.profiles import PROFILES_DIR, Profile, detect_profile, load_profile
 from postfix_compliance.report import results as results_report
+from postfix_compliance.stage_probes import stage_probe_names
 from postfix_compliance.text import inert, inert_data
+from postfix_compliance.triage import diagnose
 
 STATE = pytest.StashKey["SuiteState"]()
 # --avc-since=baseline: AVC-002 and LOG-001 judge what happened after the --baseline run ended on each host.
@@ -323,14 +326,13 @@ class SuiteState:
             return HostFacts(target.id, name, evidence, None,
                              error=f"host {target.id} dropped the connection during evidence collection: "
                                    f"{runner.lost}")
-        facts = HostFacts(target.id, name, evidence, profile, runner=runner, options=config.option)
+        facts = HostFacts(target.id, name, evidence, profile, runner=runner)
         facts.since = since
         facts.collect_started_wall = started_wall
         facts.not_run = not_run
         if target.id in self.drain_hosts:
             flush = not (config.getoption("no_flush") or config.getoption("read_only"))
-            facts.drain_plan = DrainPlan(profile.deferred_threshold,
-                                         config.getoption("drain_timeout") or profile.drain_timeout,
+            facts.drain_plan = DrainPlan(config.getoption("drain_timeout") or profile.drain_timeout,
                                          config.getoption("poll_interval") or profile.poll_interval, flush)
         facts.collect_seconds = time.monotonic() - started
         return facts
@@ -501,7 +503,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     # The host's clock now (an upper bound): a later --baseline run places this run's end on it.
     clock = host_facts.host_time() if host_facts and not host_facts.error else None
     record["host_clock"] = {"now": round(clock[0], 3), "utc_offset": clock[1]} if clock else None
-    record["diagnosis"] = inert_data(host_facts.diagnosis()) if host_facts else None
+    record["diagnosis"] = inert_data(_diagnosis(host_facts)) if host_facts else None
     item.config.hook.pytest_compliance_record(config=item.config, record=record)
     report.user_properties.append(("compliance", json.dumps(record)))
     # The record names its evidence; the evidence itself goes along once per host and process (the
@@ -531,6 +533,37 @@ def _make_inert(report: pytest.TestReport) -> None:
     elif report.longrepr is not None:
         _inert_repr(report.longrepr)
     report.sections = [(title, inert(content)) for title, content in report.sections]
+
+
+# host -> (the stage evidence the finding was made from, the finding): made again only when the drain
+# changes the queue. Until the results stage computes it once per host (#15).
+_DIAGNOSES: weakref.WeakKeyDictionary[HostFacts, tuple[dict[str, Evidence], dict[str, Any] | None]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _diagnosis(host_facts: HostFacts) -> dict[str, Any] | None:
+    """The host's triage finding from its stage evidence (the queue after the drain once the suite has
+    flushed it), or None."""
+    profile = host_facts.profile
+    if host_facts.error or profile is None:
+        return None
+    evidence = host_facts.stage_evidence(stage_probe_names(host_facts.evidence))
+    cached = _DIAGNOSES.get(host_facts)
+    if cached is not None and cached[0].keys() == evidence.keys() \
+            and all(cached[0][probe] is ev for probe, ev in evidence.items()):
+        return cached[1]
+    parsed: dict[str, Any] = {}
+
+    def get(probe: str) -> Any:
+        if probe not in parsed:
+            ev = evidence.get(probe)
+            parsed[probe] = parse(ev) if ev is not None else model.Unparsed(probe, "probe was not run")
+        return parsed[probe]
+
+    finding = diagnose(get, profile.postfix_domain_prefix, profile.login_session_types)
+    found = finding.to_dict() if finding else None
+    _DIAGNOSES[host_facts] = (evidence, found)
+    return found
 
 
 def _inert_repr(value: Any) -> Any:

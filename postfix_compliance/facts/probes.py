@@ -157,8 +157,17 @@ def _semanage(name: str, arguments: str, live: bool) -> Probe:
 OS_RELEASE = Probe("os_release", "cat /etc/os-release", static=True)
 
 
+# One `getsebool NAME` probe per boolean of the profile, named with this prefix.
+BOOLEAN_PROBE_PREFIX = "getsebool:"
+
+
 def boolean_probe_name(boolean: str) -> str:
-    return f"getsebool:{boolean}"
+    return f"{BOOLEAN_PROBE_PREFIX}{boolean}"
+
+
+def is_boolean_probe(probe: str) -> bool:
+    """Whether a probe name is one of the per-boolean lookups (boolean_probe_name)."""
+    return probe.startswith(BOOLEAN_PROBE_PREFIX)
 
 
 def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent", live: bool = True

@@ -11,6 +11,7 @@ from typing import Callable
 
 from ..evidence import Evidence
 from ..model import Unparsed
+from ..probes import is_boolean_probe
 from .audit import parse_audit2why, parse_avc_denials
 from .booleans import parse_getsebool_all, parse_getsebool_one, parse_semanage_boolean
 from .labels import parse_fcontext_local, parse_ls_z, parse_restorecon
@@ -58,13 +59,10 @@ PARSERS: dict[str, Parser] = {
     "sasl_maps": parse_sasl_maps,
 }
 
-BOOLEAN_PROBE_PREFIX = "getsebool:"
-
-
 def parser_for(probe_name: str) -> Parser:
     """The parser of a probe; `getsebool:NAME` probes (one per profile boolean) share one.
     Raises KeyError for a probe nobody wrote a parser for."""
-    if probe_name.startswith(BOOLEAN_PROBE_PREFIX):
+    if is_boolean_probe(probe_name):
         return parse_getsebool_one
     return PARSERS[probe_name]
 
