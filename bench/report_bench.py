@@ -42,8 +42,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "tests"))  # the Chromium driver is test code (tests/chromium.py)
 
-from postfix_compliance.report.chromium import Chromium, find_chromium  # noqa: E402
+from chromium import Chromium, find_chromium  # noqa: E402
 
 # Runs before the report's own scripts: notes when the results table (with rows) enters the DOM.
 PROBE_JS = """

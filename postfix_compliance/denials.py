@@ -25,7 +25,7 @@ def _field(denial: object, key: str) -> str | None:
     return denial.get(key) if isinstance(denial, dict) else getattr(denial, key, None)
 
 
-def is_postfix(denial: object, prefix: str = "postfix_") -> bool:
+def is_postfix(denial: object, prefix: str) -> bool:
     return (context_type(_field(denial, "scontext")) or "").startswith(prefix)
 
 

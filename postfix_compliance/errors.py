@@ -11,3 +11,15 @@ class EvidenceError(Exception):
 
 class HostUnreachable(EvidenceError):
     """The host could not be reached or refused us; none of its checks can be judged."""
+
+
+class ConnectError(HostUnreachable):
+    """A host could not be reached or refused us; str() is one line without the host's URL."""
+
+
+class ConnectionLost(ConnectError):
+    """An established connection went away while commands were running."""
+
+
+class CommandTimeout(Exception):
+    """A command produced no complete result before its client-side deadline."""

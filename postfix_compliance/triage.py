@@ -54,10 +54,9 @@ class Finding:
 VERIFY = ("postqueue -f", "mailq", "pytest -k Q-002   # the drain check")
 
 
-def diagnose(get: Callable[[str], Any], prefix: str = "postfix_", session_types: tuple[str, ...] = ()
-             ) -> Finding | None:
-    """The host's finding, from `get(probe) -> fact` (HostFacts.get or a quiet equivalent). `prefix` is the
-    profile's Postfix domain prefix, `session_types` its login-session target types (denials.py)."""
+def diagnose(get: Callable[[str], Any], prefix: str, session_types: tuple[str, ...] = ()) -> Finding | None:
+    """The host's finding, from `get(probe) -> fact` (the stage facts of a host: stage_probes.py). `prefix` is
+    the profile's Postfix domain prefix, `session_types` its login-session target types (denials.py)."""
     facts = _Facts(get, prefix, session_types)
     denials = facts.postfix_denials()
     # "Masked" rests on the state now (getenforce, permissive domains now): a permissive=1 record from
@@ -76,7 +75,7 @@ def diagnose(get: Callable[[str], Any], prefix: str = "postfix_", session_types:
 
 
 class _Facts:
-    def __init__(self, get: Callable[[str], Any], prefix: str = "postfix_", session_types: tuple[str, ...] = ()):
+    def __init__(self, get: Callable[[str], Any], prefix: str, session_types: tuple[str, ...] = ()):
         self._get = get
         self.prefix = prefix
         self.session_types = session_types

@@ -134,6 +134,10 @@ CATALOGUE_KEYS = ("title", "severity", "section", "remediation", "rollback", "re
 
 def normalise(output: str, text: str, directory: str) -> str:
     text = text.replace(directory, "<dir>").replace(os.path.dirname(directory), "<base>")
+    # Where the checkout is (a traceback's or skip's file names it, and a line that moves with any edit):
+    # the same in every worktree and for every version of the file.
+    text = text.replace(REPO + os.sep, "<repo>/")
+    text = re.sub(r"(<repo>/[\w./-]+\.py):\d+", r"\1:<line>", text)
     if output == "results.json":
         text = json.dumps(_results(json.loads(text)), indent=0, sort_keys=True) + "\n"
     # How long a queue poll took, in messages and notes: "drained after 0.30s", "(0.101, 0, 8)".

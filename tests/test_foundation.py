@@ -117,9 +117,13 @@ class FakeFacts:
         return Evidence(probe.name, probe.command, 0, out, "")
 
 
+def _empty(queue):
+    return queue.deferred_count == 0
+
+
 def _drain(outputs, **kw):
     facts = FakeFacts(outputs)
-    return drain_queue(facts, threshold=0, timeout=kw.get("timeout", 5), poll_interval=0, **{
+    return drain_queue(facts, settled=_empty, timeout=kw.get("timeout", 5), poll_interval=0, **{
         k: v for k, v in kw.items() if k != "timeout"}), facts
 
 
@@ -147,7 +151,7 @@ def test_drain_keeps_waiting_while_progress_is_made_then_times_out():
     two = "".join(_queue_line(q) + "\n" for q in "AB")
     ticks = iter(range(100))
     facts = FakeFacts([three, two, two, two, two, two, two])
-    outcome = drain_queue(facts, threshold=0, timeout=5, poll_interval=0, clock=lambda: next(ticks),
+    outcome = drain_queue(facts, settled=_empty, timeout=5, poll_interval=0, clock=lambda: next(ticks),
                           sleep=lambda s: None)
     assert outcome.verdict == "timeout" and [m.queue_id for m in outcome.remaining] == ["A", "B"]
 
@@ -156,10 +160,30 @@ def test_no_flush_never_flushes_and_never_fails_early():
     two = _queue_line("A") + "\n" + _queue_line("B") + "\n"
     ticks = iter(range(100))
     facts = FakeFacts([two] * 10)
-    outcome = drain_queue(facts, threshold=0, timeout=4, poll_interval=0, flush=False,
+    outcome = drain_queue(facts, settled=_empty, timeout=4, poll_interval=0, flush=False,
                           clock=lambda: next(ticks), sleep=lambda s: None)
     assert outcome.verdict == "timeout" and not outcome.flushed
     assert not any(ev.command == "postqueue -f" for ev in facts.recorded)
+
+
+def test_stage_evidence_is_the_queue_as_the_drain_left_it():
+    from postfix_compliance.facts.host import HostFacts
+    from postfix_compliance.facts.queue_drain import DrainPlan
+    from postfix_compliance.stage_probes import STAGE_PROBES, stage_probe_names
+    two = _queue_line("A") + "\n" + _queue_line("B") + "\n"
+    replay = FakeFacts([two, ""])
+    collected = replay.evidence["queue_json"]
+    postconf = Evidence("postconf", "postconf", 0, "queue_directory = /var/spool/postfix\n", "")
+    host = HostFacts("local", "mail1", {"queue_json": collected, "postconf": postconf}, None, runner=replay)
+    host.drain_plan = DrainPlan(timeout=5, poll_interval=0, flush=True)
+    before = host.stage_evidence(["queue_json", "postconf", "journal"])
+    assert list(before) == ["queue_json", "postconf"] and before["queue_json"] is collected  # journal: not collected
+    outcome = host.drain(_empty)
+    assert outcome.emptied and outcome.final_evidence.stdout == ""
+    after = host.stage_evidence(["queue_json", "postconf"])
+    assert after["queue_json"] is outcome.final_evidence and after["postconf"] is postconf
+    boolean = "getsebool:postfix_local_write_mail_spool"
+    assert stage_probe_names(["processes", boolean, "postconf", boolean]) == list(STAGE_PROBES) + [boolean]
 
 
 def test_explicit_audit_window_is_passed_the_way_ausearch_reads_it():

@@ -264,19 +264,6 @@ def test_restorecon_errors():
     assert isinstance(parse(evidence("related_relabel", stderr=no_db, exit_status=255)), m.Unavailable)
 
 
-def test_matchpathcon():
-    ok = parse(evidence("queue_dir_matchpathcon", "/var/spool/postfix verified.\n"))
-    assert ok == m.PathContextVerdicts((m.PathContextVerdict("/var/spool/postfix", True),))
-    bad = parse(evidence("queue_dir_matchpathcon", "/var/spool/postfix has context system_u:object_r:tmp_t:s0, "
-                         "should be system_u:object_r:postfix_spool_t:s0\n", exit_status=1))
-    assert bad.verdicts == (m.PathContextVerdict("/var/spool/postfix", False, "system_u:object_r:tmp_t:s0",
-                                                 "system_u:object_r:postfix_spool_t:s0"),)
-    # README of the no-SELinux host.
-    no_db = evidence("queue_dir_matchpathcon", stderr="Error while opening file contexts database: "
-                     "No such file or directory\n", exit_status=255)
-    assert isinstance(parse(no_db), m.Unavailable)
-
-
 def test_fcontext_reference_lines():
     fact = ref(f"{SELINUX}/semanage_fcontext_l_postfix_lines.txt")
     assert len(fact.rules) == 84

@@ -57,7 +57,7 @@ FACT_TYPES = {
     "selinux_config": m.SelinuxConfig, "proc_cmdline": m.KernelArgs, "boot_entries": m.BootConfig,
     "getsebool_all": m.Booleans, "semanage_boolean": m.BooleanSettings, "postconf": m.PostfixConfig,
     "queue_dir_label": m.FileLabels, "queue_dir_relabel": m.LabelMismatches,
-    "queue_dir_matchpathcon": m.PathContextVerdicts, "related_relabel": m.LabelMismatches,
+    "related_relabel": m.LabelMismatches,
     "fcontext_local": m.LocalFcontexts, "permissive_domains": m.PermissiveDomains,
     "policy_modules": m.PolicyModules, "port_labels": m.PortLabels, "avc_denials": m.AvcDenials,
     "audit2why": m.Audit2Why, "processes": m.Processes, "units_active": m.UnitStates,

@@ -16,8 +16,8 @@ import struct
 import pytest
 
 import report_snapshots as snaps
+from chromium import BrowserError, Chromium, find_chromium
 from selftest import REPO, run_suite
-from postfix_compliance.report.chromium import BrowserError, Chromium, find_chromium
 
 SETTLE = "new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))"
 

@@ -22,7 +22,7 @@ def _fact(probe, file=None, stdout=None, exit_status=0, stderr=""):
     return parse(Evidence(probe, probe, exit_status, stdout, stderr))
 
 
-def _mislabelled_host(**overrides):
+def _mislabelled_host(prefix="postfix_", **overrides):
     """The real guest after `chcon -R -t tmp_t /var/spool/postfix/deferred`, Postfix restarted, mail sent."""
     facts = {
         "avc_denials": _fact("avc_denials", "avc_records_raw.txt"),
@@ -34,7 +34,7 @@ def _mislabelled_host(**overrides):
         "journal": _fact("journal", "journal_postfix_queue_dir_mislabelled.txt"),
     }
     facts.update({k: _fact(k, **v) for k, v in overrides.items()})
-    return diagnose(facts.get)
+    return diagnose(facts.get, prefix)
 
 
 def test_mislabelled_queue_directory_is_the_cause_and_restorecon_the_fix():
@@ -49,6 +49,14 @@ def test_mislabelled_queue_directory_is_the_cause_and_restorecon_the_fix():
     assert any("fatal: Postfix integrity check failed!" in line for line in finding.evidence)
     # denials of postqueue on sshd's pipes and the udev/getty/tmpfiles ones are never linked
     assert not any("pipe:[" in line or "udev_t" in line or "getty_t" in line for line in finding.evidence)
+
+
+def test_the_profile_prefix_decides_which_denials_are_postfix():
+    # The same host under a profile whose Postfix domains are named otherwise: no denial is Postfix's, so
+    # the finding rests on the wrong label alone (as when no AVC record was logged).
+    finding = _mislabelled_host(prefix="mta_")
+    assert finding.kind == "selinux" and "no AVC record in the window" in finding.summary
+    assert finding.summary == _mislabelled_host(avc_denials=NO_MATCHES).summary
 
 
 def test_wrong_queue_label_without_any_denial_in_the_window_is_still_the_cause():

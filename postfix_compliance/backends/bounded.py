@@ -13,7 +13,7 @@ import selectors
 import subprocess
 import time
 
-from postfix_compliance.backends.hostkeys import CommandTimeout
+from postfix_compliance.errors import CommandTimeout
 
 CHUNK = 65536
 

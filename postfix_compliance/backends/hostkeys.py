@@ -27,14 +27,12 @@ from typing import Any, Iterable, Iterator
 
 import paramiko
 
-from postfix_compliance.errors import HostUnreachable
+# The connection errors live in errors.py (the fact layer raises and catches them too); imported here
+# for this module and re-exported for older importers.
+from postfix_compliance.errors import CommandTimeout, ConnectError, ConnectionLost  # noqa: F401
 
 DEFAULT_USER_FILES = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 DEFAULT_GLOBAL_FILES = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
-
-
-class ConnectError(HostUnreachable):
-    """A host could not be reached or refused us; str() is one line without the host's URL."""
 
 
 class HostKeyRefused(ConnectError):
@@ -45,10 +43,6 @@ class AuthRefused(ConnectError):
     """The host refused our credentials."""
 
 
-class ConnectionLost(ConnectError):
-    """An established connection went away while commands were running."""
-
-
 def error_line(host_id: str, exc: ConnectError) -> str:
     """The one line every check of an unreachable host reports."""
     if isinstance(exc, (HostKeyRefused, AuthRefused)):
@@ -56,10 +50,6 @@ def error_line(host_id: str, exc: ConnectError) -> str:
     if isinstance(exc, ConnectionLost):
         return f"host {host_id} dropped the connection: {exc}"
     return f"host {host_id} unreachable: {exc}"
-
-
-class CommandTimeout(Exception):
-    """A command produced no complete result before its client-side deadline."""
 
 
 def fingerprint(key_blob: bytes) -> str:

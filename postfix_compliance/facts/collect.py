@@ -32,7 +32,7 @@ import time
 from typing import Any, Iterable
 
 from postfix_compliance.backends.bounded import run_bounded
-from postfix_compliance.backends.hostkeys import CommandTimeout, ConnectError, ConnectionLost
+from postfix_compliance.errors import CommandTimeout, ConnectError, ConnectionLost
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.probes import Probe
 

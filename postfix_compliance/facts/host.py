@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import pytest
 
@@ -27,13 +27,12 @@ class HostFacts:
     """What checks are given: typed facts of one host, plus the evidence behind each."""
 
     def __init__(self, host_id: str, name: str, evidence: dict[str, Evidence], profile: Any,
-                 runner: Any = None, options: Any = None, error: str | None = None):
+                 runner: Any = None, error: str | None = None):
         self.host_id = host_id
         self.name = name
         self.evidence = evidence
         self.profile = profile
         self.runner = runner
-        self.options = options
         self.error = error
         self._parsed: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -46,7 +45,8 @@ class HostFacts:
         self.not_run: dict[str, str] = {}  # probe -> why this run left it out
         self.since = "recent"  # the audit and log window (ausearch -ts form)
         # The queue drain (Q-002's flush and polls), when this run has it for this host: run once,
-        # shared with Q-001 and triage, which judge the queue after it (see drained()).
+        # shared with Q-001 and the later stages, which judge the queue after it (see drained(),
+        # stage_evidence()).
         self.drain_plan: Any = None
         self._drain: Any = None
         self._drain_evidence: list[Evidence] = []
@@ -107,21 +107,16 @@ class HostFacts:
     def usable(fact: Any) -> bool:
         return not isinstance(fact, (model.Unparsed, model.Unavailable))
 
-    def diagnosis(self) -> dict[str, Any] | None:
-        """The host's triage finding (from the collected facts, and the queue after the drain once the
-        suite has flushed it), or None."""
-        if not hasattr(self, "_diagnosis"):
-            from postfix_compliance.triage import diagnose
-            profile = self.profile
-            finding = None if self.error or profile is None else diagnose(
-                self._triage_fact, profile.postfix_domain_prefix, profile.login_session_types)
-            self._diagnosis = finding.to_dict() if finding else None
-        return self._diagnosis
-
-    def _triage_fact(self, probe: str) -> Any:
-        if probe in ("queue_json", "queue_text") and self._drain is not None and self._drain.emptied:
-            return self._drain.final_queue
-        return self.peek(probe)
+    def stage_evidence(self, probes: Iterable[str]) -> dict[str, Evidence]:
+        """The evidence of each named probe this run collected (the others left out), as the host stood
+        when the checks were done: where this run's flush drained the queue, the queue is the drain's last
+        poll, under that poll's probe name. The stages after the checks (triage, the playbook) read these."""
+        found = {probe: self.evidence[probe] for probe in probes if probe in self.evidence}
+        drain = self._drain
+        if drain is not None and drain.emptied and drain.final_evidence is not None \
+                and drain.final_evidence.probe in found:
+            found[drain.final_evidence.probe] = drain.final_evidence
+        return found
 
     def host_time(self, client_now: float | None = None) -> tuple[float, int] | None:
         """(now on the host's clock, its UTC offset), or None. The host's clock was read at some moment of
@@ -134,27 +129,26 @@ class HostFacts:
         return now + (clock.epoch + 1 - self.collect_started_wall), clock.utc_offset
 
     # ------------------------------------------------------------------ the queue drain
-    def drain(self) -> Any:
-        """Q-002's drain (flush once, poll), run on first use and shared; its evidence is shown by each
-        check that asks for it."""
+    def drain(self, settled: Callable[[model.QueueState], bool]) -> Any:
+        """Q-002's drain (flush once, poll until `settled(queue)`, the checks' judgement), run by its first
+        caller and shared (Q-001 and Q-002 pass the same predicate); its evidence is shown by each check
+        that asks for it."""
         if self._drain is None:
             from postfix_compliance.facts.queue_drain import drain_queue
             plan = self.drain_plan
             mark = len(self.extra_evidence)
-            self._drain = drain_queue(self, plan.threshold, plan.timeout, plan.poll_interval, flush=plan.flush)
+            self._drain = drain_queue(self, settled, plan.timeout, plan.poll_interval, flush=plan.flush)
             self._drain_evidence = self.extra_evidence[mark:]
-            if hasattr(self, "_diagnosis"):
-                del self._diagnosis  # triage reads the queue as the drain left it
         else:
             self.extra_evidence.extend(e for e in self._drain_evidence if e not in self.extra_evidence)
         return self._drain
 
-    def drained(self) -> Any:
+    def drained(self, settled: Callable[[model.QueueState], bool]) -> Any:
         """The drain outcome when this run flushes this host's queue (Q-002 selected, flushing allowed),
         running it if need be; else None (the queue is judged as collected)."""
         if self.drain_plan is None or not self.drain_plan.flush:
             return None
-        return self.drain()
+        return self.drain(settled)
 
     # ------------------------------------------------------------------ derived facts
     def boolean(self, name: str) -> Any:

@@ -161,21 +161,6 @@ class LabelMismatches:
 
 
 @frozen
-class PathContextVerdict:
-    """matchpathcon -V PATH: verified, or has `actual` where policy wants `expected`."""
-
-    path: str
-    verified: bool
-    actual: str | None = None
-    expected: str | None = None
-
-
-@frozen
-class PathContextVerdicts:
-    verdicts: tuple[PathContextVerdict, ...]
-
-
-@frozen
 class FcontextRule:
     spec: str
     file_type: str

@@ -157,8 +157,17 @@ def _semanage(name: str, arguments: str, live: bool) -> Probe:
 OS_RELEASE = Probe("os_release", "cat /etc/os-release", static=True)
 
 
+# One `getsebool NAME` probe per boolean of the profile, named with this prefix.
+BOOLEAN_PROBE_PREFIX = "getsebool:"
+
+
 def boolean_probe_name(boolean: str) -> str:
-    return f"getsebool:{boolean}"
+    return f"{BOOLEAN_PROBE_PREFIX}{boolean}"
+
+
+def is_boolean_probe(probe: str) -> bool:
+    """Whether a probe name is one of the per-boolean lookups (boolean_probe_name)."""
+    return probe.startswith(BOOLEAN_PROBE_PREFIX)
 
 
 def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent", live: bool = True
@@ -182,7 +191,6 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
         Probe("postconf", "postconf " + " ".join(POSTCONF_PARAMS), static=True),
         Probe("queue_dir_label", f"ls -Zd {QUEUE_DIR}", static=True),
         Probe("queue_dir_relabel", f"restorecon -Rnv {QUEUE_DIR}", static=True, privileged=True),
-        Probe("queue_dir_matchpathcon", f"matchpathcon -V {QUEUE_DIR}", static=True),
         Probe("related_relabel", f"restorecon -Rnv {CONFIG_DIR} {DATA_DIR} {MAIL_SPOOL}",
               static=True, privileged=True),
         _semanage("fcontext_local", "fcontext -l -C", live),

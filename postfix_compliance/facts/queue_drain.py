@@ -1,7 +1,8 @@
 """Queue drain: flush once, then poll the queue until it drains, is re-deferred, or time runs out.
 
 This is the one place the suite changes a host (`postqueue -f`, documented, and turned off by
---no-flush). It lives in the fact layer so that the drain check itself never runs a command.
+--no-flush). It lives in the fact layer so that the drain check itself never runs a command. When the
+queue has settled is the checks' judgement (the profile's threshold): they pass it in as `settled`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from typing import Any, Callable
 
 from postfix_compliance.facts import model
+from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.parsers import parse
 from postfix_compliance.facts.probes import FLUSH_COMMAND, Probe
 
@@ -23,7 +25,6 @@ STALL_POLLS = 3
 class DrainPlan:
     """How this run drains a host's queue (Q-002), decided once from the options and the profile."""
 
-    threshold: int
     timeout: float
     poll_interval: float
     flush: bool  # False with --no-flush / --read-only: the queue is only watched
@@ -40,6 +41,7 @@ class DrainOutcome:
     detail: str = ""
     timeline: list[tuple[float, int, int]] = dataclasses.field(default_factory=list)
     final_queue: model.QueueState | None = None  # the queue at the last poll
+    final_evidence: Evidence | None = None  # that poll's evidence (probe queue_json or queue_text)
 
     @property
     def emptied(self) -> bool:
@@ -47,9 +49,11 @@ class DrainOutcome:
         return self.flushed and self.drained and self.final_queue is not None
 
 
-def drain_queue(facts: Any, threshold: int, timeout: float, poll_interval: float, flush: bool = True,
-                clock: Callable[[], float] = time.monotonic,
+def drain_queue(facts: Any, settled: Callable[[model.QueueState], bool], timeout: float, poll_interval: float,
+                flush: bool = True, clock: Callable[[], float] = time.monotonic,
                 sleep: Callable[[float], None] = time.sleep) -> DrainOutcome:
+    """Flush (unless `flush` is False) and poll until `settled(queue)` holds with nothing flushed still
+    in flight, the flushed mail is back in deferred, or `timeout` seconds have passed."""
     runner = facts.runner
     start_queue = facts.queue()
     poll_probe_name = "queue_json" if start_queue.source == "json" else "queue_text"
@@ -58,7 +62,7 @@ def drain_queue(facts: Any, threshold: int, timeout: float, poll_interval: float
     started = clock()
     outcome = DrainOutcome(False, "timeout", 0.0, 0, False)
 
-    if start_queue.deferred_count <= threshold:
+    if settled(start_queue):
         outcome.drained, outcome.verdict = True, "drained"
         outcome.detail = f"{start_queue.deferred_count} deferred before any flush"
         return outcome
@@ -91,9 +95,10 @@ def drain_queue(facts: Any, threshold: int, timeout: float, poll_interval: float
         outcome.timeline.append((round(now, 3), len(deferred), queue.active_count))
         outcome.remaining = queue.in_queue("deferred")
         outcome.final_queue = queue
+        outcome.final_evidence = ev
         outcome.elapsed = now
         in_flight = before & {m.queue_id for m in queue.in_queue("active")}
-        if len(deferred) <= threshold and not in_flight:  # flushed mail still active may be deferred again
+        if settled(queue) and not in_flight:  # flushed mail still active may be deferred again
             outcome.drained, outcome.verdict = True, "drained"
             break
         if queue.active_count or not before <= deferred:

@@ -155,8 +155,7 @@ class HostCollector:
         facts.not_run = not_run
         if target.id in selection.drain_hosts:
             flush = not (config.getoption("no_flush") or config.getoption("read_only"))
-            facts.drain_plan = DrainPlan(profile.deferred_threshold,
-                                         config.getoption("drain_timeout") or profile.drain_timeout,
+            facts.drain_plan = DrainPlan(config.getoption("drain_timeout") or profile.drain_timeout,
                                          config.getoption("poll_interval") or profile.poll_interval, flush)
         facts.collect_seconds = time.monotonic() - started
         return facts

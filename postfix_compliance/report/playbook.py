@@ -59,7 +59,7 @@ import dataclasses
 import re
 import stat
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -585,46 +585,3 @@ def write(run: RunResult, path: str, **options: Any) -> None:
 def load(text: str) -> Any:
     """A generated playbook read back, `!unsafe` values as Unsafe."""
     return yaml.load(text, Loader=UnsafeLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-# ---------------------------------------------------------------------------------------------- for the adapter
-def profiles_for(run: RunResult, known: Iterable[Any] = ()) -> dict[str, Any]:
-    """Profile name -> Profile for the run's hosts' profiles: `known` ones (e.g. a --profile FILE)
-    first, the shipped ones loaded by name."""
-    from postfix_compliance.profiles import load_profile
-    profiles = {p.name: p for p in known if p is not None}
-    for name in {h.profile for h in run.hosts if h.profile}:
-        if name not in profiles:
-            try:
-                profiles[name] = load_profile(name)
-            except Exception:  # a profile file gone since: its fixes become review items
-                pass
-    return profiles
-
-
-def inventory_names_for(targets: Iterable[tuple[str, str]], *, hosts_option: str | None,
-                        inventory_path: str | None, reader: str | None = None,
-                        connection: str | None = None) -> dict[str, str]:
-    """Target id -> inventory name, for the hosts a run took from an Ansible inventory.
-
-    targets: (target id, the spec it was resolved from) of the run's hosts; the other arguments are
-    the run's --hosts, --ansible-inventory, --inventory-reader and --connection."""
-    import os
-
-    from postfix_compliance.inventory import DEFAULT_INVENTORY, host_url, load_inventory
-    path = inventory_path
-    if hosts_option and "ansible://" in hosts_option:
-        path = path or os.environ.get("ANSIBLE_INVENTORY") or DEFAULT_INVENTORY
-    elif hosts_option:
-        return {}
-    if not path:
-        return {}
-    try:
-        # read as the run read it (--inventory-reader, where this version has it)
-        inventory = load_inventory(path, reader) if reader else load_inventory(path)
-        by_url: dict[str, str] = {}
-        for name in inventory.all_hosts():
-            by_url.setdefault(host_url(inventory, name, connection), name)
-    except Exception:  # the run read it already; anything odd now: names as the hosts report them
-        return {}
-    return {target: by_url[spec] for target, spec in targets if spec in by_url}

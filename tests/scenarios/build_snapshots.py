@@ -566,7 +566,7 @@ def debian12() -> Host:
 DURATIONS = {  # seconds, typical of a real run over SSH
     "os_release": 0.012, "host_clock": 0.002, "getenforce": 0.009, "sestatus": 0.031, "selinux_config": 0.011,
     "proc_cmdline": 0.01, "boot_entries": 0.014, "getsebool_all": 0.021, "semanage_boolean": 2.412,
-    "postconf": 0.048, "queue_dir_label": 0.052, "queue_dir_relabel": 0.187, "queue_dir_matchpathcon": 0.083,
+    "postconf": 0.048, "queue_dir_label": 0.052, "queue_dir_relabel": 0.187,
     "related_relabel": 0.241, "fcontext_local": 2.218, "permissive_domains": 2.364, "policy_modules": 0.392,
     "port_labels": 2.157, "avc_denials": 0.094, "audit2why": 1.873, "processes": 0.062,
     "units_active": 0.018, "units_enabled": 0.02, "listeners": 0.027, "postfix_check": 1.106,
@@ -606,11 +606,6 @@ def outputs(h: Host, boolean_names: tuple[str, ...]) -> dict[str, list[tuple[int
     # ls -Z reads the label stored on disk, whether or not the kernel enforces anything
     o["queue_dir_label"] = [(0, fmt.ls_zd(queue_dir, h.queue_dir_context, h.ls_style), "")]
     o["queue_dir_relabel"] = [(0, fmt.restorecon(h.queue_relabels, h.restorecon_style) if h.selinux_on else "", "")]
-    top = [r for r in h.queue_relabels if r[0] == queue_dir]
-    if top and h.selinux_on:
-        o["queue_dir_matchpathcon"] = [(1, f"{queue_dir} has context {top[0][1]}, should be {top[0][2]}\n", "")]
-    else:
-        o["queue_dir_matchpathcon"] = [(0, f"{queue_dir} verified.\n", "")]
     o["related_relabel"] = [(0, fmt.restorecon(h.related_relabels, h.restorecon_style) if h.selinux_on else "", "")]
     o["fcontext_local"] = [(0, fmt.semanage_fcontext_local(h.fcontext_rules, h.fcontext_equivalences), "")]
     o["permissive_domains"] = [(0, fmt.semanage_permissive(h.permissive_builtin, h.permissive_customized), "")]

@@ -11,9 +11,10 @@ from typing import Callable
 
 from ..evidence import Evidence
 from ..model import Unparsed
+from ..probes import is_boolean_probe
 from .audit import parse_audit2why, parse_avc_denials
 from .booleans import parse_getsebool_all, parse_getsebool_one, parse_semanage_boolean
-from .labels import parse_fcontext_local, parse_ls_z, parse_matchpathcon, parse_restorecon
+from .labels import parse_fcontext_local, parse_ls_z, parse_restorecon
 from .policy import parse_permissive_domains, parse_policy_modules, parse_port_labels
 from .postfix import (parse_journal, parse_maillog, parse_postconf, parse_postfix_check,
                       parse_queue_json, parse_queue_text)
@@ -37,7 +38,6 @@ PARSERS: dict[str, Parser] = {
     "postconf": parse_postconf,
     "queue_dir_label": parse_ls_z,
     "queue_dir_relabel": parse_restorecon,
-    "queue_dir_matchpathcon": parse_matchpathcon,
     "related_relabel": parse_restorecon,
     "fcontext_local": parse_fcontext_local,
     "permissive_domains": parse_permissive_domains,
@@ -59,13 +59,10 @@ PARSERS: dict[str, Parser] = {
     "sasl_maps": parse_sasl_maps,
 }
 
-BOOLEAN_PROBE_PREFIX = "getsebool:"
-
-
 def parser_for(probe_name: str) -> Parser:
     """The parser of a probe; `getsebool:NAME` probes (one per profile boolean) share one.
     Raises KeyError for a probe nobody wrote a parser for."""
-    if probe_name.startswith(BOOLEAN_PROBE_PREFIX):
+    if is_boolean_probe(probe_name):
         return parse_getsebool_one
     return PARSERS[probe_name]
 

@@ -1,12 +1,11 @@
-"""File labels: ls -Zd, restorecon -Rnv/-Rv, matchpathcon -V, semanage fcontext -l -C."""
+"""File labels: ls -Zd, restorecon -Rnv/-Rv, semanage fcontext -l -C."""
 
 from __future__ import annotations
 
 import re
 
 from ..evidence import Evidence
-from ..model import (FcontextRule, FileLabel, FileLabels, LabelMismatches, LocalFcontexts,
-                     PathContextVerdict, PathContextVerdicts, Relabel, Unparsed)
+from ..model import FcontextRule, FileLabel, FileLabels, LabelMismatches, LocalFcontexts, Relabel, Unparsed
 from ._common import SELINUX_ABSENT, failure, lines, parser, unexpected
 
 # user:role:type[:level], the level itself may hold colons (s0-s0:c0.c1023).
@@ -56,29 +55,6 @@ def parse_restorecon(ev: Evidence) -> LabelMismatches | Unparsed:
             return unexpected(ev, line)
         items.append(Relabel(m["path"], m["current"], m["expected"]))
     return LabelMismatches(tuple(items))
-
-
-_MATCHPATHCON = (
-    re.compile(r"^(?P<path>.+) verified\.$"),
-    re.compile(rf"^(?P<path>.+) has context (?P<actual>{_CONTEXT}), should be (?P<expected>{_CONTEXT})$"),
-)
-
-
-@parser(*SELINUX_ABSENT)
-def parse_matchpathcon(ev: Evidence) -> PathContextVerdicts | Unparsed:
-    out = lines(ev.stdout)
-    if not out:
-        return failure(ev)
-    verdicts = []
-    for line in out:
-        verified, mismatch = (r.match(line) for r in _MATCHPATHCON)
-        if verified:
-            verdicts.append(PathContextVerdict(verified["path"], True))
-        elif mismatch:
-            verdicts.append(PathContextVerdict(mismatch["path"], False, mismatch["actual"], mismatch["expected"]))
-        else:
-            return unexpected(ev, line)
-    return PathContextVerdicts(tuple(verdicts))
 
 
 _FILE_TYPES = ("all files", "regular file", "directory", "symbolic link", "named pipe", "socket",
