@@ -31,6 +31,7 @@ from postfix_compliance.plugin.collection import HostCollector, facts_fixture, s
 from postfix_compliance.plugin.options import BASELINE_WINDOW, pytest_addhooks, pytest_addoption, validate
 from postfix_compliance.plugin.outputs import changes_summary, waivers_summary, write_outputs
 from postfix_compliance.plugin.results_stage import ResultsStage, decided_run, pytest_runtest_makereport
+from postfix_compliance.plugin.results_stage import pytest_sessionfinish_checks_done
 from postfix_compliance.plugin.results_stage import start as start_results_stage
 from postfix_compliance.plugin.scheduling import pytest_cmdline_main, pytest_xdist_make_scheduler
 from postfix_compliance.plugin.snapshots import write_snapshots
@@ -42,7 +43,8 @@ from postfix_compliance.profiles import Profile, load_profile
 from postfix_compliance.text import inert
 
 __all__ = ["pytest_addhooks", "pytest_addoption", "pytest_cmdline_main", "pytest_xdist_make_scheduler",
-           "pytest_runtest_makereport", "pytest_sessionfinish_publish_reports", "pytest_unconfigure"]
+           "pytest_runtest_makereport", "pytest_sessionfinish_checks_done", "pytest_sessionfinish_publish_reports",
+           "pytest_unconfigure"]
 
 COLLECTOR = pytest.StashKey[HostCollector]()
 REPORT_DIR = pytest.StashKey[str]()

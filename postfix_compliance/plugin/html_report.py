@@ -24,6 +24,8 @@ PROVISIONAL_TITLE = "Postfix/SELinux compliance"  # until the run is decided (th
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "css") and html.CSS not in config.option.css:
         config.option.css.append(html.CSS)
+    if not hasattr(config, "workerinput"):  # pytest-html writes on the controller only
+        config.pluginmanager.register(HtmlRows(config), "postfix-compliance-html-rows")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -64,16 +66,21 @@ def _test_id(report: Any) -> str:
     return report.nodeid + (f"::{report.when}" if getattr(report, "when", "call") != "call" else "")
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
-    # pytest-html's own cells are HTML: keep their words only (it puts the node id in unescaped).
-    cells[:] = html.row_cells(check_of(report.config, report), result=re.sub(r"<[^>]*>", "", cells[0]),
-                              test_id=_test_id(report), duration=re.sub(r"<[^>]*>", "", cells[2]))
+class HtmlRows:
+    """The rows' hooks: pytest-html hands them only the report, so the run's config is bound here."""
 
+    def __init__(self, config: pytest.Config):
+        self.config = config
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_html(report: Any, data: list[str]) -> None:
-    data[:] = html.row_detail(check_of(report.config, report), list(data), report.longreprtext or "")
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
+        # pytest-html's own cells are HTML: keep their words only (it puts the node id in unescaped).
+        cells[:] = html.row_cells(check_of(self.config, report), result=re.sub(r"<[^>]*>", "", cells[0]),
+                                  test_id=_test_id(report), duration=re.sub(r"<[^>]*>", "", cells[2]))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report: Any, data: list[str]) -> None:
+        data[:] = html.row_detail(check_of(self.config, report), list(data), report.longreprtext or "")
 
 
 @pytest.hookimpl(optionalhook=True)

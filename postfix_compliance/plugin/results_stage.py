@@ -50,6 +50,7 @@ class ResultsStage:
         self._sent_refs: set[tuple[str, str]] = set()
         self._entries: dict[int, tuple[Evidence, tuple[str, dict[str, Any]]]] = {}
         self._decided: RunResult | None = None
+        self.finished = False  # every check ran: the run may be decided
 
     # ------------------------------------------------------------------ where the check ran
     def entries(self, evidence: list[Evidence]) -> list[tuple[str, dict[str, Any]]]:
@@ -255,7 +256,16 @@ def check_of(config: pytest.Config, report: Any) -> tuple[HostResult, CheckResul
 
 
 def decided_run(config: pytest.Config) -> RunResult | None:
-    """The decided run (valid once all checks ran: sessionfinish, the report summaries), or None."""
-    if STAGE not in config.stash or hasattr(config, "workerinput"):
+    """The decided run once all checks ran (sessionfinish, the report summaries); None before, and on an
+    xdist worker."""
+    if STAGE not in config.stash or hasattr(config, "workerinput") or not stage_of(config).finished:
         return None
     return stage_of(config).decided()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_checks_done(session: pytest.Session) -> Any:
+    """Before any plugin's sessionfinish (pytest-html writes its page there): the checks are done."""
+    if STAGE in session.config.stash:
+        stage_of(session.config).finished = True
+    yield
