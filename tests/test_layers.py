@@ -115,7 +115,6 @@ def assert_none(rule: Rule) -> None:
     assert not arrows, f"{len(arrows)} forbidden imports ({rule.why}):\n" + "\n".join(arrows)
 
 
-@pytest.mark.xfail(strict=True, reason="renderers become pure in the results-stage work")
 def test_renderers_import_no_pytest_plugin_or_parsers():
     assert_none(RENDERERS_ARE_PURE)
 
