@@ -35,7 +35,6 @@ contrib/alerts/postfix-compliance.rules.yml alerts on them.
 from __future__ import annotations
 
 import argparse
-import calendar
 import dataclasses
 import json
 import os
@@ -49,7 +48,7 @@ from postfix_compliance.inputfiles import load_json
 from postfix_compliance.report import html as html_report
 from postfix_compliance.report import metrics as suite_metrics
 from postfix_compliance.report import results as results_report
-from postfix_compliance.report.results import READABLE_FORMATS, RESULTS_FORMAT, inline_evidence
+from postfix_compliance.report.results import READABLE_FORMATS, RESULTS_FORMAT, inline_evidence, seconds_of
 from postfix_compliance.run import OUTCOMES, CheckResult, HostResult, RunResult
 from postfix_compliance.text import inert
 
@@ -66,14 +65,7 @@ def host_key(record: dict[str, Any]) -> str:
     return str(record.get("host_name") or record.get("host"))
 
 
-def _timestamp(text: Any) -> float | None:
-    """Seconds since the epoch of a results.json time ("2025-11-28T14:43:00Z"), or None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
-    except ValueError:
-        return None
+_timestamp = seconds_of  # results.json's time stamps, read one way
 
 
 _RECORD_TEXT = ("title", "severity", "section", "message", "profile", "source")

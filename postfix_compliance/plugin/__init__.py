@@ -129,7 +129,7 @@ def profile(facts: HostFacts) -> Profile:
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselected what this run leaves out
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    select(config.stash[COLLECTOR], items)
+    select(config.stash[COLLECTOR], items, config.getoption("markexpr", "") or "")
 
 
 # ---------------------------------------------------------------------- the end

@@ -182,9 +182,11 @@ def _os_words(fact: Any) -> str:
     return "no readable /etc/os-release"
 
 
-def select(collector: HostCollector, items: list[pytest.Item]) -> None:
+def select(collector: HostCollector, items: list[pytest.Item], markexpr: str) -> None:
     """After -k/-m: which probes the selected checks need, and the hosts whose drain (Q-002) runs, so
-    that Q-001 and triage judge their queue as the drain leaves it (the suite's flush is not the host's)."""
+    that Q-001 and triage judge their queue as the drain leaves it (the suite's flush is not the host's).
+    A run is an image gate when its marker expression (-m) leaves only static checks: then only static
+    probes run (a -k that happens to pick static checks still reads the live system: triage needs it)."""
     metas = []
     for item in items:
         meta = meta_of(item)
@@ -194,7 +196,7 @@ def select(collector: HostCollector, items: list[pytest.Item]) -> None:
         metas.append(meta)
         if meta.id == "Q-002":
             collector.selection.drain_hosts.add(params["host_target"].id)
-    collector.selection.static_only = bool(metas) and all(m.static for m in metas)
+    collector.selection.static_only = bool(markexpr) and bool(metas) and all(m.static for m in metas)
     collector.selection.intrusive = any(m.intrusive for m in metas)
 
 

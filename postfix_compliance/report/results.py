@@ -194,7 +194,7 @@ def _stamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def _seconds(text: Any) -> float | None:
+def seconds_of(text: Any) -> float | None:
     """Seconds since the epoch of a results.json time ("2025-11-28T14:43:00Z"), or None."""
     if not isinstance(text, str):
         return None
@@ -261,8 +261,8 @@ def run_from_document(doc: Mapping[str, Any]) -> RunResult:
     tables = doc.get("evidence") if doc.get("format") != FORMAT_1 else None
     hosts = hosts_from_records(records, tables if isinstance(tables, dict) else None,
                                doc.get("diagnosis") if isinstance(doc.get("diagnosis"), dict) else None)
-    started = _seconds(doc.get("started_at"))
-    ended = _seconds(doc.get("generated_at"))
+    started = seconds_of(doc.get("started_at"))
+    ended = seconds_of(doc.get("generated_at"))
     if started is None and ended is None:
         started = ended = 0.0
     started = ended if started is None else started
