@@ -128,7 +128,7 @@ def run_suite(work: str, hosts: int, base: dict, stock: bool, extra: list[str]) 
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", f"--report-dir={report_dir}",
                "--hosts=" + ",".join(specs), *extra]
     if stock:
-        command += ["-p", "no:postfix_compliance.report.html"]
+        command += ["-p", "no:postfix_compliance.plugin.html_report"]
     started = time.monotonic()
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     elapsed = time.monotonic() - started
