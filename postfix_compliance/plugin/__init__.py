@@ -27,10 +27,10 @@ import pytest
 from postfix_compliance.errors import UsageError
 from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.outputpaths import check_output_paths
-from postfix_compliance.plugin.collection import HostCollector, facts_fixture, select
+from postfix_compliance.plugin.collection import HostCollector, facts_fixture, host_of, select
 from postfix_compliance.plugin.options import BASELINE_WINDOW, pytest_addhooks, pytest_addoption, validate
 from postfix_compliance.plugin.outputs import changes_summary, waivers_summary, write_outputs
-from postfix_compliance.plugin.results_stage import ResultsStage, decided_run, pytest_runtest_makereport
+from postfix_compliance.plugin.results_stage import ResultsStage, decided_run, pytest_runtest_makereport, stage_of
 from postfix_compliance.plugin.results_stage import pytest_sessionfinish_checks_done
 from postfix_compliance.plugin.results_stage import start as start_results_stage
 from postfix_compliance.plugin.scheduling import pytest_cmdline_main, pytest_xdist_make_scheduler
@@ -132,6 +132,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     select(config.stash[COLLECTOR], items, config.getoption("markexpr", "") or "")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """A host's last check is done (checks run host by host): its facts are let go, so that a fleet's
+    evidence is not all held at once. Kept for --record-snapshot, which writes every host at the end."""
+    host = host_of(item)
+    if host is None or (nextitem is not None and host_of(nextitem) == host):
+        return
+    stage_of(item.config).forget(host)
+    if not item.config.getoption("record_snapshot"):
+        item.config.stash[COLLECTOR].release(host)
+
+
 # ---------------------------------------------------------------------- the end
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -139,6 +151,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     snapshot_dir = config.getoption("record_snapshot")
     if snapshot_dir:
         write_snapshots(config.stash[COLLECTOR].all_facts(), [t.id for t in config.stash[TARGETS]], snapshot_dir)
+    config.stash[COLLECTOR].close()
     run = decided_run(config)
     if run is None:  # an xdist worker: the controller reports
         return

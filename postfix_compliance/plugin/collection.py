@@ -8,6 +8,7 @@ error naming it, and the other hosts are still checked.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 import socket
@@ -43,6 +44,7 @@ class Selection:
     static_only: bool = False  # an image gate: only checks that need no running system
     intrusive: bool = True  # some selected check is marked intrusive
     drain_hosts: set[str] = dataclasses.field(default_factory=set)  # hosts whose Q-002 (the drain) runs
+    order: list[str] = dataclasses.field(default_factory=list)  # this process's hosts, in the order they run
 
 
 class HostCollector:
@@ -54,14 +56,55 @@ class HostCollector:
         self.max_output = parse_size(config.getoption("max_probe_output", str(DEFAULT_MAX_OUTPUT)))
         self.baseline_ends = baseline_ends  # --avc-since=baseline: where the pre run ended per host
         self.selection = Selection()
+        self.targets = {t.id: t for t in targets}
         self._facts: dict[str, HostFacts] = {}
         self._locks: dict[str, threading.Lock] = {t.id: threading.Lock() for t in targets}
+        # Hosts collected ahead of their checks (one process only: an xdist worker does not know which
+        # hosts it will be given), so that a fleet's network waits overlap; at most this many at once.
+        self.prefetch = 0 if hasattr(config, "workerinput") else max(0, int(config.getoption("prefetch_hosts")))
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: dict[str, concurrent.futures.Future] = {}
+        self.on_release: Any = None  # called with a host's facts when its last check is done
 
     def facts_for(self, target: HostTarget) -> HostFacts:
+        self._prefetch_after(target.id)
+        future = self._pending.get(target.id)
+        if future is not None:
+            future.result()  # collected ahead (its errors are HostFacts errors, never raised)
+        return self._facts_now(target)
+
+    def _facts_now(self, target: HostTarget) -> HostFacts:
         with self._locks[target.id]:
             if target.id not in self._facts:
                 self._facts[target.id] = self._collect(target)
             return self._facts[target.id]
+
+    def _prefetch_after(self, host_id: str) -> None:
+        """Start collecting the next hosts of this process's order while this one's checks run."""
+        order = self.selection.order
+        if not self.prefetch or host_id not in order:
+            return
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.prefetch,
+                                                               thread_name_prefix="collect")
+        index = order.index(host_id)
+        for upcoming in order[index + 1:index + 1 + self.prefetch]:
+            if upcoming not in self._pending and upcoming not in self._facts:
+                self._pending[upcoming] = self._pool.submit(self._facts_now, self.targets[upcoming])
+
+    def release(self, host_id: str) -> None:
+        """The host's checks are done: its facts (evidence, parsed facts) are no longer held."""
+        self._pending.pop(host_id, None)
+        facts = self._facts.get(host_id)
+        if facts is None:
+            return
+        if self.on_release is not None:
+            self.on_release(facts)
+        self._facts[host_id] = failed(self.targets[host_id], f"host {host_id}: released after its checks")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def all_facts(self) -> list[HostFacts]:
         return list(self._facts.values())
@@ -196,8 +239,19 @@ def select(collector: HostCollector, items: list[pytest.Item], markexpr: str) ->
         metas.append(meta)
         if meta.id == "Q-002":
             collector.selection.drain_hosts.add(params["host_target"].id)
+    # Host by host (each host's checks in their usual order): a host's facts are needed from its first
+    # check to its last only, so they can be collected just ahead and let go right after.
+    rank = {host: i for i, host in enumerate(collector.targets)}
+    items.sort(key=lambda item: rank.get(host_of(item) or "", -1))
+    collector.selection.order = list(dict.fromkeys(h for h in map(host_of, items) if h is not None))
     collector.selection.static_only = bool(markexpr) and bool(metas) and all(m.static for m in metas)
     collector.selection.intrusive = any(m.intrusive for m in metas)
+
+
+def host_of(item: Any) -> str | None:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    target = params.get("host_target") if isinstance(params, dict) else None
+    return target.id if target is not None else None
 
 
 FACTS = pytest.StashKey[HostFacts]()

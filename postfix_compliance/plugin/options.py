@@ -61,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                              "a CHANGED key is refused all the same")
     transport.addoption("--connect-timeout", type=float, default=10.0,
                         help="seconds to reach and log in to a host (default %(default)s)")
+    transport.addoption("--prefetch-hosts", type=int, default=16, metavar="N",
+                        help="collect up to N hosts ahead of their checks, so that a fleet's network waits "
+                             "overlap (default %(default)s; 0: one host at a time; without xdist only)")
     transport.addoption("--inventory-reader", choices=("auto", "builtin", "ansible"), default="auto",
                         help="how --ansible-inventory is read: 'ansible' through `ansible-inventory --list` "
                              "(group_vars, host_vars, vault files, plugins, as the playbooks see them), 'builtin' "
@@ -107,6 +110,8 @@ def validate(config: pytest.Config) -> None:
         raise UsageError(str(exc)) from None
     if not 0 < config.getoption("connect_timeout", 10.0) < float("inf"):
         raise UsageError("--connect-timeout must be a positive number of seconds")
+    if not 0 <= config.getoption("prefetch_hosts", 0) <= 256:
+        raise UsageError("--prefetch-hosts must be a number of hosts from 0 to 256")
     for name in ("drain_timeout", "poll_interval"):  # the profile's are checked the same way (schema)
         if config.getoption(name) is not None and not 0 < config.getoption(name) < float("inf"):
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")

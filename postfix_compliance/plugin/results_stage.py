@@ -48,34 +48,37 @@ class ResultsStage:
         self.by_nodeid: dict[str, tuple[str, CheckResult]] = {}
         self._sent: dict[str, Any] = {}  # host id -> (header, stage refs) last sent from this process
         self._sent_refs: set[tuple[str, str]] = set()
-        self._entries: dict[int, tuple[Evidence, tuple[str, dict[str, Any]]]] = {}
+        self._host_parts: dict[str, Any] = {}
+        # host id -> id(Evidence) -> (the Evidence, its entry): each Evidence hashed once, forgotten with its host
+        self._entries: dict[str, dict[int, tuple[Evidence, tuple[str, dict[str, Any]]]]] = {}
         self._decided: RunResult | None = None
         self.finished = False  # every check ran: the run may be decided
 
     # ------------------------------------------------------------------ where the check ran
-    def entries(self, evidence: list[Evidence]) -> list[tuple[str, dict[str, Any]]]:
+    def entries(self, host: str, evidence: list[Evidence]) -> list[tuple[str, dict[str, Any]]]:
         """(id, dict) of each Evidence, made once per Evidence object (a host's ps output is hashed
         once, not once per check that read it)."""
+        table = self._entries.setdefault(host, {})
         out = []
         for ev in evidence:
-            cached = self._entries.get(id(ev))
+            cached = table.get(id(ev))
             if cached is None or cached[0] is not ev:
-                cached = self._entries[id(ev)] = (ev, evidence_entries([ev])[0])
+                cached = table[id(ev)] = (ev, evidence_entries([ev])[0])
             out.append(cached[1])
         return out
+
+    def forget(self, host: str) -> None:
+        """Where the checks ran: the host is done, its evidence need not be kept for hashing."""
+        self._entries.pop(host, None)
+        self._host_parts.pop(host, None)
 
     def payload(self, target: HostTarget, facts: Any, check: CheckResult,
                 entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         """What the controller needs with this check: the host's header and stage refs when they changed,
         and the evidence bodies this process has not sent for the host yet."""
-        header = host_header(target, facts)
-        stage_entries: list[tuple[str, str, dict[str, Any]]] = []
-        if facts is not None and not facts.error:
-            chosen = facts.stage_evidence(stage_probe_names(facts.evidence))
-            stage_entries = [(probe, ref, body) for probe, (ref, body)
-                             in zip(chosen, self.entries(list(chosen.values())))]
+        header, stage_entries = self._host_part(target, facts)
         stage = {probe: ref for probe, ref, _ in stage_entries}
-        out: dict[str, Any] = {"host": target.id, "check": dataclasses.asdict(check)}
+        out: dict[str, Any] = {"host": target.id, "check": check}
         if self._sent.get(target.id) != (header, stage):
             self._sent[target.id] = (header, stage)
             out["header"], out["stage"] = header, stage
@@ -87,6 +90,22 @@ class ResultsStage:
         if bodies:
             out["bodies"] = bodies
         return out
+
+    def _host_part(self, target: HostTarget, facts: Any) -> tuple[dict[str, Any], list[tuple[str, str, dict]]]:
+        """The host's header and its stage evidence entries, made again only when the drain has run since
+        (it changes which queue the later stages read), not once per check."""
+        key = (id(facts), getattr(facts, "_drain", None) is not None)
+        cached = self._host_parts.get(target.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        header = host_header(target, facts)
+        stage_entries: list[tuple[str, str, dict[str, Any]]] = []
+        if facts is not None and not facts.error:
+            chosen = facts.stage_evidence(stage_probe_names(facts.evidence))
+            stage_entries = [(probe, ref, body) for probe, (ref, body)
+                             in zip(chosen, self.entries(target.id, list(chosen.values())))]
+        self._host_parts[target.id] = (key, (header, stage_entries))
+        return header, stage_entries
 
     # ------------------------------------------------------------------ on the controller
     def ingest(self, nodeid: str, payload: dict[str, Any]) -> None:
@@ -181,7 +200,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     message = inert(message)
     stage = stage_of(item.config)
     evidence = host_facts.evidence_for_report() if host_facts and not host_facts.error else []
-    entries = stage.entries(evidence)
+    entries = stage.entries(target.id, evidence)
     # The host's clock now (an upper bound): a later --baseline run places this run's end on it.
     clock = host_facts.host_time() if host_facts and not host_facts.error else None
     check = CheckResult(
@@ -197,11 +216,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     header = stage._sent[target.id][0]
     check = verdict.waive(stage.waivers, HostResult(id=target.id, name=header["name"], profile=header["profile"]),
                           check)
-    payload["check"] = dataclasses.asdict(check)
+    payload["check"] = check
     if hasattr(item.config, "workerinput"):
+        payload["check"] = dataclasses.asdict(check)
         report.user_properties.append((PROPERTY, json.dumps(payload)))
     else:
-        payload["check"] = check
         stage.ingest(item.nodeid, payload)
     if check.outcome == "waived" and not report.passed:
         # pytest's own counts and exit status follow the waiver too; the reason is the waiver's.
