@@ -5,8 +5,10 @@ Several controllers (one per site), or CI shards of one inventory, each write a 
 
     python -m postfix_compliance.fleet merge OUT_DIR a.json b.json [DIR ...]
 
-reads each file into a run result (report/results.py `run_from_document`: the suite's own type,
-postfix_compliance/run.py), merges them into one, and writes it with the suite's own renderers:
+reads the files one at a time, each into a run result (report/results.py `run_from_document`: the
+suite's own type, postfix_compliance/run.py), and merges it into the run so far (`Merger`), keeping of
+each file only its records that win so far and the evidence they read: memory is bounded by the merged
+run plus one input, not by the sum of the inputs. It writes the merged run with the suite's own renderers:
 OUT_DIR/results.json (report/results.py; the same format: usable as a --baseline, mergeable
 again), OUT_DIR/metrics.prom (report/metrics.py, Prometheus textfile) and OUT_DIR/fleet.html
 (report/html.py `page`: the suite's report as one self-contained page, every string from a host
@@ -40,7 +42,7 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from postfix_compliance.atomicfile import write_atomic as _write_atomic
 from postfix_compliance.errors import UsageError
@@ -135,76 +137,139 @@ class Merged:
     generated: float
 
 
-def merge(docs: list[dict[str, Any]]) -> Merged:
-    """One run from several results documents (as `load_results` returns them); the newest file wins
-    a host × check (ties: the later one)."""
-    if not docs:
-        raise FleetError("nothing to merge: name one or more results.json files")
-    runs = [results_report.run_from_document(doc) for doc in docs]
-    # Order of precedence: older first, so that a later (newer) one replaces it.
-    order = sorted(range(len(docs)), key=lambda i: (_timestamp(docs[i].get("generated_at")) or 0.0, i))
-    kept: dict[tuple[str, str], tuple[int, HostResult, CheckResult]] = {}
-    duplicates: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for index in order:
-        doc = docs[index]
-        for host, check in runs[index].checks():
+class Merger:
+    """A merge fed one results document at a time (`add`), with bounded memory: of each file it keeps
+    only what the merged run needs, then lets the file go.
+
+    Per host x check (by host name and check id) it keeps the record that wins so far, the highest
+    (generated_at, position on the command line, position in the file); where a host x check is
+    found more than once, also where each was found (a few numbers), to list the duplicates as the
+    files' order says. Of each file's hosts it keeps only the evidence their kept records read. So
+    the memory is the merged run plus one input, whatever the number of files: N shards of a fleet
+    cost about what the fleet's own results.json does, not N times it."""
+
+    def __init__(self) -> None:
+        # (host name, check id) -> (rank, file index, host, check): the record kept so far.
+        self._best: dict[tuple[str, str], tuple[tuple[Any, ...], int, HostResult, CheckResult]] = {}
+        # (host name, check id) -> every (rank, file index, host id) where it was found, when more than once.
+        self._found: dict[tuple[str, str], list[tuple[tuple[Any, ...], int, str]]] = {}
+        self._files: list[dict[str, Any]] = []  # per file: what the sources list and the run's times need
+
+    def add(self, doc: dict[str, Any]) -> None:
+        """Merge one document (as `load_results` returns it); nothing of it is kept but the records
+        that win so far and the evidence they read."""
+        index = len(self._files)
+        generated = _timestamp(doc.get("generated_at"))
+        self._files.append({"path": doc["_path"], "generated": generated, "generated_at": doc.get("generated_at"),
+                            "started_at": doc.get("started_at"), "suite_version": doc.get("suite_version"),
+                            "profile": doc.get("profile"),
+                            "hosts": sorted({results_report.host_key(r) for r in doc["results"]}),
+                            "records": len(doc["results"])})
+        # Older first: a later (newer) one replaces it; a tie, the file named later; in one file, the later record.
+        precedence = (generated or 0.0, index)
+        won: list[tuple[str, str]] = []
+        for position, (host, check) in enumerate(results_report.run_from_document(doc).checks()):
             key = (host.name, check.check_id)
-            previous = kept.get(key)
-            if previous is not None:
-                older = docs[previous[0]]
-                if previous[0] == index:
-                    reason = (f"twice in one file (as {previous[1].id} and {host.id}): "
-                              "kept the later record")
-                elif _timestamp(older.get("generated_at")) == _timestamp(doc.get("generated_at")):
-                    reason = "same generated_at: kept the file named later"
-                else:
-                    reason = "kept the newer file"
-                entry = duplicates.setdefault((key[0], older["_path"], doc["_path"], reason), {
-                    "host": key[0], "kept": doc["_path"], "kept_generated_at": doc.get("generated_at"),
-                    "dropped": older["_path"], "dropped_generated_at": older.get("generated_at"),
-                    "reason": reason, "checks": []})
-                entry["checks"].append(key[1])
-            kept[key] = (index, host, check)
-    chosen = sorted(kept.values(), key=lambda k: (k[1].name, k[2].check_id))
-    source = {(host.id, check.check_id): docs[index]["_path"] for index, host, check in chosen}
-    # The merged hosts, by target id: each kept check with the evidence it read and its host's finding.
-    grouped: dict[str, list[tuple[HostResult, CheckResult]]] = {}
-    for _, host, check in chosen:
-        grouped.setdefault(host.id, []).append((host, check))
-    hosts = []
-    for host_id, pairs in grouped.items():
-        first = pairs[-1][0]
-        evidence: dict[str, Any] = {}
-        for host, check in pairs:
-            for ref in check.evidence_refs:
-                if ref in host.evidence:
-                    evidence.setdefault(ref, host.evidence[ref])
-        hosts.append(dataclasses.replace(first, checks=tuple(c for _, c in pairs), evidence=evidence,
-                                         diagnosis=next((h.diagnosis for h, _ in reversed(pairs) if h.diagnosis),
-                                                        None)))
-    starts = [t for t in (_timestamp(d.get("started_at")) for d in docs) if t is not None]
-    ends = [t for t in (_timestamp(d.get("generated_at")) for d in docs) if t is not None]
-    now = time.time()
-    # For a fleet, "the run" spans every run merged: from the earliest start to the latest end.
-    started = min(starts) if starts else (min(ends) if ends else now)
-    ended = max(ends) if ends else started
-    profiles = {d.get("profile") for d in docs}
-    kept_from: dict[str, int] = {}
-    for path in source.values():
-        kept_from[path] = kept_from.get(path, 0) + 1
-    sources = []
+            rank = (precedence, position)
+            best = self._best.get(key)
+            if best is not None:
+                found = self._found.get(key)
+                if found is None:
+                    found = self._found[key] = [(best[0], best[1], best[2].id)]
+                found.append((rank, index, host.id))
+            if best is None or rank > best[0]:
+                self._best[key] = (rank, index, host, check)
+                won.append(key)
+        # This file's hosts, as far as they are kept: only the evidence their kept checks read.
+        refs: dict[str, set[str]] = {}
+        for key in won:
+            _, at, host, check = self._best[key]
+            if at == index:
+                refs.setdefault(host.id, set()).update(check.evidence_refs)
+        trimmed: dict[str, HostResult] = {}
+        for key in won:
+            rank, at, host, check = self._best[key]
+            if at != index:
+                continue
+            small = trimmed.get(host.id)
+            if small is None:
+                wanted = refs[host.id]
+                small = trimmed[host.id] = dataclasses.replace(
+                    host, checks=(), evidence={ref: ev for ref, ev in host.evidence.items() if ref in wanted})
+            self._best[key] = (rank, at, small, check)
+
+    def result(self) -> Merged:
+        if not self._files:
+            raise FleetError("nothing to merge: name one or more results.json files")
+        files = self._files
+        duplicates: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        # Each later finding of a host x check replaced the one before it, in the order of the files'
+        # precedence: listed in that order.
+        events = []
+        for key, found in self._found.items():
+            found.sort(key=lambda f: f[0])
+            events += [(cur[0], key, prev, cur) for prev, cur in zip(found, found[1:])]
+        events.sort(key=lambda e: e[0])
+        for _, key, (_, prev_at, prev_host), (_, cur_at, cur_host) in events:
+            older, newer = files[prev_at], files[cur_at]
+            if prev_at == cur_at:
+                reason = f"twice in one file (as {prev_host} and {cur_host}): kept the later record"
+            elif older["generated"] == newer["generated"]:
+                reason = "same generated_at: kept the file named later"
+            else:
+                reason = "kept the newer file"
+            entry = duplicates.setdefault((key[0], older["path"], newer["path"], reason), {
+                "host": key[0], "kept": newer["path"], "kept_generated_at": newer["generated_at"],
+                "dropped": older["path"], "dropped_generated_at": older["generated_at"],
+                "reason": reason, "checks": []})
+            entry["checks"].append(key[1])
+        chosen = sorted(self._best.values(), key=lambda k: (k[2].name, k[3].check_id))
+        source = {(host.id, check.check_id): files[index]["path"] for _, index, host, check in chosen}
+        # The merged hosts, by target id: each kept check with the evidence it read and its host's finding.
+        grouped: dict[str, list[tuple[HostResult, CheckResult]]] = {}
+        for _, _, host, check in chosen:
+            grouped.setdefault(host.id, []).append((host, check))
+        hosts = []
+        for host_id, pairs in grouped.items():
+            first = pairs[-1][0]
+            evidence: dict[str, Any] = {}
+            for host, check in pairs:
+                for ref in check.evidence_refs:
+                    if ref in host.evidence:
+                        evidence.setdefault(ref, host.evidence[ref])
+            hosts.append(dataclasses.replace(first, checks=tuple(c for _, c in pairs), evidence=evidence,
+                                             diagnosis=next((h.diagnosis for h, _ in reversed(pairs)
+                                                             if h.diagnosis), None)))
+        starts = [t for t in (_timestamp(f["started_at"]) for f in files) if t is not None]
+        ends = [f["generated"] for f in files if f["generated"] is not None]
+        now = time.time()
+        # For a fleet, "the run" spans every run merged: from the earliest start to the latest end.
+        started = min(starts) if starts else (min(ends) if ends else now)
+        ended = max(ends) if ends else started
+        profiles = {f["profile"] for f in files}
+        kept_from: dict[str, int] = {}
+        for path in source.values():
+            kept_from[path] = kept_from.get(path, 0) + 1
+        sources = [{"path": f["path"], "generated_at": f["generated_at"], "started_at": f["started_at"],
+                    "suite_version": f["suite_version"], "hosts": f["hosts"], "records": f["records"],
+                    "kept": kept_from.get(f["path"], 0)} for f in files]
+        dups = sorted(duplicates.values(), key=lambda d: (d["host"], d["dropped"]))
+        for entry in dups:
+            entry["checks"] = sorted(set(entry["checks"]))
+        run = RunResult(started=started, ended=ended, profile=profiles.pop() if len(profiles) == 1 else None,
+                        hosts=tuple(hosts), sections={"fleet": {"sources": sources, "duplicates": dups}})
+        return Merged(run=run, source=source, generated=now)
+
+
+def merge(docs: Iterable[dict[str, Any]]) -> Merged:
+    """One run from several results documents (as `load_results` returns them); the newest file wins
+    a host × check (ties: the later one). Give an iterator that loads each file when asked
+    (`cmd_merge` does) and only one is held at a time."""
+    merger = Merger()
     for doc in docs:
-        sources.append({"path": doc["_path"], "generated_at": doc.get("generated_at"),
-                        "started_at": doc.get("started_at"),
-                        "suite_version": doc.get("suite_version"),
-                        "hosts": sorted({results_report.host_key(r) for r in doc["results"]}),
-                        "records": len(doc["results"]), "kept": kept_from.get(doc["_path"], 0)})
-    dups = sorted(duplicates.values(), key=lambda d: (d["host"], d["dropped"]))
-    for entry in dups:
-        entry["checks"] = sorted(set(entry["checks"]))
-    run = RunResult(started=started, ended=ended, profile=profiles.pop() if len(profiles) == 1 else None,
-                    hosts=tuple(hosts), sections={"fleet": {"sources": sources, "duplicates": dups}})
-    return Merged(run=run, source=source, generated=now)
+        merger.add(doc)
+        del doc  # before the next file is read
+    return merger.result()
 
 
 def exit_status(run: RunResult) -> int:
@@ -284,8 +349,7 @@ def _duplicate_lines(run: RunResult) -> list[str]:
 def cmd_merge(out_dir: str, paths: list[str]) -> int:
     if not paths:
         raise FleetError("nothing to merge: name one or more results.json files")
-    docs = [load_results(p) for p in paths]
-    merged = merge(docs)
+    merged = merge(load_results(p) for p in paths)  # one file at a time (Merger)
     run = merged.run
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -300,7 +364,7 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
     for line in _duplicate_lines(run):
         print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
     status = exit_status(run)
-    print(inert(f"fleet: {len(doc['summary'])} hosts, {len(doc['results'])} results from {len(docs)} files "
+    print(inert(f"fleet: {len(doc['summary'])} hosts, {len(doc['results'])} results from {len(paths)} files "
                 f"-> {out_dir}/fleet.html, results.json, metrics.prom (exit {status})"), file=sys.stderr)
     return status
 

@@ -88,6 +88,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--baseline", metavar="FILE", default=None,
                     help="a results.json from the run before a change: report regressions, fixes, new AVC "
                          "denials, new/missing hosts; a regression or new denial makes the exit status 1")
+    # CI shards: one slice of the run's hosts, stable by host (plugin/targets.py); `fleet merge` joins them.
+    group.addoption("--shard", metavar="K/N", default=None,
+                    help="check only slice K of N of the run's hosts (1 <= K <= N), chosen by a hash of each "
+                         "host's id, so adding a host moves no other; a slice may be empty (exit 0). Join the "
+                         "slices' results.json with `python -m postfix_compliance.fleet merge`")
 
 
 def validate(config: pytest.Config) -> None:
@@ -115,3 +120,6 @@ def validate(config: pytest.Config) -> None:
     for name in ("drain_timeout", "poll_interval"):  # the profile's are checked the same way (schema)
         if config.getoption(name) is not None and not 0 < config.getoption(name) < float("inf"):
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    if config.getoption("shard", None) is not None:
+        from postfix_compliance.plugin.targets import parse_shard
+        parse_shard(config.getoption("shard"))

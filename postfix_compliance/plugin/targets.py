@@ -1,12 +1,24 @@
-"""Which hosts a run checks: --hosts URLs or an Ansible inventory, validated before any is contacted."""
+"""Which hosts a run checks: --hosts URLs or an Ansible inventory, validated before any is contacted.
+
+`--shard K/N` keeps one slice of them (a CI job of N running side by side, joined again by
+`python -m postfix_compliance.fleet merge`): a host's slice is sha256 of its id (the target id the run
+names it by) modulo N, so it depends on that host alone. Adding or removing a host moves no other host
+between slices, and every job of the N resolves the same inventory to the same slices.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
+import re
+from typing import Any
 
 import pytest
 
 from postfix_compliance.backends import backend_class, parse_host_url
+from postfix_compliance.errors import UsageError
 from postfix_compliance.inventory import resolve_host_specs
 
 
@@ -17,7 +29,8 @@ class HostTarget:
 
 
 def resolve_targets(config: pytest.Config) -> list[HostTarget]:
-    """The run's hosts, once each; a bad URL, scheme or snapshot file is a UsageError."""
+    """The run's hosts, once each; a bad URL, scheme or snapshot file is a UsageError. With --shard K/N
+    only the hosts of slice K (see the module doc): possibly none, which is not an error."""
     specs = resolve_host_specs(config.getoption("hosts", None), config.getoption("ansible_inventory", None),
                                config.getoption("connection", None),
                                reader=config.getoption("inventory_reader", "auto"))
@@ -32,4 +45,94 @@ def resolve_targets(config: pytest.Config) -> list[HostTarget]:
         if any(t.id == target_id for t in targets):
             continue
         targets.append(HostTarget(spec.strip(), target_id))
-    return targets
+    shard_text = config.getoption("shard", None)
+    if shard_text is None:
+        return targets
+    index, count = parse_shard(shard_text)
+    kept = [t for t in targets if shard_of(t.id, count) == index]
+    if not config.pluginmanager.has_plugin(_PLUGIN_NAME):
+        config.pluginmanager.register(_ShardPlugin(index, count, len(kept), len(targets)), _PLUGIN_NAME)
+    return kept
+
+
+# ---------------------------------------------------------------------- --shard K/N
+_SHARD = re.compile(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"K/N" -> (K, N) with 1 <= K <= N; anything else is one UsageError line."""
+    match = _SHARD.fullmatch(text or "")
+    if not match:
+        raise UsageError(f"--shard {text!r}: give K/N, this job's slice K of N (e.g. --shard=2/4)")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1:
+        raise UsageError(f"--shard {text!r}: N (the number of slices) must be at least 1")
+    if not 1 <= index <= count:
+        raise UsageError(f"--shard {text!r}: K must be between 1 and N ({count}); slices count from 1")
+    return index, count
+
+
+def shard_of(target_id: str, count: int) -> int:
+    """The slice (1..count) of a host: sha256 of its target id modulo count, the host's alone."""
+    digest = hashlib.sha256(target_id.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+_PLUGIN_NAME = "postfix-compliance-shard"
+
+
+class _ShardPlugin:
+    """What --shard adds to a run (registered by `resolve_targets`, on xdist workers too):
+
+    - a slice without hosts runs nothing: its checks (parametrized over no host) are deselected and the
+      exit status is 0, not pytest's 5 ("no tests collected"); the inventory itself was not empty
+      (an empty one is still refused, inventory.py). Its results.json has no results, and is merged as such;
+    - one terminal line saying which slice ran, and how many of the run's hosts it holds;
+    - results.json gets a top-level section `"shard": {"index": K, "count": N}`, added after the suite
+      wrote the file (the suite's hook `pytest_compliance_finish`, hookspecs.py). The file is copied with
+      the section added before its closing brace, never parsed again: a shard's results.json may be large."""
+
+    def __init__(self, index: int, count: int, kept: int, total: int) -> None:
+        self.section = {"index": index, "count": count}
+        self.kept, self.total = kept, total
+
+    @pytest.hookimpl(tryfirst=True)  # before the suite's own hook reads each item's host
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if self.kept:
+            return
+        empty = [i for i in items if "host_target" in getattr(getattr(i, "callspec", None), "params", {})
+                 or "host_target" in getattr(i, "fixturenames", ())]
+        if empty:
+            items[:] = [i for i in items if i not in empty]
+            config.hook.pytest_deselected(items=empty)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.kept and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter.write_line(f"shard {self.section['index']}/{self.section['count']}: "
+                                    f"{self.kept} of the run's {self.total} hosts")
+
+    def pytest_compliance_finish(self, config: pytest.Config, run: Any) -> None:
+        if config.getoption("no_reports", False):
+            return
+        add_section(os.path.join(config.getoption("report_dir"), "results.json"), "shard", self.section)
+
+
+def add_section(path: str, key: str, value: Any) -> None:
+    """Add `"key": value` to the JSON object in `path` (atomically, postfix_compliance/atomicfile.py)."""
+    from postfix_compliance.atomicfile import write_atomic
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return
+    body = data.rstrip()
+    if not body.endswith(b"}") or not data.lstrip().startswith(b"{"):
+        return  # not an object: nothing the suite wrote
+    head = body[:-1].rstrip()
+    comma = b"" if head.endswith(b"{") else b","
+    write_atomic(path, head + comma + b"\n " + json.dumps(key).encode() + b": "
+                 + json.dumps(value).encode() + b"\n}\n")
