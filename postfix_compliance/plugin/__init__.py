@@ -38,7 +38,7 @@ from postfix_compliance.plugin.snapshots import write_snapshots
 from postfix_compliance.plugin.staging import pytest_sessionfinish_publish_reports, pytest_unconfigure
 from postfix_compliance.plugin.staging import stage_plugin_reports
 from postfix_compliance.plugin.state import TARGETS
-from postfix_compliance.plugin.targets import HostTarget, resolve_targets
+from postfix_compliance.plugin.targets import HostTarget, resolve_targets, shard_section
 from postfix_compliance.profiles import Profile, load_profile
 from postfix_compliance.text import inert
 
@@ -69,8 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[TARGETS] = targets
     config.stash[PROFILE] = profile
     config.stash[COLLECTOR] = HostCollector(config, targets, profile, baseline_ends)
+    shard = shard_section(config)
     start_results_stage(config, ResultsStage(targets, time.time(), profile.name if profile else None,
-                                             waivers, baseline))
+                                             waivers, baseline, {"shard": shard} if shard else None))
     report_dir = config.stash[REPORT_DIR] = config.getoption("report_dir")
     if not config.getoption("no_reports"):
         os.makedirs(report_dir, exist_ok=True)

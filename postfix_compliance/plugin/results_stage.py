@@ -35,12 +35,13 @@ class ResultsStage:
     """Per process: the checks' results as they arrive, and (on the controller) the run at the end."""
 
     def __init__(self, targets: list[HostTarget], started: float, profile: str | None, waivers: Any,
-                 baseline: dict[str, Any] | None):
+                 baseline: dict[str, Any] | None, sections: dict[str, Any] | None = None):
         self.targets = targets
         self.started = started
         self.profile = profile
         self.waivers = waivers
         self.baseline = baseline
+        self.sections = sections or {}  # further top-level sections of results.json (e.g. "shard")
         self.headers: dict[str, dict[str, Any]] = {}  # host id -> identity and audit rules (the latest)
         self.checks: dict[str, list[CheckResult]] = {}  # host id -> its checks, in the order they ran
         self.bodies: dict[str, dict[str, dict[str, Any]]] = {}  # host id -> evidence id -> evidence
@@ -138,7 +139,7 @@ class ResultsStage:
         order = [t.id for t in self.targets if t.id in self.checks]
         order += [h for h in self.checks if h not in order]
         return RunResult(started=self.started, ended=ended or time.time(), profile=self.profile,
-                         hosts=tuple(self.host_result(h) for h in order))
+                         hosts=tuple(self.host_result(h) for h in order), sections=dict(self.sections))
 
     def decided(self) -> RunResult:
         """The decided run, built once (call it after all checks ran)."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 import re
 from typing import Any
 
@@ -87,10 +85,8 @@ class _ShardPlugin:
     - a slice without hosts runs nothing: its checks (parametrized over no host) are deselected and the
       exit status is 0, not pytest's 5 ("no tests collected"); the inventory itself was not empty
       (an empty one is still refused, inventory.py). Its results.json has no results, and is merged as such;
-    - one terminal line saying which slice ran, and how many of the run's hosts it holds;
-    - results.json gets a top-level section `"shard": {"index": K, "count": N}`, added after the suite
-      wrote the file (the suite's hook `pytest_compliance_finish`, hookspecs.py). The file is copied with
-      the section added before its closing brace, never parsed again: a shard's results.json may be large."""
+    - one terminal line saying which slice ran, and how many of the run's hosts it holds.
+    results.json says which slice it holds (`"shard": {"index": K, "count": N}`): see `shard_section`."""
 
     def __init__(self, index: int, count: int, kept: int, total: int) -> None:
         self.section = {"index": index, "count": count}
@@ -115,24 +111,8 @@ class _ShardPlugin:
         terminalreporter.write_line(f"shard {self.section['index']}/{self.section['count']}: "
                                     f"{self.kept} of the run's {self.total} hosts")
 
-    def pytest_compliance_finish(self, config: pytest.Config, run: Any) -> None:
-        if config.getoption("no_reports", False):
-            return
-        add_section(os.path.join(config.getoption("report_dir"), "results.json"), "shard", self.section)
 
-
-def add_section(path: str, key: str, value: Any) -> None:
-    """Add `"key": value` to the JSON object in `path` (atomically, postfix_compliance/atomicfile.py)."""
-    from postfix_compliance.atomicfile import write_atomic
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        return
-    body = data.rstrip()
-    if not body.endswith(b"}") or not data.lstrip().startswith(b"{"):
-        return  # not an object: nothing the suite wrote
-    head = body[:-1].rstrip()
-    comma = b"" if head.endswith(b"{") else b","
-    write_atomic(path, head + comma + b"\n " + json.dumps(key).encode() + b": "
-                 + json.dumps(value).encode() + b"\n}\n")
+def shard_section(config: pytest.Config) -> dict[str, int] | None:
+    """{"index": K, "count": N} for a --shard run (the results stage adds it to results.json), else None."""
+    plugin = config.pluginmanager.get_plugin(_PLUGIN_NAME)
+    return dict(plugin.section) if plugin is not None else None

@@ -31,7 +31,6 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
-import os
 import time
 from typing import Any, Iterable, Mapping
 
@@ -76,28 +75,6 @@ def evidence_entries(evidence: Iterable[Any]) -> list[tuple[str, dict[str, Any]]
     from postfix_compliance.facts.evidence import evidence_id
     dicts = [e if isinstance(e, dict) else e.to_dict() for e in evidence]
     return [(evidence_id(d), d) for d in dicts]
-
-
-def make_record(meta: Any, host: str, host_name: str, outcome: str, message: str, evidence: Iterable[Any],
-                profile: str | None, nodeid: str, duration: float) -> dict[str, Any]:
-    """A check's record: its evidence named by id ("evidence_refs"); `evidence` is Evidence objects or
-    `evidence_entries` pairs. The evidence itself travels once per host (see plugin)."""
-    evidence = list(evidence)
-    entries = evidence if all(isinstance(e, tuple) for e in evidence) else evidence_entries(evidence)
-    return {
-        "host": host, "host_name": host_name, "profile": profile, "check_id": meta.id, "title": meta.title,
-        "severity": meta.severity, "section": meta.section, "outcome": outcome, "message": message,
-        "remediation": list(meta.remediation), "rollback": list(meta.rollback),
-        "references": list(meta.references), "evidence_digest": evidence_digest([d for _, d in entries]),
-        "evidence_refs": [i for i, _ in entries],
-        "nodeid": nodeid, "duration_s": round(duration, 3), "waiver": None,
-    }
-
-
-def attach_evidence(record: dict[str, Any], table: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Give an in-memory record its "evidence" from its host's table {id: evidence} (shared objects)."""
-    record["evidence"] = [table[ref] for ref in record.get("evidence_refs") or [] if ref in table]
-    return record
 
 
 def inline_evidence(doc: dict[str, Any]) -> dict[str, Any]:
@@ -270,16 +247,6 @@ def run_from_document(doc: Mapping[str, Any]) -> RunResult:
     return RunResult(started=started, ended=ended, profile=doc.get("profile"), hosts=hosts,
                      changes=doc.get("changes"), waivers=doc.get("waivers"),
                      sections={k: v for k, v in doc.items() if k not in _DOCUMENT_KEYS and not k.startswith("_")})
-
-
-def add_sections(path: str, sections: dict[str, Any]) -> None:
-    """Add top-level sections ("changes", "waivers") to a results.json already written."""
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as handle:
-        doc = json.load(handle)
-    doc.update(sections)
-    write_json(path, doc)
 
 
 def load(path: str) -> dict[str, Any]:
