@@ -14,6 +14,7 @@ import pytest
 
 from postfix_compliance.checks import CATALOG
 from postfix_compliance.plugin.results_stage import check_of, decided_run
+from postfix_compliance.plugin.state import TARGETS
 from postfix_compliance.report import html
 
 REPORT_DATA = pytest.StashKey[Any]()
@@ -72,10 +73,18 @@ class HtmlRows:
     def __init__(self, config: pytest.Config):
         self.config = config
 
+    @property
+    def fleet(self) -> bool:
+        return html.is_fleet(len(self.config.stash.get(TARGETS, ())))
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
+        row = check_of(self.config, report)
+        if row is not None and self.fleet and row[1].outcome not in html.SHOWN_IN_FLEET:
+            cells.clear()  # a fleet's page lists its failing checks; each host's own page has the rest
+            return
         # pytest-html's own cells are HTML: keep their words only (it puts the node id in unescaped).
-        cells[:] = html.row_cells(check_of(self.config, report), result=re.sub(r"<[^>]*>", "", cells[0]),
+        cells[:] = html.row_cells(row, result=re.sub(r"<[^>]*>", "", cells[0]),
                                   test_id=_test_id(report), duration=re.sub(r"<[^>]*>", "", cells[2]))
 
     @pytest.hookimpl(optionalhook=True)

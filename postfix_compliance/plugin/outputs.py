@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.plugin.staging import html_report_path
 from postfix_compliance.run import RunResult
 from postfix_compliance.text import InertTerminal
 
@@ -24,6 +25,14 @@ def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profil
 
     if not config.getoption("no_reports"):
         results.write(run, os.path.join(report_dir, "results.json"))
+        page_path = html_report_path(config)
+        if page_path:  # a fleet: each host's own page, under hosts/ beside the report that links to it
+            from postfix_compliance.checks import CATALOG
+            from postfix_compliance.report import html
+            for name, text in html.host_pages(run, catalog=CATALOG, up=os.path.basename(page_path)):
+                path = os.path.join(os.path.dirname(page_path), name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_atomic(path, text)
     path = config.getoption("metrics", None)
     if path:  # 0644 whatever the umask: node_exporter's textfile collector reads it as another user
         write_atomic(path, metrics.render(run), mode=0o644)

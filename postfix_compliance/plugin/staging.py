@@ -38,6 +38,14 @@ def stage_plugin_reports(config: pytest.Config) -> None:
     config.stash[STAGED] = staged
 
 
+def html_report_path(config: pytest.Config) -> str | None:
+    """Where pytest-html's page ends up (its final path, not the private one it writes to), or None."""
+    for staged, final in config.stash.get(STAGED, []):
+        if staged == getattr(config.option, "htmlpath", None):
+            return final
+    return None
+
+
 @pytest.hookimpl(hookwrapper=True, trylast=True, specname="pytest_sessionfinish")
 def pytest_sessionfinish_publish_reports(session: pytest.Session) -> Any:
     """After pytest-html and junitxml wrote (the innermost wrapper), before the terminal summary names them."""

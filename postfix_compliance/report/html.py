@@ -31,7 +31,7 @@ import os
 import re
 import time
 import urllib.parse
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from postfix_compliance import __version__
 from postfix_compliance.atomicfile import write_atomic
@@ -48,6 +48,11 @@ OUTCOME_RANK = {"fail": 0, "error": 1, "waived": 2, "not_applicable": 3, "pass":
 # A report with more rows than this opens listing only the failing checks (a click on pytest-html's
 # Passed/Skipped filters lists the rest), and with every row collapsed if even those are this many.
 LARGE = 200
+# A fleet: more hosts than this, and the page is the summary plus the failing checks only (passing checks'
+# rows and evidence are left out of it); each host has a page of its own (`host_page`) with all its checks,
+# linked from the host summary, so that 1,000 hosts open as fast as 10.
+FLEET_HOSTS = 50
+SHOWN_IN_FLEET = ("fail", "error")
 CLIP = 50_000  # characters of one output shown in the page (results.json has it all)
 
 e = html.escape
@@ -173,13 +178,43 @@ def _sort_key(check: CheckResult) -> str:
            f"{_rank(SECTIONS, check.section):02d}"
 
 
+def is_fleet(run_or_hosts: RunResult | int) -> bool:
+    """Whether a run (or a number of hosts) gets the fleet-sized page."""
+    hosts = run_or_hosts if isinstance(run_or_hosts, int) else sum(1 for h in run_or_hosts.hosts if h.checks)
+    return hosts > FLEET_HOSTS
+
+
+def shown_checks(run: RunResult) -> list[tuple[HostResult, CheckResult]]:
+    """The checks that have a row on the run's page: all, or a fleet's failing ones."""
+    fleet = is_fleet(run)
+    return [(h, c) for h, c in run.checks() if not fleet or c.outcome in SHOWN_IN_FLEET]
+
+
+def host_page(host: HostResult) -> str:
+    """The file name (under hosts/ beside the page) of a fleet host's own page: readable, bounded, unique."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", host.name).strip("._")[:60] or "host"
+    return f"hosts/{safe}-{hashlib.sha256(host.id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}.html"
+
+
+def host_pages(run: RunResult, *, catalog: Mapping[str, Any] | None = None,
+               up: str = "compliance.html") -> Iterator[tuple[str, str]]:
+    """(file name, page) of each host of a fleet run, one at a time: its own page with every check, linking
+    back to `up` (the run's page, a directory above); none for a small run."""
+    if not is_fleet(run):
+        return
+    import dataclasses
+    for host in run.hosts:
+        if host.checks:
+            yield host_page(host), page(dataclasses.replace(run, hosts=(host,)), catalog=catalog, up=f"../{up}")
+
+
 def page_data(run: RunResult, catalog: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What report.js needs to show any row's detail: per check (once), per row, per output (once).
     `catalog`: check id -> its metadata (checks.CATALOG's CheckMeta: the "why" of a failing check)."""
     checks: dict[str, Any] = {}
     rows: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
-    for host, check in run.checks():
+    for host, check in shown_checks(run):
         check_id = check.check_id
         if check_id not in checks:
             meta = (catalog or {}).get(check_id)
@@ -235,6 +270,11 @@ def summary_prefix(run: RunResult) -> list[str]:
 def large_notice(run: RunResult, everything: str = "passed,skipped,failed,error,xfailed,xpassed,rerun") -> str:
     """For a report of more than LARGE checks: it opens listing the failing ones (and how to list all)."""
     total, failing = _counts(run)
+    if is_fleet(run):
+        return (f'<p id="pfc-large" class="pfc-large">This report holds {total} checks of '
+                f'{sum(1 for h in run.hosts if h.checks)} hosts: it lists the {failing} failing ones (Failed, '
+                f'Errors); each host\'s own page, linked from the host summary, has all its checks and their '
+                f'evidence.</p>')
     if total <= LARGE:
         return ""
     return (f'<p id="pfc-large" class="pfc-large">This report holds {total} checks: it opens listing '
@@ -276,9 +316,11 @@ def _anchor(check: CheckResult, label: str) -> str:
 
 def host_summary_html(run: RunResult) -> str:
     hosts: dict[str, dict[str, Any]] = {}
+    fleet = is_fleet(run)
     for host, check in run.checks():
         entry = hosts.setdefault(host.id, {"name": host.name, "profile": host.profile,
-                                           "counts": dict.fromkeys(OUTCOMES, 0), "failing": []})
+                                           "counts": dict.fromkeys(OUTCOMES, 0), "failing": [],
+                                           "page": host_page(host) if fleet else None})
         entry["counts"][check.outcome] = entry["counts"].get(check.outcome, 0) + 1
         if check.outcome in ("fail", "error"):
             entry["failing"].append(check)
@@ -296,6 +338,11 @@ def host_summary_html(run: RunResult) -> str:
         links = " ".join(_anchor(c, c.check_id) + (' <span class="pfc-o o-error">error</span>'
                                                    if c.outcome == "error" else "") for c in failing)
         name = e(entry["name"]) + (f"<br><small>{e(host)}</small>" if host != entry["name"] else "")
+        if entry["page"]:  # a fleet: the host's own page has all its checks and evidence
+            name = f'<a href="{e(entry["page"])}">{name}</a>'
+        if entry["page"] and links:  # its failing checks are rows of this page; the host page has them too
+            links += f' <a class="pfc-host-page" href="{e(entry["page"])}">all checks</a>'
+
         cells = "".join(f'<td class="n-{o}{" zero" if not counts[o] else ""}">{counts[o]}</td>' for o in OUTCOMES)
         rows.append(f'<tr class="{"host-bad" if bad else "host-ok"}" data-host="{e(host)}">'
                     f'<td class="h">{name}</td><td>{e(entry["profile"] or "—")}</td>{cells}'
@@ -467,7 +514,7 @@ def _table(run: RunResult) -> str:
     erroring and waived ones shown expanded (their detail built by report.js from the data block)."""
     head = "".join(f"<th>{label}</th>" for label in ("Result", *(label for _, label in COLUMNS), "Test",
                                                           "Duration"))
-    rows = sorted(run.checks(), key=lambda hc: (_sort_key(hc[1]), hc[0].name, hc[0].id, hc[1].check_id))
+    rows = sorted(shown_checks(run), key=lambda hc: (_sort_key(hc[1]), hc[0].name, hc[0].id, hc[1].check_id))
     body = []
     for host, check in rows:
         cells = row_cells((host, check), result=PYTEST_RESULTS.get(check.outcome, check.outcome),
@@ -488,14 +535,16 @@ def _duration(seconds: Any) -> str:
         return ""
 
 
-def page(run: RunResult, *, catalog: Mapping[str, Any] | None = None) -> str:
+def page(run: RunResult, *, catalog: Mapping[str, Any] | None = None, up: str | None = None) -> str:
     """A complete, self-contained HTML page of the run (no pytest-html, no external file): the same
-    summary pieces, rows, data block and script as the pytest-html report, escaped the same way."""
+    summary pieces, rows, data block and script as the pytest-html report, escaped the same way.
+    `up`: a link back to the whole run's page (a fleet host's own page)."""
     with open(CSS, encoding="utf-8") as handle:
         css = handle.read()
     heading = e(title(run))
+    back = f'<p class="pfc-run"><a href="{e(up)}">← the whole run</a></p>' if up else ""
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{heading}</title>",
-           f"<style>{_PAGE_CSS}{css}</style></head><body>", f"<h1>{heading}</h1>",
+           f"<style>{_PAGE_CSS}{css}</style></head><body>", f"<h1>{heading}</h1>", back,
            *summary_prefix(run), _table(run), *summary_postfix(run, catalog), "</body></html>"]
     return "\n".join(out) + "\n"
 
