@@ -176,22 +176,28 @@ class Session:
                 return
             STATS.batches += 1
             nonce, cap, commands = batch
-            tag = nonce.encode()
-            out_parts = [b"%s %s\n" % (tag, _uptime())]
-            err_parts = []
-            for index, wrapped in enumerate(commands):
-                rc, out, err, seconds = self.one(backend, wrapped)
-                if seconds:
-                    await asyncio.sleep(seconds)
-                if cap is not None:
-                    out, err = out[:cap + 1], err[:cap + 1]
-                out_parts += [out, b"\n%s %d %d %s\n" % (tag, index, rc, _uptime())]
-                err_parts += [err, b"\n%s %d\n" % (tag, index)]
-            process.stdout.write(b"".join(out_parts))
-            process.stderr.write(b"".join(err_parts))
+            out, err = await self.batch(backend, nonce, cap, commands)
+            process.stdout.write(out)
+            process.stderr.write(err)
             process.exit(0)
         except (asyncssh.Error, BrokenPipeError, ConnectionError):
             pass
+
+    async def batch(self, backend: SnapshotBackend, nonce: str, cap: int | None, commands: list[str]
+                    ) -> tuple[bytes, bytes]:
+        """What `sh -c` running the batch script prints on stdout and on stderr (see collect.batch_script)."""
+        tag = nonce.encode()
+        out_parts = [b"%s %s\n" % (tag, _uptime())]
+        err_parts = []
+        for index, wrapped in enumerate(commands):
+            rc, out, err, seconds = self.one(backend, wrapped)
+            if seconds:
+                await asyncio.sleep(seconds)
+            if cap is not None:  # each stream through `head -c CAP+1`
+                out, err = out[:cap + 1], err[:cap + 1]
+            out_parts += [out, b"\n%s %d %d %s\n" % (tag, index, rc, _uptime())]
+            err_parts += [err, b"\n%s %d\n" % (tag, index)]
+        return b"".join(out_parts), b"".join(err_parts)
 
     def one(self, backend: SnapshotBackend, wrapped: str) -> tuple[int, bytes, bytes, float]:
         result = backend.run(wrapped)
