@@ -387,7 +387,7 @@ def main() -> int:
                    "json_mb": os.path.getsize(os.path.join(report_dir, "results.json")) / 1e6 if records else float("nan")}
             row["suite_cpu_ms_per_host"] = run["cpu_s"] * 1000 / size
             row["peak_mb"] = max(run["tree_pss_mb"], run["maxrss_mb"])
-            print(f"hosts={size} rc={run['rc']} wall_s={run['wall_s']:.1f} suite_cpu_s={run['cpu_s']:.1f} "
+            print(f"hosts={size} load_avg={os.getloadavg()[0]:.2f} rc={run['rc']} wall_s={run['wall_s']:.1f} suite_cpu_s={run['cpu_s']:.1f} "
                   f"replay_cpu_s={run['replay_cpu_s']:.1f} proxy_cpu_s={run['proxy_cpu_s']:.1f} "
                   f"tree_pss_mb={run['tree_pss_mb']:.0f} (peak {run['tree_procs']} processes) "
                   f"maxrss_mb={run['maxrss_mb']:.0f} orphans_reaped={run['orphans_reaped']} records={records} "
