@@ -189,7 +189,13 @@ def measured_run(command: list[str], cwd: str, log: str, keep: set[int], sample_
         proc = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=env)
         sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # stopped (SIGTERM/SIGINT): stop the suite too, then the servers (main's finally)
+            proc.terminate()
+            proc.wait(30)
+            sampler.stop()
+            raise
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
     sampler.stop()
@@ -346,6 +352,10 @@ def main() -> int:
         if not find_chromium():
             parser.error("no Chromium (Debian: apt-get install chromium), or pass --no-html-load")
     subreaper = become_subreaper()
+    # SIGTERM, and SIGINT even where a non-interactive shell started this in the background (SIG_IGN):
+    # unwind through the finally blocks, so the suite, the proxy and the replay host are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     work = os.path.abspath(args.keep) if args.keep else tempfile.mkdtemp(prefix="pfc-fleet-bench-")
     os.makedirs(work, exist_ok=True)
     fleet_dir = os.path.join(work, "fleet")
