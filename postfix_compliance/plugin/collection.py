@@ -100,6 +100,12 @@ class HostCollector:
             return
         if self.on_release is not None:
             self.on_release(facts)
+        close = getattr(getattr(getattr(facts.runner, "host", None), "backend", None), "close", None)
+        if close is not None:  # its SSH connection (an OpenSSH master process) ends with its checks
+            try:
+                close()
+            except Exception:  # closing is courtesy: the run's results are made already
+                pass
         self._facts[host_id] = failed(self.targets[host_id], f"host {host_id}: released after its checks")
 
     def close(self) -> None:
