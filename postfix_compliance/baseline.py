@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from postfix_compliance.denials import is_login_session
+from postfix_compliance.denials import is_login_session, is_postfix
 from postfix_compliance.report.results import host_key, run_ends, underlying_outcome
 from postfix_compliance.run import HostResult, RunResult
 
@@ -151,4 +151,4 @@ def _postfix_denials(fact: Any, prefix: str) -> list[dict[str, Any]]:
     return [{"record_type": d.record_type, "scontext": d.scontext, "tcontext": d.tcontext, "tclass": d.tclass,
              "permissions": list(d.permissions), "comm": d.comm, "path": d.path, "permissive": d.permissive,
              "timestamp": d.timestamp, "raw": d.raw}
-            for d in fact.denials if (d.source_type or "").startswith(prefix)]
+            for d in fact.denials if is_postfix(d, prefix)]  # the suite's one Postfix-denial filter
