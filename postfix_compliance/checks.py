@@ -8,10 +8,8 @@ from typing import Any, Callable
 
 import pytest
 
-SEVERITIES = ("high", "medium", "low")
-# The runbook's sections, in its order (remediation scripts and reports follow it).
-SECTIONS = ("Symptom", "Environment", "Root cause", "Triage", "Diagnosis", "Primary fix", "Alternative",
-            "Verification", "Rollback", "Prevention", "Related")
+# The runbook's words (severities, sections in its order) live where the renderers may read them too.
+from postfix_compliance.runbook import SECTIONS, SEVERITIES
 
 
 @dataclasses.dataclass(frozen=True)

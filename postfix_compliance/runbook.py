@@ -1,8 +1,7 @@
 """The runbook's vocabulary, without pytest: severities and sections, in the runbook's order.
 
-checks.py (which imports pytest for its markers) declares checks with these words; the renderers
-(report/, fleet.py) sort and rank by them and must not import pytest, so the words live here.
-tests/test_reports.py holds the two equal (checks.SECTIONS / SEVERITIES are these).
+checks.py (which imports pytest for its markers) declares checks with these words and re-exports them;
+the renderers (report/, fleet.py) sort and rank by them and must not import pytest, so the words live here.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import report_snapshots as snaps
-from selftest import REPO, run_suite
+from selftest import run_suite
 
 from postfix_compliance.checks import SECTIONS
 from postfix_compliance.report import metrics, remediation
@@ -199,28 +199,3 @@ def test_remediation_script_comments_host_text_line_by_line():
     assert "\x1b" not in text
     assert "  'mail9; rm -rf /'|ssh://mail9) fix_host_1 ;;" in text
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
-
-
-RENDERERS = ("report/html.py", "report/metrics.py", "report/remediation.py", "report/playbook.py", "report/xccdf.py",
-             "report/results.py", "report/junit.py", "fleet.py")
-FORBIDDEN = ("pytest", "_pytest", "pytest_html", "postfix_compliance.plugin", "postfix_compliance.facts.parsers")
-
-
-def test_renderers_import_no_pytest_plugin_or_parser():
-    """Every renderer is a function of the run result: no pytest, plugin or parser import (issue #15)."""
-    import ast
-    found = []
-    for rel in RENDERERS:
-        path = os.path.join(REPO, "postfix_compliance", rel)
-        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            if isinstance(node, ast.ImportFrom) and node.module in ("postfix_compliance", "postfix_compliance.facts"):
-                names += [f"{node.module}.{a.name}" for a in node.names]
-            found += [f"{rel}: {n}" for n in names if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)]
-    assert not found
-
-
-def test_runbook_words_are_the_checks_words():
-    from postfix_compliance import checks, runbook
-    assert (runbook.SECTIONS, runbook.SEVERITIES) == (checks.SECTIONS, checks.SEVERITIES)
