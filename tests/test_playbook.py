@@ -26,8 +26,8 @@ import tempfile
 from typing import Any
 
 import pytest
-import yaml
 
+from results_golden import groups
 from selftest import REPO, SuiteRun, run_suite
 
 from postfix_compliance.checks import SECTIONS
@@ -37,7 +37,6 @@ from postfix_compliance.report.playbook import Unsafe
 BIN = os.path.dirname(sys.executable)
 ANSIBLE_PLAYBOOK = os.path.join(BIN, "ansible-playbook")
 ANSIBLE_LINT = os.path.join(BIN, "ansible-lint")
-MATRIX = os.path.join(REPO, "tests", "scenarios", "matrix.yaml")
 EXTRA_ARGS = ["--poll-interval", "0.1", "--postfix-check"]
 HOSTS_PER_RUN = 24
 
@@ -49,20 +48,6 @@ def ansible_env(home: str) -> dict[str, str]:
             "ANSIBLE_RETRY_FILES_ENABLED": "0", "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
 
 
-def groups() -> dict[str, list[str]]:
-    """Run key (a profile, or "detect") -> snapshot paths: every fixtures/hosts/*.json exactly once."""
-    with open(MATRIX, encoding="utf-8") as handle:
-        matrix = yaml.safe_load(handle)["scenarios"]
-    out: dict[str, list[str]] = {}
-    for entry in matrix:
-        key = "detect" if "/" not in entry["profile"] else entry["profile"]
-        out.setdefault(key, []).append(f"fixtures/hosts/{entry['name']}.json")
-    named = {p for paths in out.values() for p in paths}
-    for path in sorted(glob.glob(os.path.join(REPO, "fixtures", "hosts", "*.json"))):
-        rel = os.path.relpath(path, REPO)
-        if rel not in named:  # the recorded VM guest (tests/vm/test_vm_replay.py judges it with debian12)
-            out.setdefault("debian12", []).append(rel)
-    return out
 
 
 @pytest.fixture(scope="module")
