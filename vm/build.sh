@@ -3,6 +3,7 @@
 #
 #   vm/build.sh            build unless the cached image for the current inputs exists; print its directory
 #   FORCE=1 vm/build.sh    rebuild even if cached
+#   VM_FLAVOUR=targeted vm/build.sh   RHEL 9's targeted policy instead of Debian's refpolicy (vm/targeted-policy.sh)
 #
 # From Debian's packages only: debootstrap (minbase) + vm/packages.txt into a rootfs, an ext4 image, then a
 # first boot with enforcing=0 where Debian's own /.autorelabel mechanism labels the filesystem and reboots
@@ -25,6 +26,11 @@ if ! flock -n 9; then log "another build of $VM_KEY is running; waiting for it";
 
 if [[ -f $IMGDIR/complete && ${FORCE:-0} != 1 ]]; then
   log "cached image $IMGDIR"; echo "$IMGDIR"; exit 0
+fi
+
+if [[ $VM_FLAVOUR == targeted ]]; then
+  . "$VM_HERE/targeted-policy.sh"
+  targeted_check_sources
 fi
 
 WORK=$VM_CACHE/$VM_KEY.build
@@ -111,6 +117,12 @@ chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-inst
   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${PKGS[@]}" \
   >"$WORK/apt-install.log" 2>&1 || { scrub_logs; tail -40 "$WORK/apt-install.log" >&2; exit 1; }
 record apt_install_s "$(elapsed "$T2" "$(now)")"
+if [[ $VM_FLAVOUR == targeted ]]; then
+  log "building RHEL 9's targeted policy in the chroot (its build tools from the mirror, before the resolver is emptied)"
+  T5=$(now)
+  targeted_install "$ROOTFS" "$WORK"
+  record targeted_policy_s "$(elapsed "$T5" "$(now)")"
+fi
 
 # ---------------------------------------------------------------- guest configuration
 log "configuring the guest"
@@ -145,7 +157,7 @@ cp "$ROOTFS/etc/ssh/ssh_host_ed25519_key.pub" "$WORK/host_ed25519.pub"
 chroot "$ROOTFS" postconf -e "myhostname = $VM_HOSTNAME.$VM_DOMAIN" \
   "inet_interfaces = loopback-only" "inet_protocols = ipv4" "relayhost =" >/dev/null
 # SELinux: enforcing by config; the first boot overrides with enforcing=0 and relabels.
-sed -i -E 's/^SELINUX=.*/SELINUX=enforcing/; s/^SELINUXTYPE=.*/SELINUXTYPE=default/' "$ROOTFS/etc/selinux/config"
+sed -i -E "s/^SELINUX=.*/SELINUX=enforcing/; s/^SELINUXTYPE=.*/SELINUXTYPE=$SELINUXTYPE/" "$ROOTFS/etc/selinux/config"
 touch "$ROOTFS/.autorelabel"
 mkdir -p "$ROOTFS/var/log/journal"   # journal on disk: journalctl works across boots
 

@@ -17,11 +17,34 @@ VM_DOMAIN=${VM_DOMAIN:-localdomain}
 # is not a kernel option there: "security=selinux" selects SELinux (as Debian's selinux-activate writes it).
 KAPPEND_BASE="root=/dev/vda rw console=ttyS0 security=selinux audit=1 net.ifnames=0"
 
-# Cache key: the build script, the package list and the kernel command line (what decides the image).
+# Guest flavour: the policy the guest runs.
+#   refpolicy  Debian's selinux-policy-default (refpolicy, MLS); the default, run by .ci/run
+#   targeted   RHEL 9's targeted policy (MCS), built in the chroot from RHEL_POLICY_DIR (vm/targeted-policy.sh)
+VM_FLAVOUR=${VM_FLAVOUR:-refpolicy}
+case $VM_FLAVOUR in
+  refpolicy) SELINUXTYPE=default ;;
+  targeted) SELINUXTYPE=targeted ;;
+  *) echo "VM_FLAVOUR=$VM_FLAVOUR: expected refpolicy or targeted" >&2; exit 2 ;;
+esac
+# Where RHEL 9's policy sources are (the selinux-policy tarball and el9-sources/): outside the repository,
+# checked against vm/targeted-policy.sha256 before use. Only the targeted flavour reads them.
+RHEL_POLICY_DIR=${RHEL_POLICY_DIR:-$VM_HERE/../../shared/rhel-policy}
+
+# Cache key: the build script, the package list and the kernel command line (what decides the image); for
+# the targeted flavour also its build script and the pinned checksums of its policy sources. A targeted
+# image lives under targeted-<key>, so each flavour keeps one current image.
 vm_key() {
-  { cat "$VM_HERE/build.sh" "$VM_HERE/packages.txt"; echo "$KAPPEND_BASE $SUITE"; } | sha256sum | cut -c1-16
+  local flavour=${1:-$VM_FLAVOUR}
+  {
+    cat "$VM_HERE/build.sh" "$VM_HERE/packages.txt"; echo "$KAPPEND_BASE $SUITE"
+    if [[ $flavour == targeted ]]; then cat "$VM_HERE/targeted-policy.sh" "$VM_HERE/targeted-policy.sha256"; fi
+  } | sha256sum | cut -c1-16
 }
-VM_KEY=${VM_KEY:-$(vm_key)}
+vm_image_name() {  # the cache directory's name for flavour $1
+  local flavour=${1:-$VM_FLAVOUR}
+  if [[ $flavour == refpolicy ]]; then vm_key refpolicy; else echo "$flavour-$(vm_key "$flavour")"; fi
+}
+VM_KEY=${VM_KEY:-$(vm_image_name)}
 IMGDIR=${IMGDIR:-$VM_CACHE/$VM_KEY}
 GOLDEN=$IMGDIR/golden.qcow2
 KERNEL=$IMGDIR/vmlinuz

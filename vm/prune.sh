@@ -15,7 +15,9 @@ in_use() {  # is any file under $1 open by a qemu process?
 for dir in "$VM_CACHE"/*; do
   [[ -d $dir ]] || continue
   name=$(basename "$dir")
-  if [[ $name =~ ^[0-9a-f]{16}$ && $name != "$VM_KEY" ]]; then
+  current=$(vm_image_name refpolicy)
+  [[ $name == targeted-* ]] && current=$(vm_image_name targeted)
+  if [[ $name =~ ^(targeted-)?[0-9a-f]{16}$ && $name != "$current" ]]; then
     in_use "$dir" && continue
     flock -n "$VM_CACHE/.lock-$name" true || continue   # being built right now
     echo "vm/prune.sh: removing old image $dir" >&2
