@@ -21,9 +21,16 @@ def test_auditd_running(facts):
     assert processes.named("auditd"), "no auditd process is running (ps -eZ); systemd not available to ask"
 
 
+# Classes whose permissions are privileges of the process itself: no object to name (target = source).
+CAPABILITY_CLASSES = ("capability", "capability2", "cap_userns", "cap2_userns")
+
+
 def _describe(denial, verdicts):
-    what = f"{denial.comm or '?'} ({denial.source_type}) denied {{{' '.join(denial.permissions)}}} on " \
-           f"{denial.path or '?'} ({denial.target_type}, {denial.tclass})"
+    what = f"{denial.comm or '?'} ({denial.source_type}) denied {{{' '.join(denial.permissions)}}} "
+    if denial.tclass in CAPABILITY_CLASSES and not denial.path:
+        what += f"({denial.tclass})"  # e.g. chmod as root without fowner: "on ?" would say nothing
+    else:
+        what += f"on {denial.path or '?'} ({denial.target_type}, {denial.tclass})"
     if denial.permissive:
         what += " [permissive=1: logged, not enforced]"
     verdict = verdicts.get(denial.event_id)
