@@ -40,9 +40,31 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
             if not chunk:
                 break
         await sender
-    except (ConnectionError, asyncio.CancelledError):
+    except BaseException:
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
+        raise
+
+
+async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter, up_r: asyncio.StreamReader,
+                up_w: asyncio.StreamWriter, delay: float) -> None:
+    """Both directions of one connection, each delayed. An orderly end (EOF) is passed on as it comes; when
+    one direction fails (a reset), both sockets are reset at once, as a dropped link is seen from both ends.
+    (Before, the other end was left open: a client whose server had reset the connection waited on it until
+    its own timeout, e.g. paramiko's 30 s probe timeouts in bench/fleet_bench.py.)"""
+    pumps = {asyncio.create_task(_pump(client_r, up_w, delay)), asyncio.create_task(_pump(up_r, client_w, delay))}
+    try:
+        pending = pumps
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(not task.cancelled() and task.exception() is not None for task in done):
+                for writer in (client_w, up_w):
+                    writer.transport.abort()
+                break
+    finally:
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
 
 
 class DelayProxy:
@@ -74,8 +96,7 @@ class DelayProxy:
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            await asyncio.gather(_pump(client_r, up_w, self.delay), _pump(up_r, client_w, self.delay),
-                                 return_exceptions=True)
+            await relay(client_r, client_w, up_r, up_w, self.delay)
         except asyncio.CancelledError:  # the proxy is stopping: close both sides quietly
             pass
         finally:

@@ -29,7 +29,8 @@ Figures per size:
   peak_mb            the larger of: the peak of the summed PSS (/proc/PID/smaps_rollup) of every process of
                      the suite's tree, sampled each --sample-s seconds; and the largest single process's
                      max RSS (wait4's ru_maxrss: the controller or the largest xdist worker), shown as
-                     maxrss_mb. PSS counts shared pages once, so 1,000 ControlMasters are not 1,000 libcryptos.
+                     maxrss_mb. PSS counts shared pages once, so 1,000 ControlMasters are not 1,000 libcryptos;
+                     a child between vfork and exec (it shares its parent's memory) is not counted again.
   html_mb, json_mb   compliance.html and results.json sizes
   html_load_s        headless Chromium (tests/chromium.py, the system's chromium, already started): from
                      Page.navigate of file://compliance.html until its load event has fired and the next
@@ -116,6 +117,22 @@ def _descendants(root: int, table: dict[int, int], exclude: set[int]) -> set[int
     return found
 
 
+KCMP_VM = 1
+_KCMP_SYSCALL = {"x86_64": 312, "aarch64": 272}.get(os.uname().machine)
+_LIBC: list = []
+
+
+def _same_memory(pid: int, other: int) -> bool:
+    """Whether two processes share one address space (kcmp(2) KCMP_VM): a child between vfork and exec
+    (Python's subprocess uses vfork) shows its parent's whole memory in its own smaps_rollup, and a
+    sample that caught one counted the suite twice. False where kcmp is not available."""
+    if _KCMP_SYSCALL is None:
+        return False
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0].syscall(_KCMP_SYSCALL, pid, other, KCMP_VM, 0, 0) == 0
+
+
 def _pss_kb(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
@@ -150,8 +167,10 @@ class TreeSampler(threading.Thread):
     def run(self) -> None:
         me = os.getpid()
         while not self._halt.is_set():
-            pids = _descendants(me, _proc_table(), self.exclude)
-            total = sum(_pss_kb(pid) for pid in pids)
+            table = _proc_table()
+            pids = _descendants(me, table, self.exclude)
+            # (asked before reading: a process that has its own memory now never shares its parent's again)
+            total = sum(_pss_kb(pid) for pid in pids if not _same_memory(pid, table[pid]))
             if total > self.peak_kb:
                 self.peak_kb, self.peak_procs = total, len(pids)
             self._halt.wait(self.interval)

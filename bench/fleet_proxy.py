@@ -6,7 +6,7 @@
 One asyncio loop, one listening socket on each host address (127.0.0.2:PORT, 127.0.0.3:PORT, ... as
 bench/replay_host.py numbers them, loopback only), each connection forwarded to the same address on
 UPSTREAM_PORT (where replay_host.py listens, so the replay host still tells hosts apart by address),
-every chunk delayed by `--delay-ms` in each direction by delay_proxy.py's own `_pump` (25 ms each way =
+every chunk delayed by `--delay-ms` in each direction by delay_proxy.py's own `relay` (25 ms each way =
 50 ms round trip, throughput not limited). One process instead of one DelayProxy (thread and loop)
 per host; the per-byte behaviour is the same code.
 
@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from delay_proxy import _pump  # noqa: E402
+from delay_proxy import relay  # noqa: E402
 from replay_host import host_address  # noqa: E402
 
 CONNECTIONS = 0
@@ -45,7 +45,7 @@ async def forward(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        await asyncio.gather(_pump(client_r, up_w, delay), _pump(up_r, client_w, delay), return_exceptions=True)
+        await relay(client_r, client_w, up_r, up_w, delay)
     except asyncio.CancelledError:
         pass
     finally:

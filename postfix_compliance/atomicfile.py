@@ -11,8 +11,10 @@ one, never half of one.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+from typing import Iterable
 
 # Keep the temporary name well under NAME_MAX (255) even when the final name is long.
 _PREFIX_CHARS = 60
@@ -30,8 +32,9 @@ def default_mode() -> int:
     return 0o644
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int | None = None) -> None:
-    """Write `data` (text is UTF-8) to `path`: a new file, renamed into place.
+def write_atomic(path: str | os.PathLike[str], data: str | bytes | Iterable[str], mode: int | None = None) -> None:
+    """Write `data` (text is UTF-8) to `path`: a new file, renamed into place. `data` may be an iterable
+    of text pieces (e.g. a JSON encoder's `iterencode`): written as they come, never joined in memory.
 
     `mode` is the final file's exact permission bits; None: what open() would create (umask)."""
     path = os.fspath(path)
@@ -41,7 +44,13 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int | No
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")  # O_EXCL, mode 0600
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if isinstance(data, (str, bytes)):
+                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            else:
+                text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+                text.writelines(data)
+                text.flush()
+                text.detach()
             handle.flush()
             os.fsync(handle.fileno())
             # By descriptor: the name could have been swapped meanwhile, the open file cannot.

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -333,7 +332,7 @@ def metrics_text(merged: Merged) -> str:
     return text + "\n".join(lines) + "\n"
 
 
-def write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str | Iterable[str]) -> None:
     """Exclusive temporary file, then rename: a reader never sees half a file, a planted symlink is
     replaced, never followed (postfix_compliance/atomicfile.py)."""
     _write_atomic(path, text, mode=0o644)  # whatever the umask: node_exporter reads metrics.prom as another user
@@ -358,7 +357,7 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
     if not os.path.isdir(out_dir):
         raise FleetError(f"{out_dir}: not a directory")
     doc = document(merged)
-    write_atomic(os.path.join(out_dir, "results.json"), json.dumps(doc, indent=1) + "\n")
+    write_atomic(os.path.join(out_dir, "results.json"), results_report.json_pieces(doc))
     write_atomic(os.path.join(out_dir, "metrics.prom"), metrics_text(merged))
     write_atomic(os.path.join(out_dir, "fleet.html"), html_report.page(run))
     for line in _duplicate_lines(run):

@@ -107,6 +107,27 @@ def _yes(value: Any) -> bool:
     return str(value).lower() in ("yes", "true", "1")
 
 
+def send_eof(channel: paramiko.Channel) -> None:
+    """The channel's EOF (stdin at its end), never after its CLOSE.
+
+    paramiko's `shutdown_write()` makes the EOF message under the channel's lock but sends it after
+    letting go of the lock. A command that answers within a round trip has its server's CLOSE arrive
+    meanwhile, and the transport thread answers it with our CLOSE, which can then go out before the EOF:
+    the server gets an EOF for a channel it has closed (or already forgotten). That is a protocol error;
+    asyncssh (bench/replay_host.py) drops the whole connection for it, with every other command on it
+    (a few hosts a hundred at --prefetch-hosts 16 on a loaded machine, where a thread waits long for
+    the GIL). Sent under the lock, the EOF goes out first, or not at all once the channel is closed.
+    (paramiko sends outside the lock so as not to wait on a key re-exchange while holding it: here the
+    wait is at most paramiko's clear_to_send_timeout, and only if a re-exchange, at 512 MB of traffic on
+    one connection, meets the server closing this channel.)"""
+    with channel.lock:
+        if channel.closed or channel.eof_sent:
+            return
+        message = channel._send_eof()
+        if message is not None:
+            channel.transport._send_user_message(message)
+
+
 class SafeParamikoBackend(base.BaseBackend):
     NAME = "paramiko"
     SUITE_BACKEND = True  # accepts the suite's transport options (see backends.make_host)
@@ -323,7 +344,7 @@ class SafeParamikoBackend(base.BaseBackend):
         except (paramiko.SSHException, EOFError, OSError) as exc:
             check()
             raise ConnectError(f"exec refused: {exc}") from None
-        channel.shutdown_write()  # stdin at EOF, as with ssh -n: ausearch & co. read a pipe on stdin
+        send_eof(channel)  # stdin at EOF, as with ssh -n: ausearch & co. read a pipe on stdin
         channel.setblocking(False)
         wake = channel.fileno()  # readable when either stream has data or the channel closed
         heard = time.monotonic()

@@ -27,7 +27,7 @@ import pytest
 from postfix_compliance.errors import UsageError
 from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.outputpaths import check_output_paths
-from postfix_compliance.plugin.collection import HostCollector, facts_fixture, host_of, select
+from postfix_compliance.plugin.collection import FACTS, HostCollector, facts_fixture, host_of, select
 from postfix_compliance.plugin.options import BASELINE_WINDOW, pytest_addhooks, pytest_addoption, validate
 from postfix_compliance.plugin.outputs import changes_summary, waivers_summary, write_outputs
 from postfix_compliance.plugin.results_stage import ResultsStage, decided_run, pytest_runtest_makereport, stage_of
@@ -136,7 +136,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """A host's last check is done (checks run host by host): its facts are let go, so that a fleet's
-    evidence is not all held at once. Kept for --record-snapshot, which writes every host at the end."""
+    evidence is not all held at once. Kept for --record-snapshot, which writes every host at the end.
+    Every check lets go of its own reference (the item's stash; items live to the end of the session)."""
+    if FACTS in item.stash:
+        del item.stash[FACTS]
     host = host_of(item)
     if host is None or (nextitem is not None and host_of(nextitem) == host):
         return

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from postfix_compliance.checks import CATALOG
-from postfix_compliance.plugin.results_stage import check_of, decided_run
+from postfix_compliance.plugin.results_stage import check_of, decided_run, recorded_outcome
 from postfix_compliance.plugin.state import TARGETS
 from postfix_compliance.report import html
 
@@ -79,6 +79,12 @@ class HtmlRows:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
+        if self.fleet and report.passed and report.when in ("setup", "teardown") \
+                and (report.when == "setup" or recorded_outcome(self.config, report) not in html.SHOWN_IN_FLEET):
+            # Never a row of its own (pytest-html adds a passed setup or teardown to its check's call row,
+            # which a fleet's page leaves out unless it failed): not worked out only to be dropped.
+            cells.clear()
+            return
         row = check_of(self.config, report)
         if row is not None and self.fleet and row[1].outcome not in html.SHOWN_IN_FLEET:
             cells.clear()  # a fleet's page lists its failing checks; each host's own page has the rest

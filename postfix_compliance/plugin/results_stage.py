@@ -262,10 +262,7 @@ def start(config: pytest.Config, stage: ResultsStage) -> None:
 def check_of(config: pytest.Config, report: Any) -> tuple[HostResult, CheckResult] | None:
     """A per-test report's host (identity only) and check, waived if a waiver covers it; None for a
     report that is not a check's decisive one."""
-    if STAGE not in config.stash:
-        return None
-    _ingest_report(config, report)
-    found = stage_of(config).by_nodeid.get(getattr(report, "nodeid", None))
+    found = _recorded(config, report)
     if found is None:
         return None
     decisive = report.when == "call" or (report.when == "setup" and not report.passed)
@@ -273,6 +270,20 @@ def check_of(config: pytest.Config, report: Any) -> tuple[HostResult, CheckResul
         return None
     host, check = found
     return stage_of(config).host_result(host, with_checks=False), check
+
+
+def recorded_outcome(config: pytest.Config, report: Any) -> str | None:
+    """The outcome of the check a report (of any phase: setup, call, teardown) belongs to, once its
+    decisive report was recorded; None for a report that is not a check's."""
+    found = _recorded(config, report)
+    return found[1].outcome if found is not None else None
+
+
+def _recorded(config: pytest.Config, report: Any) -> tuple[str, CheckResult] | None:
+    if STAGE not in config.stash:
+        return None
+    _ingest_report(config, report)
+    return stage_of(config).by_nodeid.get(getattr(report, "nodeid", None))
 
 
 def decided_run(config: pytest.Config) -> RunResult | None:

@@ -32,7 +32,7 @@ import calendar
 import hashlib
 import json
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from postfix_compliance import __version__
 from postfix_compliance.atomicfile import write_atomic
@@ -209,17 +209,24 @@ def document(run: RunResult) -> dict[str, Any]:
 
 
 def render(run: RunResult) -> str:
-    return json.dumps(document(run), indent=1) + "\n"
+    return "".join(json_pieces(document(run)))
+
+
+def json_pieces(doc: Any) -> Iterator[str]:
+    """`json.dumps(doc, indent=1) + "\n"` in the encoder's own pieces, for writing as they come: a fleet's
+    document as one string (and the list of pieces joined into it) cost more than the document itself."""
+    yield from json.JSONEncoder(indent=1).iterencode(doc)
+    yield "\n"
 
 
 def write(run: RunResult, path: str) -> None:
     """Write atomically, never through a planted symlink (postfix_compliance/atomicfile.py)."""
-    write_atomic(path, render(run))
+    write_json(path, document(run))
 
 
 def write_json(path: str, doc: dict[str, Any]) -> None:
     """Write a document atomically, never through a planted symlink (postfix_compliance/atomicfile.py)."""
-    write_atomic(path, json.dumps(doc, indent=1) + "\n")
+    write_atomic(path, json_pieces(doc))
 
 
 # The top-level keys `document` writes itself; any other is a further section of the run.
