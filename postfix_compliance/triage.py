@@ -185,6 +185,17 @@ def _where(facts: _Facts, denial: model.AvcDenial) -> tuple[str, str | None]:
     return path, None
 
 
+def _relabel_root(facts: _Facts, path: str) -> str:
+    """The topmost mislabelled directory whose mislabel runs down to `path`: restorecon there fixes the whole
+    subtree. (Under targeted policy a tmp_t `deferred` gives the hash subdirectories qmgr makes in it a type of
+    their own, postfix_qmgr_tmp_t: the denial names one of them, the fault is their parent.)"""
+    mislabelled = {m.path.rstrip("/") for m in facts.mismatches()}
+    root = path.rstrip("/")
+    while (parent := os.path.dirname(root)) != root and parent in mislabelled:
+        root = parent
+    return root
+
+
 def _queue_lines(facts: _Facts, limit: int = 10) -> list[str]:
     queue = facts.queue()
     lines = []
@@ -216,7 +227,7 @@ def _selinux_cause(facts: _Facts, linked: list[tuple[model.AvcDenial, str]]) -> 
             fixes += [shell("setsebool -P {} on", b) for b in verdict.booleans]
         else:
             path, _ = _where(facts, denial)
-            fixes.append(shell("restorecon -Rv {}", path))
+            fixes.append(shell("restorecon -Rv {}", _relabel_root(facts, path)))
     fixes = list(dict.fromkeys(fixes))
     first, reason = linked[0]
     path, expected = _where(facts, first)

@@ -138,6 +138,11 @@ CHAINS = {
     "vm-mislabelled-deferred": ("selinux", "restorecon -Rv /var/spool/postfix/deferred",
                                 "queue unreadable (the mail system is down: no running master) because "
                                 "postfix_master_t was denied read on /var/spool/postfix/deferred labelled tmp_t"),
+    # recorded on the targeted-policy guest: the same change, Postfix runs; qmgr's hash subdirectories in the
+    # tmp_t deferred get postfix_qmgr_tmp_t and showq is denied one of them: the fix is their parent
+    "vm-targeted-mislabelled-deferred": ("selinux", "restorecon -Rv /var/spool/postfix/deferred",
+                                         "queue unreadable (postqueue: fatal: malformed showq server response) "
+                                         "because postfix_showq_t was denied read on /var/spool/postfix/deferred/"),
     "boolean-off-local-delivery": ("selinux", "setsebool -P postfix_local_write_mail_spool on",
                                    "mail delivery fails because postfix_local_t was denied"),
     "vm-day-relay-down": ("not-selinux", "postconf relayhost",
@@ -163,6 +168,6 @@ def test_findings_through_the_suite(suite):
             continue
         kind, first_fix, summary = expected
         assert finding["kind"] == kind, (name, finding)
-        assert finding["fix"][0].startswith(first_fix), (name, finding["fix"])
+        assert finding["fix"][0] == first_fix or finding["fix"][0].startswith(first_fix + " "), (name, finding["fix"])
         assert summary in finding["summary"], (name, finding["summary"])
         assert finding["evidence"], name
