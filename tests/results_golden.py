@@ -48,6 +48,13 @@ waivers:
 """
 
 
+def _vm_profile(name: str) -> str:
+    """The profile a recording of the VM tier is judged with (tests/vm/vm_scenarios.py: Scenario.profile)."""
+    if name.startswith("vm-targeted-old-name"):
+        return "tests/vm/profiles/debian12-targeted-old-name.yaml"
+    return "debian12-targeted" if name.startswith("vm-targeted-") else "debian12"
+
+
 def groups() -> dict[str, list[str]]:
     """Run key (a profile, or "detect") -> snapshot paths: every fixtures/hosts/*.json exactly once."""
     with open(MATRIX, encoding="utf-8") as handle:
@@ -59,8 +66,8 @@ def groups() -> dict[str, list[str]]:
     named = {p for paths in out.values() for p in paths}
     for path in sorted(glob.glob(os.path.join(REPO, "fixtures", "hosts", "*.json"))):
         rel = os.path.relpath(path, REPO)
-        if rel not in named:  # the recorded VM guest: judged with debian12 (tests/vm/test_vm_replay.py)
-            out.setdefault("debian12", []).append(rel)
+        if rel not in named:  # the recorded VM guests, judged as tests/vm/vm_scenarios.py says
+            out.setdefault(_vm_profile(os.path.basename(rel)), []).append(rel)
     return out
 
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from test_vm_tier import LIB, apply, drain_seconds, truth_with_log, verdict
+from test_vm_tier import RELAY_DOWN, apply, drain_seconds, truth_with_log, verdict
 from vm_scenarios import SCENARIOS
 from vmtier import REPO, timing
 
@@ -77,11 +77,7 @@ def test_an_operators_day(guest, scenario_suite):
     assert denials_since(guest, started) == [], "the suite's own runs left Postfix denials"
 
     # 4. relay down, mail over SMTP: the queue does not drain, and triage says it is not SELinux
-    apply(guest, "day: relay down, 3 messages over SMTP", """
-systemctl stop smtp-sink
-send_smtp someone@example.test 'relay down' 3
-wait_for 60 '[ "$(deferred)" = 3 ]'
-""")
+    apply(guest, "day: relay down, 3 messages over SMTP", RELAY_DOWN)
     run, replay = scenario_suite("day-relay-down", *args)
     verdict(run, "day-relay-down", truth_with_log(guest, "day-relay-down"), replay)
     q2 = run.record("Q-002")

@@ -29,10 +29,11 @@ def test_recorded_guest_evidence_replays(name, suite):
     with open(path, encoding="utf-8") as handle:
         doc = json.load(handle)
     assert doc["host"] == GUEST_HOSTNAME
-    run = suite(f"--hosts=snapshot://{path}", "--profile=debian12", "--poll-interval=0.01")
+    scenario = SCENARIOS[name]
+    profile = os.path.join(REPO, scenario.profile) if "/" in scenario.profile else scenario.profile
+    run = suite(f"--hosts=snapshot://{path}", f"--profile={profile}", "--poll-interval=0.01")
     outcomes = run.outcomes()
     assert outcomes, run.stdout[-3000:]
-    scenario = SCENARIOS[name]
     truth = dict(scenario.truth)
     # LOG-001's truth was read from the guest's journal when recorded; it is in the recorded outcomes.
     if doc["observed_outcomes"].get("LOG-001") == "fail":
@@ -57,3 +58,16 @@ def expected(scenario, cid: str) -> str:
 def test_fixtures_stay_small():
     sizes = {name: os.path.getsize(fixture_path(name)) for name in SCENARIOS if os.path.exists(fixture_path(name))}
     assert max(sizes.values()) < 60_000 and sum(sizes.values()) < 30_000 * len(sizes), sizes
+
+
+def test_scheduled_targeted_job_runs_the_targeted_tier():
+    """The documented schedule for the targeted-policy tier (contrib/ci/vm-targeted.gitlab-ci.yml) parses and
+    runs what it says: only on a schedule (or by hand), the vm_targeted marker, the tier switched on."""
+    import yaml
+
+    with open(os.path.join(REPO, "contrib", "ci", "vm-targeted.gitlab-ci.yml"), encoding="utf-8") as handle:
+        job = yaml.safe_load(handle)["vm-targeted"]
+    assert {rule["if"] for rule in job["rules"]} == {'$CI_PIPELINE_SOURCE == "schedule"',
+                                                     '$CI_PIPELINE_SOURCE == "web"'}
+    assert job["variables"]["POSTFIX_COMPLIANCE_VM_TARGETED"] == "1" and job["variables"]["RHEL_POLICY_DIR"]
+    assert any("tests/vm -m vm_targeted" in line for line in job["script"])

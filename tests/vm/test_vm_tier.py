@@ -48,6 +48,33 @@ start_sink() {
 }
 """
 
+# The scenarios both guests share (test_vm_targeted.py, test_operators_day.py).
+CUSTOM_QUEUE = """
+systemctl stop postfix
+cp -a /var/spool/postfix /srv/postfix-queue      # keeps the labels: Postfix works until the next relabel
+postconf -e queue_directory=/srv/postfix-queue
+systemctl start postfix
+send_smtp someone@example.test 'custom queue'
+wait_for 60 '[ -z "$(postqueue -j)" ]'
+"""
+LOCAL_MODULE = """
+setsebool postfix_local_write_mail_spool off
+setenforce 0                          # the usual recipe: collect every denial of the path at once
+send_smtp root@selinux-vm.localdomain 'before the module'
+wait_for 60 'grep -q "before the module" /var/mail/root 2>/dev/null'
+cd /root
+ausearch --input-logs -m AVC -ts recent -c local --raw | audit2allow -M postfix_local
+semodule -i postfix_local.pp
+setenforce 1
+send_smtp root@selinux-vm.localdomain 'after the module'
+wait_for 60 'grep -q "after the module" /var/mail/root'   # delivered, enforcing, boolean still off
+"""
+RELAY_DOWN = """
+systemctl stop smtp-sink
+send_smtp someone@example.test 'relay down' 3
+wait_for 60 '[ "$(deferred)" = 3 ]'
+"""
+
 # Lines LOG-001 is about, read from the guest's journal directly (the oracle for LOG-001's truth).
 BAD_LOG = r"journalctl --no-pager -q -u postfix -u 'postfix@*' --since -10min | grep -Eci '(fatal|panic):|permission denied' || true"
 
@@ -129,14 +156,7 @@ wait_for 30 '[ "$(ls /var/spool/postfix/maildrop | wc -l)" = 3 ]'
 
 
 def test_custom_queue_without_equivalence(guest, scenario_suite):
-    apply(guest, "queue moved to /srv/postfix-queue", """
-systemctl stop postfix
-cp -a /var/spool/postfix /srv/postfix-queue      # keeps the labels: Postfix works until the next relabel
-postconf -e queue_directory=/srv/postfix-queue
-systemctl start postfix
-send_smtp someone@example.test 'custom queue'
-wait_for 60 '[ -z "$(postqueue -j)" ]'
-""")
+    apply(guest, "queue moved to /srv/postfix-queue", CUSTOM_QUEUE)
     ground = guest.sh("ls -Zd /srv/postfix-queue; matchpathcon /srv/postfix-queue; semanage fcontext -l -C | grep -c srv || true")
     assert "postfix_spool_t" in ground.splitlines()[0] and "var_t" in ground.splitlines()[1], ground
     run, replay = scenario_suite("custom-queue-no-equivalence")
@@ -145,18 +165,7 @@ wait_for 60 '[ -z "$(postqueue -j)" ]'
 
 
 def test_local_module_from_audit2allow(guest, scenario_suite):
-    apply(guest, "audit2allow -M postfix_local + semodule -i", """
-setsebool postfix_local_write_mail_spool off
-setenforce 0                          # the usual recipe: collect every denial of the path at once
-send_smtp root@selinux-vm.localdomain 'before the module'
-wait_for 60 'grep -q "before the module" /var/mail/root 2>/dev/null'
-cd /root
-ausearch --input-logs -m AVC -ts recent -c local --raw | audit2allow -M postfix_local
-semodule -i postfix_local.pp
-setenforce 1
-send_smtp root@selinux-vm.localdomain 'after the module'
-wait_for 60 'grep -q "after the module" /var/mail/root'   # delivered, enforcing, boolean still off
-""", timeout=900)
+    apply(guest, "audit2allow -M postfix_local + semodule -i", LOCAL_MODULE, timeout=900)
     ground = guest.sh("semodule -lfull | grep -c '^400 postfix_local ' ; cat /root/postfix_local.te")
     assert ground.split()[0] == "1" and "allow postfix_local_t mail_spool_t:file" in ground, ground
     run, replay = scenario_suite("local-module")

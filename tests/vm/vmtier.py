@@ -70,6 +70,8 @@ class Guest:
     qmp_socket: str
     pidfile: str
     console: str
+    profile: str = "debian12"  # the suite's profile for this guest's flavour
+    avc_since: str | None = None  # where the suite's audit window starts (--avc-since); None: its default
 
     # ------------------------------------------------------------------ commands in the guest
     def ssh_command(self) -> list[str]:
@@ -128,8 +130,9 @@ class Guest:
 
     def suite_args(self) -> list[str]:
         return [f"--hosts={self.host_url()}", f"--ssh-identity-file={self.ssh_key}",
-                f"--known-hosts={self.known_hosts}", "--profile=debian12",
-                f"--command-timeout={COMMAND_TIMEOUT}"]
+                f"--known-hosts={self.known_hosts}", f"--profile={self.profile}",
+                f"--command-timeout={COMMAND_TIMEOUT}",
+                *([f"--avc-since={self.avc_since}"] if self.avc_since else [])]
 
     def guest_time(self) -> str:
         """The guest's clock now, in the form --avc-since takes."""
