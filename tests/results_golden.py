@@ -27,7 +27,9 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm"))
 from selftest import REPO, run_suite  # noqa: E402
+from vm_scenarios import SCENARIOS  # noqa: E402
 
 GOLDEN = os.path.join(REPO, "tests", "data", "golden")
 MATRIX = os.path.join(REPO, "tests", "scenarios", "matrix.yaml")
@@ -48,13 +50,6 @@ waivers:
 """
 
 
-def _vm_profile(name: str) -> str:
-    """The profile a recording of the VM tier is judged with (tests/vm/vm_scenarios.py: Scenario.profile)."""
-    if name.startswith("vm-targeted-old-name"):
-        return "tests/vm/profiles/debian12-targeted-old-name.yaml"
-    return "debian12-targeted" if name.startswith("vm-targeted-") else "debian12"
-
-
 def groups() -> dict[str, list[str]]:
     """Run key (a profile, or "detect") -> snapshot paths: every fixtures/hosts/*.json exactly once."""
     with open(MATRIX, encoding="utf-8") as handle:
@@ -66,8 +61,9 @@ def groups() -> dict[str, list[str]]:
     named = {p for paths in out.values() for p in paths}
     for path in sorted(glob.glob(os.path.join(REPO, "fixtures", "hosts", "*.json"))):
         rel = os.path.relpath(path, REPO)
-        if rel not in named:  # the recorded VM guests, judged as tests/vm/vm_scenarios.py says
-            out.setdefault(_vm_profile(os.path.basename(rel)), []).append(rel)
+        if rel not in named:  # the recorded VM guests (vm-<scenario>.json), judged with their scenario's profile
+            scenario = SCENARIOS[os.path.basename(rel).removeprefix("vm-").removesuffix(".json")]
+            out.setdefault(scenario.profile, []).append(rel)
     return out
 
 

@@ -69,7 +69,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     if targeted:
         config.hook.pytest_deselected(items=targeted)
         items[:] = [item for item in items if not item.get_closest_marker("vm_targeted")]
-        TIMINGS.append(f"targeted-policy tier: {len(targeted)} tests deselected (a scheduled tier: "
+        timing(f"targeted-policy tier: {len(targeted)} tests deselected (a scheduled tier: "
                        "POSTFIX_COMPLIANCE_VM_TARGETED=1, or -m vm_targeted, runs it; see vm/README.md)")
 
 

@@ -71,3 +71,27 @@ def test_scheduled_targeted_job_runs_the_targeted_tier():
                                                      '$CI_PIPELINE_SOURCE == "web"'}
     assert job["variables"]["POSTFIX_COMPLIANCE_VM_TARGETED"] == "1" and job["variables"]["RHEL_POLICY_DIR"]
     assert any("tests/vm -m vm_targeted" in line for line in job["script"])
+
+
+# The denial every boot of the targeted guest logs (post-install's chmod as root, no fowner under RHEL's policy),
+# as ausearch printed it there; the scenarios' window starts after it, so no recording carries it.
+BOOT_CHMOD_DENIAL = (
+    "----\ntime->Tue Dec  1 18:16:24 2026\n"
+    "type=AVC msg=audit(1796148984.980:79): avc:  denied  { fowner } for  pid=485 comm=\"chmod\" capability=3  "
+    "scontext=system_u:system_r:postfix_master_t:s0 tcontext=system_u:system_r:postfix_master_t:s0 "
+    "tclass=capability permissive=0\n")
+
+
+def test_a_capability_denial_names_its_class(suite, tmp_path):
+    """AVC-002 on the targeted guest's boot denial: a capability has no object to name ("on ?" said nothing)."""
+    with open(fixture_path("targeted-healthy"), encoding="utf-8") as handle:
+        doc = json.load(handle)
+    [record] = [e for e in doc["evidence"] if e["probe"] == "avc_denials"]
+    record.update(stdout=BOOT_CHMOD_DENIAL, exit_status=0, stderr="")
+    path = tmp_path / "vm-targeted-boot-denial.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    run = suite(f"--hosts=snapshot://{path}", "--profile=debian12-targeted", "-k", "AVC-002")
+    avc = run.record("AVC-002")
+    assert avc["outcome"] == "fail", avc
+    assert "chmod (postfix_master_t) denied {fowner} (capability)" in avc["message"], avc["message"]
+    assert "on ?" not in avc["message"], avc["message"]
