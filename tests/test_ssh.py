@@ -469,6 +469,39 @@ def test_known_hosts_matching_like_openssh(tmp_path):
     assert KnownHosts.resolve(str(path)).verify("[127.0.0.9]:22", "ssh-ed25519", other) == "known"
 
 
+def test_known_hosts_index_finds_what_line_by_line_matching_finds_in_file_order(tmp_path):
+    """A fleet's known_hosts is read once and indexed by plain name (matching every line for every host
+    is quadratic): the index must give exactly the lines OpenSSH's matching gives, in file order, and
+    see a line added or removed during the run."""
+    import base64, hashlib, hmac
+    from postfix_compliance.backends.hostkeys import (KnownHosts, known_hosts_table, patterns_match,
+                                                      read_known_hosts)
+
+    b64 = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"A" * 36).decode()
+    salt = b"0123456789abcdefghij"
+    hashed = "|1|" + base64.b64encode(salt).decode() + "|" + base64.b64encode(
+        hmac.new(salt, b"[127.0.0.5]:2222", hashlib.sha1).digest()).decode()
+    lines = [f"[127.0.0.{i}]:2222 ssh-ed25519 {b64}" for i in range(2, 40)]
+    lines[5:5] = [f"[127.0.0.5]:2222,OTHER.example.test ecdsa-sha2-nistp256 {b64}", f"{hashed} ssh-rsa {b64}",
+                  f"*.example.test,!bad.example.test ssh-ed25519 {b64}", f"[127.0.0.?]:2222 ssh-dss {b64}",
+                  f"@revoked [127.0.0.5]:2222 ssh-ed25519 {b64}", f"a,,[127.0.0.5]:2222 ssh-ed25519 {b64}"]
+    path = tmp_path / "known_hosts"
+    path.write_text("\n".join(lines) + "\n")
+    names = ["[127.0.0.5]:2222", "[127.0.0.7]:2222", "[127.0.0.39]:2222", "other.example.test",
+             "Other.Example.Test", "bad.example.test", "[127.0.0.99]:2222", "nothing"]
+    for name in names:
+        expected = [k for k in read_known_hosts([str(path)]) if patterns_match(k.patterns, name)]
+        assert known_hosts_table((str(path),)).matching(name) == expected, name
+    assert [k.keytype for k in known_hosts_table((str(path),)).matching("[127.0.0.5]:2222")] == [
+        "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", "ssh-dss", "ssh-ed25519", "ssh-ed25519"]
+    known = KnownHosts.resolve(str(path))
+    assert known.known_keytypes("[127.0.0.5]:2222") == ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", "ssh-dss"]
+    # Edited during the run (a key removed, another added): the next lookup reads the file again.
+    path.write_text("\n".join(lines[:3]) + f"\n[127.0.0.77]:2222 ssh-ed25519 {b64}\n")
+    assert known.known_keytypes("[127.0.0.77]:2222") == ["ssh-ed25519"]
+    assert known.known_keytypes("[127.0.0.5]:2222") == []
+
+
 def test_inventory_files_without_ansible(tmp_path):
     from postfix_compliance.inventory import inventory_urls
 

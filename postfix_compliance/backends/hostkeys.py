@@ -18,6 +18,7 @@ import binascii
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import hmac
 import os
@@ -94,6 +95,7 @@ def _match_hashed(pattern: str, name: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)
 def _wildcard(pattern: str) -> re.Pattern[str]:
     """OpenSSH's patterns: `*` and `?` are the only wildcards (`[` is literal, as in `[host]:port`)."""
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower()))
@@ -146,6 +148,60 @@ def read_known_hosts(paths: Iterable[str]) -> list[KnownKey]:
     return keys
 
 
+_PLAIN = re.compile(r"[^*?!|,]+(?:,[^*?!|,]+)*")
+
+
+class KnownHostsTable:
+    """The keys of a set of known_hosts files, read once, with the plain host names indexed.
+
+    A fleet run asks about every host it connects to; matching each line's patterns for each host
+    is quadratic (1,000 hosts and a 1,000-line file: a million pattern matches). Lines that name hosts
+    plainly (no wildcard, negation or hash) are found by name; the others are matched as before."""
+
+    def __init__(self, keys: list[KnownKey]):
+        self.keys = keys
+        self.by_name: dict[str, list[int]] = {}
+        self.scan: list[int] = []  # lines with wildcards, negations or hashed names
+        for index, key in enumerate(keys):
+            if _PLAIN.fullmatch(key.patterns):
+                for name in dict.fromkeys(key.patterns.lower().split(",")):
+                    self.by_name.setdefault(name, []).append(index)
+            else:
+                self.scan.append(index)
+
+    def matching(self, name: str) -> list[KnownKey]:
+        """The keys whose patterns match `name`, in file order (as OpenSSH reads them)."""
+        found = set(self.by_name.get(name.lower(), ()))
+        found.update(i for i in self.scan if patterns_match(self.keys[i].patterns, name))
+        return [self.keys[i] for i in sorted(found)]
+
+
+_TABLES: dict[tuple[str, ...], tuple[tuple[Any, ...], KnownHostsTable]] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def _file_state(path: str) -> tuple[Any, ...]:
+    try:
+        st = os.stat(os.path.expanduser(path))
+    except OSError as exc:
+        return (path, type(exc).__name__)
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def known_hosts_table(paths: tuple[str, ...]) -> KnownHostsTable:
+    """The table of these files, read again whenever one of them changed (a key recorded by
+    --accept-new-host-keys, by another worker, or by the operator during the run)."""
+    state = tuple(_file_state(p) for p in paths)
+    with _TABLES_LOCK:
+        cached = _TABLES.get(paths)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+    table = KnownHostsTable(read_known_hosts(paths))
+    with _TABLES_LOCK:
+        _TABLES[paths] = (state, table)
+    return table
+
+
 @dataclasses.dataclass
 class KnownHosts:
     """The known_hosts files for one host: `files` are read, new keys go to `record_to`."""
@@ -169,15 +225,15 @@ class KnownHosts:
     def known_keytypes(self, name: str) -> list[str]:
         """The key types known for this host (to offer them first in the key exchange)."""
         types = []
-        for key in read_known_hosts(self.files):
-            if key.marker is None and patterns_match(key.patterns, name) and key.keytype not in types:
+        for key in known_hosts_table(self.files).matching(name):
+            if key.marker is None and key.keytype not in types:
                 types.append(key.keytype)
         return types
 
     def verify(self, name: str, keytype: str, blob: bytes) -> str:
         """Accept the key (returns "known" or "recorded") or raise HostKeyRefused, one line."""
         fp = fingerprint(blob)
-        entries = [k for k in read_known_hosts(self.files) if patterns_match(k.patterns, name)]
+        entries = known_hosts_table(self.files).matching(name)
         for key in entries:
             if key.marker == "@revoked" and key.blob == blob:
                 raise HostKeyRefused(f"host key for {name} is REVOKED ({key.where}): {keytype} {fp}")
