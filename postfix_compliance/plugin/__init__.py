@@ -29,6 +29,7 @@ from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.outputpaths import check_output_paths
 from postfix_compliance.plugin.collection import FACTS, HostCollector, facts_fixture, host_of, select
 from postfix_compliance.plugin.options import BASELINE_WINDOW, pytest_addhooks, pytest_addoption, validate
+from postfix_compliance.plugin.lean_reports import register as register_lean_reports
 from postfix_compliance.plugin.outputs import changes_summary, waivers_summary, write_outputs
 from postfix_compliance.plugin.results_stage import ResultsStage, decided_run, pytest_runtest_makereport, stage_of
 from postfix_compliance.plugin.results_stage import pytest_sessionfinish_checks_done
@@ -57,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
                          ("runtime", "needs a running system"),
                          ("intrusive", "changes the host: the documented queue flush")):
         config.addinivalue_line("markers", f"{marker}: {text}")
+    register_lean_reports(config)
     try:
         validate(config)
         waivers, baseline, baseline_ends = _verdict_inputs(config)
