@@ -6,6 +6,9 @@ Fresh Debian 12 machine, from the repository, as root (Chromium, asyncssh and Op
     scripts/bootstrap.sh --dev
     .venv/bin/python bench/fleet_bench.py --sizes 1,100,300,1000 --rtt-ms 50
     .venv/bin/python bench/fleet_bench.py --sizes 100 --suite-args='-n 2'        # compare xdist workers
+    git worktree add /tmp/before COMMIT && ln -s "$PWD/.venv" /tmp/before/.venv
+    .venv/bin/python bench/fleet_bench.py --scheme snapshot --sizes 100,300,1000 --before /tmp/before
+                                                  # the suite alone (no SSH), an earlier commit side by side
 
 What runs:
   - bench/replay_host.py: ONE asyncssh process serving max(--sizes) SSH hosts on 127.0.0.2, 127.0.0.3, ...
@@ -353,8 +356,12 @@ def main() -> int:
     parser.add_argument("--snapshot", default=os.path.join(REPO, "fixtures", "hosts", "healthy-rhel9.json"))
     parser.add_argument("--mix", action="store_true", help="replay_host --mix: some hosts fail checks")
     parser.add_argument("--profile", default="rhel9")
-    parser.add_argument("--scheme", default="ssh", choices=("ssh", "paramiko"),
-                        help="host URL scheme (default ssh://, the suite's OpenSSH backend)")
+    parser.add_argument("--scheme", default="ssh", choices=("ssh", "paramiko", "snapshot"),
+                        help="host URL scheme (default ssh://, the suite's OpenSSH backend; snapshot://: the "
+                             "replay host's snapshot files read directly, no SSH at all)")
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="a checkout of an earlier commit (git worktree add DIR COMMIT): each size runs its "
+                             "suite too, on the same hosts with the same arguments, just before this one's")
     parser.add_argument("--suite-args", default="", help="more suite arguments, e.g. '-n 2' (shell words)")
     parser.add_argument("--page-loads", type=int, default=1, help="HTML loads per size; the best is shown")
     parser.add_argument("--no-html-load", dest="html_load", action="store_false")
@@ -388,7 +395,7 @@ def main() -> int:
     rows = []
     try:
         print(f"# {replay.wait_ready(120)}", flush=True)
-        if args.rtt_ms > 0:
+        if args.rtt_ms > 0 and args.scheme != "snapshot":
             proxy = Server([sys.executable, os.path.join(BENCH, "fleet_proxy.py"), "--hosts", str(hosts_max),
                             "--port", str(args.port), "--upstream-port", str(upstream),
                             "--delay-ms", str(args.rtt_ms / 2)], os.path.join(work, "fleet_proxy.log"))
@@ -399,24 +406,32 @@ def main() -> int:
         print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; rtt {args.rtt_ms:g} ms; scheme "
               f"{args.scheme}://; suite args: {' '.join(suite_args) or '(none)'}; subreaper: {subreaper}; work {work}",
               flush=True)
-        for size in sizes:
-            report_dir = os.path.join(work, f"reports{size}")
-            command = [sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", "--hosts=" + ",".join(urls[:size]),
-                       f"--known-hosts={os.path.join(fleet_dir, 'known_hosts')}",
-                       f"--ssh-identity-file={os.path.join(fleet_dir, 'client_key')}", f"--profile={args.profile}",
-                       f"--report-dir={report_dir}", *suite_args]
+        suites = [("before", os.path.abspath(args.before)), ("after", REPO)] if args.before else [("", REPO)]
+        for size, (label, suite_repo) in [(size, suite) for size in sizes for suite in suites]:
+            report_dir = os.path.join(work, f"reports{size}{label}")
+            if args.scheme == "snapshot":
+                hosts = [f"snapshot://{os.path.join(fleet_dir, 'snapshots', name)}"
+                         for name in sorted(os.listdir(os.path.join(fleet_dir, "snapshots")))[:size]]
+                access: list[str] = []
+            else:
+                hosts = urls[:size]
+                access = [f"--known-hosts={os.path.join(fleet_dir, 'known_hosts')}",
+                          f"--ssh-identity-file={os.path.join(fleet_dir, 'client_key')}"]
+            command = [sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", "--hosts=" + ",".join(hosts),
+                       *access, f"--profile={args.profile}", f"--report-dir={report_dir}", *suite_args]
             replay_cpu, proxy_cpu = replay.cpu(), proxy.cpu() if proxy else 0.0
-            run = measured_run(command, REPO, os.path.join(work, f"suite{size}.log"), keep, args.sample_s)
+            run = measured_run(command, suite_repo, os.path.join(work, f"suite{size}{label}.log"), keep, args.sample_s)
             run["replay_cpu_s"] = replay.cpu() - replay_cpu
             run["proxy_cpu_s"] = (proxy.cpu() - proxy_cpu) if proxy else 0.0
             records, counts, first_error = outcomes(report_dir)
             html = os.path.join(report_dir, "compliance.html")
-            row = {"hosts": size, **run, "records": records, "counts": counts,
+            row = {"hosts": size, "label": label, **run, "records": records, "counts": counts,
                    "html_mb": os.path.getsize(html) / 1e6 if os.path.exists(html) else float("nan"),
                    "json_mb": os.path.getsize(os.path.join(report_dir, "results.json")) / 1e6 if records else float("nan")}
             row["suite_cpu_ms_per_host"] = run["cpu_s"] * 1000 / size
             row["peak_mb"] = max(run["tree_pss_mb"], run["maxrss_mb"])
-            print(f"hosts={size} load_avg={os.getloadavg()[0]:.2f} rc={run['rc']} wall_s={run['wall_s']:.1f} suite_cpu_s={run['cpu_s']:.1f} "
+            print(f"hosts={size}{' ' + label if label else ''} load_avg={os.getloadavg()[0]:.2f} rc={run['rc']} "
+                  f"wall_s={run['wall_s']:.1f} suite_cpu_s={run['cpu_s']:.1f} "
                   f"replay_cpu_s={run['replay_cpu_s']:.1f} proxy_cpu_s={run['proxy_cpu_s']:.1f} "
                   f"tree_pss_mb={run['tree_pss_mb']:.0f} (peak {run['tree_procs']} processes) "
                   f"maxrss_mb={run['maxrss_mb']:.0f} orphans_reaped={run['orphans_reaped']} records={records} "
@@ -429,7 +444,7 @@ def main() -> int:
                 reap_orphans(keep, 10)
             else:
                 row["html_load_s"] = row["load_event_s"] = float("nan")
-            if args.floor:
+            if args.floor and label != "before":  # the floor is the same pytest for both: once a size
                 items = records // size if records else CHECKS_PER_HOST
                 floor = floor_run(work, os.path.join(fleet_dir, "snapshots"), size, items, keep, args.sample_s)
                 row["floor_cpu_ms_per_host"] = floor["cpu_s"] * 1000 / size
@@ -437,7 +452,10 @@ def main() -> int:
                 row["floor_mb"] = max(floor["tree_pss_mb"], floor["maxrss_mb"])
             else:
                 row["floor_cpu_ms_per_host"] = row["floor_wall_s"] = row["floor_mb"] = float("nan")
-            print(f"hosts={size} html_mb={row['html_mb']:.1f} json_mb={row['json_mb']:.1f} "
+            for earlier in rows:
+                if earlier["hosts"] == size and earlier["label"] == "before":
+                    earlier.update({k: row[k] for k in ("floor_cpu_ms_per_host", "floor_wall_s", "floor_mb")})
+            print(f"hosts={size}{' ' + label if label else ''} html_mb={row['html_mb']:.1f} json_mb={row['json_mb']:.1f} "
                   f"html_load_s={row['html_load_s']:.2f} load_event_s={row['load_event_s']:.2f} "
                   f"floor_cpu_ms_per_host={row['floor_cpu_ms_per_host']:.1f} floor_wall_s={row['floor_wall_s']:.1f} "
                   f"floor_mb={row['floor_mb']:.0f}", flush=True)
@@ -450,21 +468,22 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     print()
-    header = ("hosts", "wall s", "suite CPU s", "CPU ms/host", "peak MB", "maxrss MB", "html MB", "json MB",
-              "html load s", "floor ms/host", "replay CPU s", "proxy CPU s")
+    header = ("hosts", *(("run",) if args.before else ()), "wall s", "suite CPU s", "CPU ms/host", "peak MB",
+              "maxrss MB", "html MB", "json MB", "html load s", "floor ms/host", "replay CPU s", "proxy CPU s")
     print(" | ".join(header))
     for r in rows:
-        print(" | ".join([f"{r['hosts']}", f"{r['wall_s']:.1f}", f"{r['cpu_s']:.1f}", f"{r['suite_cpu_ms_per_host']:.1f}",
-                          f"{r['peak_mb']:.0f}", f"{r['maxrss_mb']:.0f}", f"{r['html_mb']:.1f}", f"{r['json_mb']:.1f}",
+        print(" | ".join([f"{r['hosts']}", *([r["label"]] if args.before else []), f"{r['wall_s']:.1f}",
+                          f"{r['cpu_s']:.1f}", f"{r['suite_cpu_ms_per_host']:.1f}", f"{r['peak_mb']:.0f}", f"{r['maxrss_mb']:.0f}", f"{r['html_mb']:.1f}", f"{r['json_mb']:.1f}",
                           f"{r['html_load_s']:.2f}", f"{r['floor_cpu_ms_per_host']:.1f}", f"{r['replay_cpu_s']:.1f}",
                           f"{r['proxy_cpu_s']:.1f}"]))
     print()
     for r in rows:
-        print(f"fleet_hosts={r['hosts']} wall_s={r['wall_s']:.1f} suite_cpu_ms_per_host={r['suite_cpu_ms_per_host']:.1f} "
+        print(f"{'# before: ' if r['label'] == 'before' else ''}fleet_hosts={r['hosts']} wall_s={r['wall_s']:.1f} "
+              f"suite_cpu_ms_per_host={r['suite_cpu_ms_per_host']:.1f} "
               f"peak_mb={r['peak_mb']:.0f} html_load_s={r['html_load_s']:.2f} "
               f"floor_cpu_ms_per_host={r['floor_cpu_ms_per_host']:.1f}")
     for r in rows:
-        if r["hosts"] == 1000:
+        if r["hosts"] == 1000 and r["label"] != "before":
             marks = [f"{k}={r[k]:.1f}{_mark(k, r[k], 1000)}" for k in TARGETS]
             print("# targets at 1000 hosts: " + ", ".join(marks))
     return 0

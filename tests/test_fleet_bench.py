@@ -108,3 +108,25 @@ def test_suite_against_two_replayed_hosts(tmp_path):
     line = rest.strip().splitlines()[-1]
     assert line.startswith("replay_host cpu_s=") and "refused=0" in line, rest
     assert int(re.search(r"batches=(\d+)", line).group(1)) >= 2
+
+
+def test_benchmark_compares_an_earlier_checkout_on_the_same_snapshot_hosts(tmp_path):
+    """fleet_bench.py --scheme snapshot --before CHECKOUT: both suites on the same hosts, a row each, the
+    floor once a size, and one summary line for the current code (this repository stands in for the
+    earlier checkout here)."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bench", "fleet_bench.py"), "--scheme", "snapshot", "--sizes", "2",
+         "--mix", "--port", str(_free_port()), "--no-html-load", "--before", REPO, "--keep", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert re.search(r"^hosts=2 before .*records=54 ", out, re.M), out
+    assert re.search(r"^hosts=2 after .*records=54 ", out, re.M), out
+    assert "hosts | run | wall s" in out
+    before = re.search(r"^# before: fleet_hosts=2 .* floor_cpu_ms_per_host=(\S+)$", out, re.M)
+    after = re.search(r"^fleet_hosts=2 .* floor_cpu_ms_per_host=(\S+)$", out, re.M)
+    assert before and after and before.group(1) == after.group(1) != "nan", out
+    # snapshot:// reads the replay host's files: no SSH, no proxy.
+    assert "delay_ms" not in out
+    results = json.loads((tmp_path / "reports2after" / "results.json").read_text())
+    assert {r["host"].split("://")[0] for r in results["results"]} == {"snapshot"}
