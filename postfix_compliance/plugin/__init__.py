@@ -9,6 +9,7 @@ end one RunResult is decided (verdict.py) and rendered (plugin/outputs.py). The 
   collection.py     reaching hosts, running probes, HostFacts for the checks
   outcomes.py       pytest's report -> a compliance outcome and message; inert terminal text
   results_stage.py  CheckResults as checks finish; the RunResult at the end
+  lean_reports.py   what pytest itself keeps of a check (sized for a fleet)
   outputs.py        results.json and the other files, terminal summaries
   scheduling.py     pytest-xdist: a host's checks on one worker
   staging.py        pytest-html's and junitxml's files written safely
