@@ -37,7 +37,7 @@ class LeanReports:
         if excinfo is None or not expected(excinfo) or meta_of(item) is None \
                 or self.config.getoption("fulltrace", False):
             return None
-        try:
+        try:  # raised, not built: pytest's ExceptionInfo wants a traceback to hold
             raise pytest.fail.Exception(str(excinfo.value), pytrace=False)
         except pytest.fail.Exception:
             call.excinfo = pytest.ExceptionInfo.from_current()
