@@ -32,8 +32,11 @@ def read_text(path: str, what: str = "") -> str:
 
 # A lone UTF-16 surrogate (JSON `\\udcff`, YAML `"\\udcff"`) is a str Python cannot encode: one in a
 # snapshot or results file would crash every writer later (the HTML report was left at 0 bytes).
-# Only an escape can make one (UTF-8 text cannot hold it), hence the cheap test for a backslash-u first.
+# Only an escape can make one (UTF-8 text cannot hold it): JSON's and YAML's \uD800-\uDFFF, YAML's
+# \U0000D800-\U0000DFFF. The walk runs only where the text has such an escape: results.json is full of
+# other \u escapes (every control character of a host's output), and walked it cost a fifth of a merge.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\(?:u|U0000)[dD][89abcdefABCDEF]")
 
 
 def _scrub(text: str) -> str:
@@ -72,8 +75,14 @@ def scrub_surrogates(value: Any) -> Any:
     return value
 
 
+def may_hold_surrogates(text: str) -> bool:
+    """Whether JSON or YAML `text` has an escape that can decode to a surrogate (a pair of them is
+    decoded to one character; walked anyway, it is left as it is)."""
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
 def _maybe_scrub(text: str, data: Any) -> Any:
-    return scrub_surrogates(data) if "\\u" in text or "\\U" in text else data
+    return scrub_surrogates(data) if may_hold_surrogates(text) else data
 
 
 def load_json(path: str, what: str = "") -> Any:

@@ -227,6 +227,21 @@ def test_snapshot_with_a_lone_surrogate_is_read_and_reported(suite, tmp_path):
     assert "\ufffd" in page
 
 
+@pytest.mark.parametrize("text, kind", [
+    ('{"a": "x\\udcff"}', "json"), ('{"a": ["\\uDC80"]}', "json"), ('{"\\ud800": 1}', "json"),
+    ('a: "x\\udcff"', "yaml"), ('a: ["\\U0000DCFF"]', "yaml"), ('"\\ud800": 1', "yaml"),
+])
+def test_every_escape_that_makes_a_lone_surrogate_is_scrubbed(tmp_path, text, kind):
+    """The surrogate walk runs only where an escape can make one (results.json's many \\u00XX do not):
+    each way JSON and YAML spell one is still found, and the value read can be written."""
+    from postfix_compliance import inputfiles
+    path = _write(tmp_path / f"f.{kind}", text)
+    data = inputfiles.load_json(path) if kind == "json" else inputfiles.load_yaml(path)
+    json.dumps(data, ensure_ascii=False).encode("utf-8")  # a lone surrogate left raises here
+    assert "\ufffd" in json.dumps(data, ensure_ascii=False)
+    assert not inputfiles.may_hold_surrogates('{"out": "\\u001b[31m \\u00e9 \\u0dcf \\\\d800"}')
+
+
 # ---------------------------------------------------------------------- where the suite writes
 @pytest.mark.parametrize("make_args, expected", [
     (lambda d: [f"--metrics={d}"], "--metrics"),
