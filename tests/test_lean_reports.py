@@ -3,6 +3,7 @@ source for an expected failure, no record of a silent passed phase, and the same
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import textwrap
@@ -23,12 +24,24 @@ PROBE = textwrap.dedent("""
 
     pytest.ExceptionInfo.getrepr = getrepr
 
+    GC = {}
+
+    def pytest_runtest_call(item):
+        import gc
+        GC.setdefault("during", [gc.get_threshold()[0], gc.get_freeze_count()])
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(session):
         terminal = session.config.pluginmanager.get_plugin("terminalreporter")
         kept = {key: [r.when for r in reports if hasattr(r, "when")] for key, reports in terminal.stats.items()}
         with open(os.environ["LEAN_PROBE_OUT"], "w") as handle:
-            json.dump({"styles": STYLES, "kept": kept}, handle)
+            json.dump({"styles": STYLES, "kept": kept, "gc": GC}, handle)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(config):
+        import gc
+        with open(os.environ["LEAN_PROBE_OUT"] + ".after", "w") as handle:
+            json.dump([gc.get_threshold()[0], gc.get_freeze_count()], handle)
 """)
 
 
@@ -52,3 +65,8 @@ def test_a_failing_check_is_reported_by_its_message_without_a_rendered_traceback
     assert kept.get("", []) == [], kept.get("")
     assert sum(len(v) for k, v in kept.items() if k in ("passed", "failed", "skipped")) == 2 * 27
     assert all(when == "call" or key == "skipped" for key, whens in kept.items() for when in whens), kept
+    # The collected items are kept out of the garbage collector's walks while the checks run (frozen,
+    # young objects collected in larger steps), and the interpreter's settings are put back after.
+    threshold, frozen = probe["gc"]["during"]
+    assert threshold == 10_000 and frozen > 1000, probe["gc"]
+    assert json.loads((tmp_path / "probe.json.after").read_text()) == [gc.get_threshold()[0], 0]

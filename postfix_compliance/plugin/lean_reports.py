@@ -9,10 +9,17 @@ Two of pytest's costs grow with the fleet and buy nothing here:
   (640 failures x 54,000 phases at 1,000 hosts), and it holds every report until then.
 Both are cut here without changing what is shown: the failure's text is the same message, and a
 passed phase that captured nothing has nothing to show.
+
+And Python's cyclic garbage collector, with its default thresholds, walks every object of the run again
+and again as the run grows: 1.6 s of a 300-host run's 22 s, most of it full (generation 2) collections
+over the collected items and the results. After collection the items are frozen out of its walks
+(gc.freeze: they live to the end of the run anyway) and young objects are collected in larger steps;
+both are put back when pytest unconfigures (0.45 s then, the same peak memory).
 """
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -25,8 +32,23 @@ class LeanReports:
     """Registered by the suite's plugin on every process (an xdist worker makes the reports, the
     controller's terminal keeps them)."""
 
+    # Young objects are collected every 10,000 net allocations instead of 700: a check makes hundreds.
+    GC_THRESHOLD = (10_000, 20, 10)
+
     def __init__(self, config: pytest.Config):
         self.config = config
+        self._gc_threshold: tuple[int, ...] | None = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._gc_threshold = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(*self.GC_THRESHOLD)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            gc.unfreeze()
+            self._gc_threshold = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
