@@ -12,8 +12,14 @@ run plus one input, not by the sum of the inputs. It writes the merged run with 
 OUT_DIR/results.json (report/results.py; the same format: usable as a --baseline, mergeable
 again), OUT_DIR/metrics.prom (report/metrics.py, Prometheus textfile) and OUT_DIR/fleet.html
 (report/html.py `page`: the suite's report as one self-contained page, every string from a host
-escaped, plus the files merged and the duplicates). An argument may be a report directory holding
-a results.json (e.g. `reports/latest`).
+escaped, plus the files merged and the duplicates) and, for a fleet (more than html.FLEET_HOSTS hosts),
+each host's own page under OUT_DIR/hosts/, which fleet.html links to. An argument may be a report
+directory holding a results.json (e.g. `reports/latest`).
+
+    python -m postfix_compliance.fleet run OUT_DIR [--jobs N] -- SUITE ARGUMENTS
+
+runs the suite as N local shards of the same hosts (default: one a core) and merges them into OUT_DIR
+(fleet_run.py).
 
 Hosts are identified by the name they report (`host_name`, else the host URL): two sites that
 each check themselves as `local` are two hosts, not one. When the same host × check comes from
@@ -345,6 +351,16 @@ def _duplicate_lines(run: RunResult) -> list[str]:
             f"{d['kept']}" for d in run.sections["fleet"]["duplicates"]]
 
 
+def _catalog() -> dict[str, Any]:
+    """The checks' metadata (the "why" of a failing check on the page), from this checkout's checks;
+    none where they cannot be read (the page then shows the fix without it)."""
+    try:
+        from postfix_compliance.catalog_doc import load_checks
+        return load_checks()
+    except Exception:  # noqa: BLE001 - the merge stands without the rationale
+        return {}
+
+
 def cmd_merge(out_dir: str, paths: list[str]) -> int:
     if not paths:
         raise FleetError("nothing to merge: name one or more results.json files")
@@ -359,7 +375,14 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
     doc = document(merged)
     write_atomic(os.path.join(out_dir, "results.json"), results_report.json_pieces(doc))
     write_atomic(os.path.join(out_dir, "metrics.prom"), metrics_text(merged))
-    write_atomic(os.path.join(out_dir, "fleet.html"), html_report.page(run))
+    catalog = _catalog()
+    write_atomic(os.path.join(out_dir, "fleet.html"), html_report.page(run, catalog=catalog))
+    # The page links each host of a fleet to its own page (every check, its evidence): written here too,
+    # one at a time, as the suite writes them beside compliance.html.
+    for name, text in html_report.host_pages(run, catalog=catalog, up="fleet.html"):
+        path = os.path.join(out_dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_atomic(path, text)
     for line in _duplicate_lines(run):
         print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
     status = exit_status(run)
@@ -375,14 +398,34 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m postfix_compliance.fleet",
-                     description="Merge results.json files into a fleet report; write Prometheus metrics.")
+                     description="Merge results.json files into a fleet report, with Prometheus metrics; "
+                                 "or run a fleet as local shards and merge them.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_merge = sub.add_parser("merge", help="merge results.json files (or report directories) into OUT_DIR")
     p_merge.add_argument("out_dir")
     p_merge.add_argument("results", nargs="*")
     p_merge.error = parser.error  # type: ignore[method-assign]
+    p_run = sub.add_parser("run", help="check a fleet with N local shards of the suite (default: one a core), "
+                                       "then merge them into OUT_DIR: fleet run OUT_DIR [--jobs N] -- SUITE ARGS")
+    p_run.add_argument("out_dir")
+    p_run.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="shards run side by side (default: the cores this process may use)")
+    p_run.error = parser.error  # type: ignore[method-assign]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The suite's own arguments follow "--" (argparse's subparsers would take them for their own).
+    suite_args = argv[argv.index("--") + 1:] if argv[:1] == ["run"] and "--" in argv else None
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(argv[:argv.index("--")] if suite_args is not None else argv)
+        if args.command == "run":
+            from postfix_compliance import fleet_run
+            if suite_args is None:
+                raise FleetError("run: give the suite's arguments after --, e.g. "
+                                 "fleet run OUT_DIR -- --ansible-inventory=inventory.ini --known-hosts=FILE")
+            try:
+                return fleet_run.run(args.out_dir, args.jobs if args.jobs is not None else fleet_run.default_jobs(),
+                                     suite_args, cmd_merge)
+            except fleet_run.FleetRunError as exc:
+                raise FleetError(f"run: {exc}") from None
         return cmd_merge(args.out_dir, args.results)
     except FleetError as exc:
         print(inert(f"ERROR: fleet: {exc}"), file=sys.stderr)

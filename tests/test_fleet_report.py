@@ -11,6 +11,7 @@ import html as html_lib
 import json
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -41,10 +42,14 @@ def _rows(page: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
+def fleet_hosts(tmp_path_factory) -> str:
+    return _hosts(tmp_path_factory.mktemp("fleet-hosts"), FLEET_HOSTS + 1)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, fleet_hosts):
     tmp = tmp_path_factory.mktemp("fleet")
-    run = run_suite(f"--hosts={_hosts(tmp, FLEET_HOSTS + 1)}", "--profile=rhel9", report_dir=str(tmp / "reports"),
-                    timeout=300)
+    run = run_suite(f"--hosts={fleet_hosts}", "--profile=rhel9", report_dir=str(tmp / "reports"), timeout=300)
     return run
 
 
@@ -81,3 +86,57 @@ def test_a_small_run_keeps_one_page(tmp_path):
         page = handle.read()
     assert len([row for tests in _rows(page) for row in tests]) == 54
     assert not os.path.exists(os.path.join(run.report_dir, "hosts"))
+
+
+# ---------------------------------------------------------------------- fleet run: local shards, merged
+def _fleet(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "postfix_compliance.fleet", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _by_host_check(doc: dict) -> dict[tuple[str, str], tuple[str, str]]:
+    return {(r["host_name"], r["check_id"]): (r["outcome"], r["message"]) for r in doc["results"]}
+
+
+def test_fleet_run_in_local_shards_equals_the_single_run(fleet, fleet_hosts, tmp_path):
+    """`fleet run --jobs 3` over the same hosts: the merged results are the single run's, host by host and
+    check by check; the exit status is its; fleet.html links every host's own page, and each is written."""
+    out = str(tmp_path / "fleet")
+    proc = _fleet("run", out, "--jobs", "3", "--", "-q", "-p", "no:randomly", f"--hosts={fleet_hosts}",
+                  "--profile=rhel9")
+    assert proc.returncode == fleet.exit_status, proc.stdout + proc.stderr
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
+        merged = json.load(handle)
+    assert _by_host_check(merged) == _by_host_check(fleet.results) and len(merged["results"]) == 27 * (FLEET_HOSTS + 1)
+    assert [s["path"] for s in merged["fleet"]["sources"]] == [
+        os.path.join(out, "shards", str(k), "results.json") for k in (1, 2, 3)]
+    for k in (1, 2, 3):  # each shard ran its own slice, its terminal output kept beside it
+        with open(os.path.join(out, "shards", f"{k}.log"), encoding="utf-8") as handle:
+            assert f"shard {k}/3: " in handle.read()
+        assert f"fleet run: shard {k}/3: exit " in proc.stderr
+    with open(os.path.join(out, "fleet.html"), encoding="utf-8") as handle:
+        page = html_lib.unescape(handle.read())
+    linked = set(re.findall(r"hosts/[A-Za-z0-9_.-]+\.html", page))
+    pages = {"hosts/" + os.path.basename(p) for p in glob.glob(os.path.join(out, "hosts", "*.html"))}
+    assert len(linked) == FLEET_HOSTS + 1 and linked == pages
+    with open(os.path.join(out, sorted(pages)[0]), encoding="utf-8") as handle:
+        own = handle.read()
+    assert own.count('<tbody class="results-table-row">') == 27 and 'href="../fleet.html"' in own
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--jobs", "2", "--", "--hosts=bogus://x"], "bogus"),
+    (["--", "--hosts=snapshot://fixtures/hosts/healthy-rhel9.json", "--report-dir=elsewhere"], "--report-dir"),
+    (["--", "--hosts=snapshot://fixtures/hosts/healthy-rhel9.json", "--shard=1/2"], "--shard"),
+    (["--", "--metrics", "m.prom"], "--metrics"),
+    (["--jobs", "0", "--"], "--jobs 0"),
+    ([], "after --"),
+])
+def test_fleet_run_bad_input_is_one_error_line(tmp_path, args, expected):
+    out = str(tmp_path / "fleet")
+    proc = _fleet("run", out, *args)
+    output = proc.stdout + proc.stderr
+    errors = [line for line in output.splitlines() if line.startswith("ERROR")]
+    assert proc.returncode == 4 and "Traceback" not in output, output
+    assert len(errors) == 1 and expected in errors[0], output
+    assert not os.path.exists(os.path.join(out, "results.json"))
