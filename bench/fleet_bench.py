@@ -6,6 +6,7 @@ Fresh Debian 12 machine, from the repository, as root (Chromium, asyncssh and Op
     scripts/bootstrap.sh --dev
     .venv/bin/python bench/fleet_bench.py --sizes 1,100,300,1000 --rtt-ms 50
     .venv/bin/python bench/fleet_bench.py --sizes 100 --suite-args='-n 2'        # compare xdist workers
+    .venv/bin/python bench/fleet_bench.py --sizes 1000 --mix --fleet-jobs 2       # `fleet run`: 2 local shards
     git worktree add /tmp/before COMMIT && ln -s "$PWD/.venv" /tmp/before/.venv
     .venv/bin/python bench/fleet_bench.py --scheme snapshot --sizes 100,300,1000 --before /tmp/before
                                                   # the suite alone (no SSH), an earlier commit side by side
@@ -19,6 +20,8 @@ What runs:
   - the suite, as an operator runs it, once per size (the first N hosts):
         python -m pytest -p no:hypothesispytest --hosts=ssh://root@127.0.0.2:2222,... --known-hosts=FILE
             --ssh-identity-file=KEY --profile=rhel9 --report-dir=DIR [--suite-args ...]
+    or, with --fleet-jobs N, as N local shards merged into DIR (the figures are the whole tree's):
+        python -m postfix_compliance.fleet run DIR --jobs=N -- -p no:hypothesispytest --hosts=... [...]
     (`-p no:hypothesispytest`: a test tool of the dev venv, no part of an operator's install).
 
 Figures per size:
@@ -34,7 +37,7 @@ Figures per size:
                      max RSS (wait4's ru_maxrss: the controller or the largest xdist worker), shown as
                      maxrss_mb. PSS counts shared pages once, so 1,000 ControlMasters are not 1,000 libcryptos;
                      a child between vfork and exec (it shares its parent's memory) is not counted again.
-  html_mb, json_mb   compliance.html and results.json sizes
+  html_mb, json_mb   compliance.html (fleet.html with --fleet-jobs) and results.json sizes
   html_load_s        headless Chromium (tests/chromium.py, the system's chromium, already started): from
                      Page.navigate of file://compliance.html until its load event has fired and the next
                      frame is painted (requestAnimationFrame + setTimeout 0), best of --page-loads;
@@ -362,6 +365,9 @@ def main() -> int:
     parser.add_argument("--before", metavar="CHECKOUT",
                         help="a checkout of an earlier commit (git worktree add DIR COMMIT): each size runs its "
                              "suite too, on the same hosts with the same arguments, just before this one's")
+    parser.add_argument("--fleet-jobs", type=int, default=0, metavar="N",
+                        help="run each suite as `python -m postfix_compliance.fleet run --jobs N` (N local shards, "
+                             "merged; the page measured is fleet.html) instead of one pytest (default 0: pytest)")
     parser.add_argument("--suite-args", default="", help="more suite arguments, e.g. '-n 2' (shell words)")
     parser.add_argument("--page-loads", type=int, default=1, help="HTML loads per size; the best is shown")
     parser.add_argument("--no-html-load", dest="html_load", action="store_false")
@@ -373,6 +379,9 @@ def main() -> int:
     if not sizes or min(sizes) < 1:
         parser.error("--sizes: positive host counts, e.g. 1,100,300,1000")
     suite_args = shlex.split(args.suite_args)
+    if args.fleet_jobs and args.before and not os.path.exists(
+            os.path.join(args.before, "postfix_compliance", "fleet_run.py")):
+        parser.error(f"--fleet-jobs: {args.before} has no `fleet run` (postfix_compliance/fleet_run.py)")
     if args.html_load:
         from chromium import find_chromium
         if not find_chromium():
@@ -417,14 +426,18 @@ def main() -> int:
                 hosts = urls[:size]
                 access = [f"--known-hosts={os.path.join(fleet_dir, 'known_hosts')}",
                           f"--ssh-identity-file={os.path.join(fleet_dir, 'client_key')}"]
-            command = [sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", "--hosts=" + ",".join(hosts),
-                       *access, f"--profile={args.profile}", f"--report-dir={report_dir}", *suite_args]
+            arguments = ["-p", "no:hypothesispytest", "--hosts=" + ",".join(hosts), *access, f"--profile={args.profile}"]
+            if args.fleet_jobs:  # N local shards, merged into report_dir (fleet.html, results.json)
+                command = [sys.executable, "-m", "postfix_compliance.fleet", "run", report_dir,
+                           f"--jobs={args.fleet_jobs}", "--", *arguments, *suite_args]
+            else:
+                command = [sys.executable, "-m", "pytest", *arguments, f"--report-dir={report_dir}", *suite_args]
             replay_cpu, proxy_cpu = replay.cpu(), proxy.cpu() if proxy else 0.0
             run = measured_run(command, suite_repo, os.path.join(work, f"suite{size}{label}.log"), keep, args.sample_s)
             run["replay_cpu_s"] = replay.cpu() - replay_cpu
             run["proxy_cpu_s"] = (proxy.cpu() - proxy_cpu) if proxy else 0.0
             records, counts, first_error = outcomes(report_dir)
-            html = os.path.join(report_dir, "compliance.html")
+            html = os.path.join(report_dir, "fleet.html" if args.fleet_jobs else "compliance.html")
             row = {"hosts": size, "label": label, **run, "records": records, "counts": counts,
                    "html_mb": os.path.getsize(html) / 1e6 if os.path.exists(html) else float("nan"),
                    "json_mb": os.path.getsize(os.path.join(report_dir, "results.json")) / 1e6 if records else float("nan")}

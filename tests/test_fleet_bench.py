@@ -130,3 +130,20 @@ def test_benchmark_compares_an_earlier_checkout_on_the_same_snapshot_hosts(tmp_p
     assert "delay_ms" not in out
     results = json.loads((tmp_path / "reports2after" / "results.json").read_text())
     assert {r["host"].split("://")[0] for r in results["results"]} == {"snapshot"}
+
+
+def test_benchmark_runs_the_suite_as_local_shards(tmp_path):
+    """--fleet-jobs 2: the suite as `fleet run --jobs=2`, over replayed SSH hosts; the row counts both
+    shards' records (merged) and their whole process tree."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bench", "fleet_bench.py"), "--scheme", "paramiko", "--sizes", "3",
+         "--mix", "--port", str(_free_port()), "--rtt-ms", "0", "--no-html-load", "--no-floor", "--fleet-jobs", "2", "--sample-s", "0.05",
+         "--keep", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"^hosts=3 .*records=81 ", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^hosts=3 .*\(peak [2-9] processes\)", proc.stdout, re.M), proc.stdout  # fleet run + shards
+    report = tmp_path / "reports3"
+    assert (report / "fleet.html").exists() and (report / "shards" / "2.log").exists()
+    assert {r["host"].split("://")[0] for r in json.loads((report / "results.json").read_text())["results"]} \
+        == {"paramiko"}
