@@ -9,6 +9,8 @@ N suites instead (default: the cores this process may use), each `--shard K/N` o
 terminal output in OUT_DIR/shards/K.log, and when all have ended merges their results.json with
 fleet.py `cmd_merge` into OUT_DIR (results.json, metrics.prom, fleet.html and each host's page under
 hosts/). Each shard holds only its own hosts, so memory is the single run's, spread over N processes.
+A shard writes results.json only (--results-only): its pages and junit.xml would be made again by the
+merge, and pytest-html and junitxml were a fifth of a shard's CPU.
 
 Exit status, as the suite's: the worse of the merged run's and every shard's (0, 1 or 2; a shard's
 --baseline regression counts). Bad input (the suite's exit 4: a bad URL, profile, option) is its one
@@ -36,13 +38,15 @@ _SET_BY_FLEET_RUN = {
     "--shard": "fleet run gives each shard its own --shard K/N",
     "--report-dir": "each shard reports to OUT_DIR/shards/K; the merged report is OUT_DIR",
     "--no-reports": "the shards' results.json are what fleet run merges",
+    "--results-only": "fleet run's shards write results.json only already",
     "--metrics": "the merged OUT_DIR/metrics.prom has the same series",
     "--remediation-script": "one file from N shards; run the suite itself for it",
     "--remediation-playbook": "one file from N shards; run the suite itself for it",
     "--xccdf": "one file from N shards; run the suite itself for it",
-    "--junitxml": "each shard writes OUT_DIR/shards/K/junit.xml",
-    "--html": "each shard writes OUT_DIR/shards/K/compliance.html; the merged page is OUT_DIR/fleet.html",
+    "--junitxml": "one file from N shards; the merged results are OUT_DIR/results.json",
+    "--html": "one file from N shards; the merged page is OUT_DIR/fleet.html",
 }
+
 
 
 class FleetRunError(Exception):
@@ -67,7 +71,8 @@ def check_suite_args(args: Sequence[str]) -> None:
 
 
 def shard_command(suite_args: Sequence[str], index: int, count: int, report_dir: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", *suite_args, f"--shard={index}/{count}", f"--report-dir={report_dir}"]
+    return [sys.executable, "-m", "pytest", *suite_args, f"--shard={index}/{count}", f"--report-dir={report_dir}",
+            "--results-only"]
 
 
 def _error_lines(log_path: str, limit: int = 3) -> list[str]:

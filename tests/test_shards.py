@@ -158,6 +158,18 @@ def test_an_empty_shard_runs_nothing_and_exits_0(tmp_path):
     assert [s["kept"] for s in merged["fleet"]["sources"]] == [0, len(merged["results"])]
 
 
+def test_results_only_writes_results_json_alone_with_the_same_results(fleet_run, tmp_path):
+    """--results-only (a run merged later: fleet run's shards, CI shards): results.json and no page,
+    host page or junit.xml; its records are the full run's."""
+    hosts = fleet_run["hosts"][:3]
+    run = run_suite(f"--hosts={','.join(hosts)}", *ARGS, "--results-only", report_dir=str(tmp_path / "r"))
+    assert run.exit_status in (0, 1, 2), run.stdout + run.stderr
+    assert sorted(os.listdir(run.report_dir)) == ["results.json"]
+    whole = {k: v for k, v in _by_host_check(_results(fleet_run["whole"].report_dir)).items()
+             if k[0] in {r["host_name"] for r in _results(run.report_dir)["results"]}}
+    assert _by_host_check(_results(run.report_dir)) == whole and len(whole) == 3 * 27
+
+
 @pytest.mark.parametrize("value, expected", [
     ("0/4", "K must be between 1 and N"), ("5/4", "K must be between 1 and N"),
     ("x/y", "give K/N"), ("1/0", "N (the number of slices) must be at least 1"),

@@ -49,6 +49,7 @@ def pytest_sessionstart(session: pytest.Session) -> Any:
             session.config.stash[metadata_key] = original
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_html_report_title(report: Any) -> None:
     config = report.config
     config.stash[REPORT_DATA] = report

@@ -48,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write each host's evidence to DIR/<host>.json (replay with snapshot://)")
     group.addoption("--report-dir", default="reports", help="where reports go (default %(default)s)")
     group.addoption("--no-reports", action="store_true", help="write no report files")
+    group.addoption("--results-only", action="store_true",
+                    help="write results.json only, no compliance.html, hosts/ pages or junit.xml: for a run that "
+                         "is merged later (fleet run's shards, CI shards), whose merge makes the pages")
 
     # Transport: the suite's own. testinfra already defines --hosts, --connection, --ssh-config,
     # --ssh-identity-file, --sudo, --sudo-user and --ansible-inventory; they are read as they are.
