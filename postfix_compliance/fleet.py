@@ -18,7 +18,7 @@ directory holding a results.json (e.g. `reports/latest`).
 
     python -m postfix_compliance.fleet run OUT_DIR [--jobs N] -- SUITE ARGUMENTS
 
-runs the suite as N local shards of the same hosts (default: one a core) and merges them into OUT_DIR
+runs the suite as N local shards of the same hosts (default: the cores + 1) and merges them into OUT_DIR
 (fleet_run.py).
 
 Hosts are identified by the name they report (`host_name`, else the host URL): two sites that
@@ -405,11 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     p_merge.add_argument("out_dir")
     p_merge.add_argument("results", nargs="*")
     p_merge.error = parser.error  # type: ignore[method-assign]
-    p_run = sub.add_parser("run", help="check a fleet with N local shards of the suite (default: one a core), "
+    p_run = sub.add_parser("run", help="check a fleet with N local shards of the suite (default: cores + 1), "
                                        "then merge them into OUT_DIR: fleet run OUT_DIR [--jobs N] -- SUITE ARGS")
     p_run.add_argument("out_dir")
     p_run.add_argument("--jobs", type=int, default=None, metavar="N",
-                       help="shards run side by side (default: the cores this process may use)")
+                       help="shards run side by side (default: one more than the cores this process may use)")
     p_run.error = parser.error  # type: ignore[method-assign]
     argv = list(sys.argv[1:] if argv is None else argv)
     # The suite's own arguments follow "--" (argparse's subparsers would take them for their own).

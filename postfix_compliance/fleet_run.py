@@ -3,9 +3,9 @@
     python -m postfix_compliance.fleet run OUT_DIR [--jobs N] -- SUITE ARGUMENTS
 
 A pytest process runs a host's checks on one core (the GIL), and pytest-xdist adds a controller that
-handles every report again (on 2 cores, -n 2 was no faster and used twice the CPU). This starts
-N suites instead (default: the cores this process may use), each `--shard K/N` of the same hosts
-(targets.py: a host's slice is its own, stable) with its own report directory OUT_DIR/shards/K and its
+handles every report again (on 2 cores, -n 2 was no faster and used twice the CPU). This starts N
+suites instead (default: one more than the cores this process may use), each `--shard K/N` of the same
+hosts (targets.py: a host's slice is its own, stable) with its own report directory OUT_DIR/shards/K and its
 terminal output in OUT_DIR/shards/K.log, and when all have ended merges their results.json with
 fleet.py `cmd_merge` into OUT_DIR (results.json, metrics.prom, fleet.html and each host's page under
 hosts/). Each shard holds only its own hosts, so memory is the single run's, spread over N processes.
@@ -54,11 +54,14 @@ class FleetRunError(Exception):
 
 
 def default_jobs() -> int:
-    """The cores this process may run on (a container's or taskset's limit, not the machine's)."""
+    """One shard more than the cores this process may run on (a container's or taskset's limit, not the
+    machine's): a shard also waits on its hosts, and the spare one runs meanwhile. Measured on 2 cores,
+    1,000 hosts at 50 ms: 2 shards 95.7 s, 3 shards 83.3 s, 4 shards 90.1 s (more memory, more switching)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, cores) + 1
 
 
 def check_suite_args(args: Sequence[str]) -> None:

@@ -140,3 +140,21 @@ def test_fleet_run_bad_input_is_one_error_line(tmp_path, args, expected):
     assert proc.returncode == 4 and "Traceback" not in output, output
     assert len(errors) == 1 and expected in errors[0], output
     assert not os.path.exists(os.path.join(out, "results.json"))
+
+
+def test_fleet_run_sizes_itself_to_the_machine(tmp_path):
+    """No --jobs: one shard more than the cores this process may use; shards without a host are merged
+    as such, and the one host is there once."""
+    out = str(tmp_path / "fleet")
+    proc = _fleet("run", out, "--", "-q", "-p", "no:randomly", "--hosts=snapshot://fixtures/hosts/healthy-rhel9.json",
+                  "--profile=rhel9")
+    jobs = len(os.sched_getaffinity(0)) + 1
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"fleet run: {jobs} shards started" in proc.stderr
+    assert sorted(os.listdir(os.path.join(out, "shards"))) == sorted(
+        [str(k) for k in range(1, jobs + 1)] + [f"{k}.log" for k in range(1, jobs + 1)])
+    for k in range(1, jobs + 1):  # a shard writes results.json alone (--results-only)
+        assert os.listdir(os.path.join(out, "shards", str(k))) == ["results.json"]
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
+        merged = json.load(handle)
+    assert len(merged["results"]) == 27 and len(merged["fleet"]["sources"]) == jobs
