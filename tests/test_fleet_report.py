@@ -158,3 +158,15 @@ def test_fleet_run_sizes_itself_to_the_machine(tmp_path):
     with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         merged = json.load(handle)
     assert len(merged["results"]) == 27 and len(merged["fleet"]["sources"]) == jobs
+
+
+def test_fleet_run_shares_the_hosts_in_flight_over_its_shards():
+    """The single run's 16 hosts collected ahead are shared out (at least 4 a shard); a --prefetch-hosts
+    of the operator's is kept as given; each shard gets its own slice and directory, results.json only."""
+    from postfix_compliance.fleet_run import shard_command
+    command = shard_command(["--hosts=x"], 2, 3, "out/shards/2")
+    assert command[1:3] == ["-m", "pytest"] and command[3:] == [
+        "--hosts=x", "--shard=2/3", "--report-dir=out/shards/2", "--results-only", "--prefetch-hosts=6"]
+    assert shard_command(["--hosts=x"], 1, 8, "d")[-1] == "--prefetch-hosts=4"
+    given = shard_command(["--prefetch-hosts", "2"], 1, 3, "d")
+    assert not any(a.startswith("--prefetch-hosts=") for a in given) and given[3:5] == ["--prefetch-hosts", "2"]

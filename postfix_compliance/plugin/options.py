@@ -11,6 +11,7 @@ from postfix_compliance.profiles import PROFILES_DIR
 
 # --avc-since=baseline: AVC-002 and LOG-001 judge what happened after the --baseline run ended on each host.
 BASELINE_WINDOW = "baseline"
+PREFETCH_HOSTS = 16  # hosts collected ahead of their checks, by default (fleet_run.py shares them out)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -64,7 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                              "a CHANGED key is refused all the same")
     transport.addoption("--connect-timeout", type=float, default=10.0,
                         help="seconds to reach and log in to a host (default %(default)s)")
-    transport.addoption("--prefetch-hosts", type=int, default=16, metavar="N",
+    transport.addoption("--prefetch-hosts", type=int, default=PREFETCH_HOSTS, metavar="N",
                         help="collect up to N hosts ahead of their checks, so that a fleet's network waits "
                              "overlap (default %(default)s; 0: one host at a time; without xdist only)")
     transport.addoption("--inventory-reader", choices=("auto", "builtin", "ansible"), default="auto",
