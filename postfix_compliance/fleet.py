@@ -351,16 +351,6 @@ def _duplicate_lines(run: RunResult) -> list[str]:
             f"{d['kept']}" for d in run.sections["fleet"]["duplicates"]]
 
 
-def _catalog() -> dict[str, Any]:
-    """The checks' metadata (the "why" of a failing check on the page), from this checkout's checks;
-    none where they cannot be read (the page then shows the fix without it)."""
-    try:
-        from postfix_compliance.catalog_doc import load_checks
-        return load_checks()
-    except Exception:  # noqa: BLE001 - the merge stands without the rationale
-        return {}
-
-
 def cmd_merge(out_dir: str, paths: list[str]) -> int:
     if not paths:
         raise FleetError("nothing to merge: name one or more results.json files")
@@ -375,11 +365,10 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
     doc = document(merged)
     write_atomic(os.path.join(out_dir, "results.json"), results_report.json_pieces(doc))
     write_atomic(os.path.join(out_dir, "metrics.prom"), metrics_text(merged))
-    catalog = _catalog()
-    write_atomic(os.path.join(out_dir, "fleet.html"), html_report.page(run, catalog=catalog))
+    write_atomic(os.path.join(out_dir, "fleet.html"), html_report.page(run))
     # The page links each host of a fleet to its own page (every check, its evidence): written here too,
     # one at a time, as the suite writes them beside compliance.html.
-    for name, text in html_report.host_pages(run, catalog=catalog, up="fleet.html"):
+    for name, text in html_report.host_pages(run, up="fleet.html"):
         path = os.path.join(out_dir, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_atomic(path, text)

@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from postfix_compliance.plugin.options import PREFETCH_HOSTS
+from postfix_compliance.facts.collect import PREFETCH_HOSTS
 from postfix_compliance.text import inert
 
 USAGE_EXIT = 4

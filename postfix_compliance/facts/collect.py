@@ -37,6 +37,7 @@ from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.probes import Probe
 
 DEFAULT_TIMEOUT = 30.0
+PREFETCH_HOSTS = 16  # hosts collected ahead of their checks, by default (fleet_run.py shares them out)
 CLIENT_GRACE = 10.0  # seconds the client waits beyond the host-side timeout
 TIMEOUT_EXIT = 124  # what coreutils' timeout exits with when it had to stop the command
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"

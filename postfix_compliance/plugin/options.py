@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from postfix_compliance.errors import UsageError
-from postfix_compliance.facts.collect import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, parse_size
+from postfix_compliance.facts.collect import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, PREFETCH_HOSTS, parse_size
 from postfix_compliance.facts.probes import validate_since
 from postfix_compliance.profiles import PROFILES_DIR
 
 # --avc-since=baseline: AVC-002 and LOG-001 judge what happened after the --baseline run ended on each host.
 BASELINE_WINDOW = "baseline"
-PREFETCH_HOSTS = 16  # hosts collected ahead of their checks, by default (fleet_run.py shares them out)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
