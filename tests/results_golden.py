@@ -149,7 +149,7 @@ def normalise(output: str, text: str, directory: str) -> str:
     if output == "results.json":
         return text
     if output in ("junit.xml", "xccdf.xml"):
-        text = re.sub(r'\b(time|timestamp|hostname|start-time|end-time)="[^"]*"', rf'\1="{STAMP}"', text)
+        text = re.sub(r'\b(time|timestamp|hostname|start-time|end-time|date)="[^"]*"', rf'\1="{STAMP}"', text)
         text = re.sub(r"(<xccdf:identity[^>]*>)[^<]*(</xccdf:identity>)", rf"\1{STAMP}\2", text)
         text = re.sub(r'(<xccdf:fact name="urn:xccdf:fact:asset:identifier:host_name"[^>]*>)[^<]*', rf"\1{STAMP}",
                       text)
