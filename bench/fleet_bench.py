@@ -426,7 +426,8 @@ def main() -> int:
                 hosts = urls[:size]
                 access = [f"--known-hosts={os.path.join(fleet_dir, 'known_hosts')}",
                           f"--ssh-identity-file={os.path.join(fleet_dir, 'client_key')}"]
-            arguments = ["-p", "no:hypothesispytest", "--hosts=" + ",".join(hosts), *access, f"--profile={args.profile}"]
+            arguments = ["-p", "no:hypothesispytest", "--hosts=" + ",".join(hosts), *access,
+                         f"--profile={args.profile}"]
             if args.fleet_jobs:  # N local shards, merged into report_dir (fleet.html, results.json)
                 command = [sys.executable, "-m", "postfix_compliance.fleet", "run", report_dir,
                            f"--jobs={args.fleet_jobs}", "--", *arguments, *suite_args]
