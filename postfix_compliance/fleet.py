@@ -369,9 +369,7 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
     # The page links each host of a fleet to its own page (every check, its evidence): written here too,
     # one at a time, as the suite writes them beside compliance.html.
     for name, text in html_report.host_pages(run, up="fleet.html"):
-        path = os.path.join(out_dir, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_atomic(path, text)
+        write_atomic(os.path.join(out_dir, name), text)  # makes hosts/ as it needs
     for line in _duplicate_lines(run):
         print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
     status = exit_status(run)

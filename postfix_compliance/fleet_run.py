@@ -65,9 +65,13 @@ def default_jobs() -> int:
     return max(1, cores) + 1
 
 
+def _option_name(arg: str) -> str:
+    return arg.split("=", 1)[0]  # "--metrics=FILE" and "--metrics FILE" alike
+
+
 def check_suite_args(args: Sequence[str]) -> None:
     for arg in args:
-        name = arg.split("=", 1)[0]
+        name = _option_name(arg)
         if name in _SET_BY_FLEET_RUN:
             raise FleetRunError(f"{name} cannot be given to fleet run: {_SET_BY_FLEET_RUN[name]}")
         if arg == "--":
@@ -79,31 +83,30 @@ def shard_command(suite_args: Sequence[str], index: int, count: int, report_dir:
     (--prefetch-hosts) are shared out over the shards, at least 4 each: 3 shards of 16 held three times
     the SSH sessions (ssh://, 1,000 hosts: 546 MB with its ControlMasters and clients, 402 MB shared out;
     paramiko:// 83.3 s with 16 each, 86.2 s shared out)."""
-    prefetch = [] if any(a.split("=", 1)[0] == "--prefetch-hosts" for a in suite_args) else \
+    prefetch = [] if any(_option_name(a) == "--prefetch-hosts" for a in suite_args) else \
         [f"--prefetch-hosts={max(4, -(-PREFETCH_HOSTS // count))}"]
     return [sys.executable, "-m", "pytest", *suite_args, f"--shard={index}/{count}", f"--report-dir={report_dir}",
             "--results-only", *prefetch]
 
 
+def _tail(log_path: str, size: int) -> list[str]:
+    """The non-empty lines of the last `size` bytes of a shard's log (none if it cannot be read)."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - size))
+            return [line for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
 def _error_lines(log_path: str, limit: int = 3) -> list[str]:
     """The suite's own ERROR: lines at the end of a shard's log (its bad-input message), and pytest's
     argparse line after its usage line (`python -m pytest: error: unrecognized arguments: ...`)."""
-    try:
-        with open(log_path, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 65536))
-            tail = handle.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return []
-    return [line for line in tail if line.startswith("ERROR") or ": error: " in line][-limit:]
+    return [line for line in _tail(log_path, 65536) if line.startswith("ERROR") or ": error: " in line][-limit:]
 
 
 def _last_line(log_path: str) -> str:
-    try:
-        with open(log_path, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 4096))
-            lines = [ln for ln in handle.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
+    lines = _tail(log_path, 4096)
     return lines[-1].strip("= ") if lines else ""
 
 

@@ -78,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     report_dir = config.stash[REPORT_DIR] = config.getoption("report_dir")
     if not config.getoption("no_reports"):
         os.makedirs(report_dir, exist_ok=True)
-    # pytest-html and junitxml make nothing (and cost nothing per check) without a path.
+    # pytest-html and junitxml make nothing (and cost nothing per check) without a path: --results-only.
     if not config.getoption("no_reports") and not config.getoption("results_only"):
         if getattr(config.option, "htmlpath", None) is None and hasattr(config.option, "htmlpath"):
             config.option.htmlpath = os.path.join(report_dir, "compliance.html")
