@@ -122,6 +122,9 @@ def test_fleet_run_in_local_shards_equals_the_single_run(fleet, fleet_hosts, tmp
     with open(os.path.join(out, sorted(pages)[0]), encoding="utf-8") as handle:
         own = handle.read()
     assert own.count('<tbody class="results-table-row">') == 27 and 'href="../fleet.html"' in own
+    # Its "Results files" table names its own file and host only, not every host of the fleet.
+    sources = re.search(r'<table id="sources".*?</table>', own, re.S).group(0)
+    assert sources.count("<tr><td") == 1 and sources.count(".example.test") == 1, sources
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -476,18 +476,23 @@ def _clip(text: str | None) -> str:
 # ---------------------------------------------------------------------- fleet
 def fleet_html(run: RunResult) -> str:
     """A merged run's "fleet" section (`fleet merge`): the results files and the duplicates it chose
-    between; "" for a run that is not a merge."""
+    between, as far as they concern the page's hosts (a fleet host's own page: its file, not every host
+    of every file); "" for a run that is not a merge."""
     fleet = run.sections.get("fleet")
     if not isinstance(fleet, Mapping):
         return ""
+    shown = {h.name for h in run.hosts} | {h.id for h in run.hosts}
     out = ['<div id="fleet"><h2>Results files</h2><table id="sources" class="pfc-changes"><thead><tr><th>File</th>'
            "<th>Generated</th><th>Suite</th><th>Hosts</th><th>Records</th><th>Kept</th></tr></thead><tbody>"]
     for s in fleet.get("sources", []):
+        hosts = [h for h in s["hosts"] if h in shown]
+        if s["hosts"] and not hosts:
+            continue  # a file of other hosts only (a file without hosts stays listed: an empty shard)
         out.append(f'<tr><td class="src">{e(str(s["path"]))}</td><td>{e(str(s.get("generated_at") or "unknown"))}</td>'
-                   f'<td>{e(str(s.get("suite_version") or ""))}</td><td>{e(", ".join(s["hosts"]))}</td>'
+                   f'<td>{e(str(s.get("suite_version") or ""))}</td><td>{e(", ".join(hosts))}</td>'
                    f'<td>{int(s["records"])}</td><td>{int(s["kept"])}</td></tr>')
     out.append("</tbody></table>")
-    dups = fleet.get("duplicates", [])
+    dups = [d for d in fleet.get("duplicates", []) if d["host"] in shown]
     if dups:
         out.append('<h2>Duplicates</h2><ul id="duplicates">')
         for d in dups:
