@@ -3,10 +3,20 @@
 #   scripts/bootstrap.sh        the Python environment in .venv (the compliance run needs nothing else)
 #   scripts/bootstrap.sh --dev  also what the project's own tests use: Postfix, OpenSSH, SELinux userland,
 #                               auditd, Chromium (Debian packages), and the test-only Python packages
+# Python packages come from the lock (requirements/*.lock.txt: every package of the tree, exact versions and
+# hashes), so a fresh clone installs what was tested; scripts/lock.sh refreshes it.
+#   --newest                    instead the newest versions pyproject.toml's ranges allow today (to try
+#                               tomorrow's releases before they reach the lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEV=0
-[[ ${1:-} == --dev ]] && DEV=1
+DEV=0 NEWEST=0
+for arg in "$@"; do
+  case $arg in
+    --dev) DEV=1 ;;
+    --newest) NEWEST=1 ;;
+    *) echo "bootstrap: unknown option $arg (--dev, --newest)" >&2; exit 2 ;;
+  esac
+done
 
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 
@@ -37,6 +47,15 @@ elif ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/
   echo "bootstrap: .venv has Python $old, the suite needs 3.11 or newer: rebuilding it with $PY" >&2
   "$PY" -m venv --clear .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-if [[ $DEV == 1 ]]; then .venv/bin/python -m pip install -q -e '.[dev]'; else .venv/bin/python -m pip install -q -e .; fi
+lock=requirements/suite.lock.txt extra=.
+if [[ $DEV == 1 ]]; then lock=requirements/dev.lock.txt extra='.[dev]'; fi
+if [[ $NEWEST == 1 ]]; then
+  .venv/bin/python -m pip install -q --upgrade pip setuptools >/dev/null
+  .venv/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e "$extra"
+else
+  # Hash-checking mode: every package (pip and setuptools too) at its locked version, from a file whose hash
+  # the lock names; the project itself is built with that setuptools, nothing fetched unpinned.
+  .venv/bin/python -m pip install -q --require-hashes -r "$lock"
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+fi
 echo "bootstrap: ready (.venv)" >&2

@@ -188,8 +188,13 @@ def assert_ready(host: Host, proc: subprocess.CompletedProcess, interpreter: str
     assert proc.returncode == 0, proc.stderr
     assert host.venv_made_by() == interpreter, host.log.read_text()
     assert host.calls(f"{interpreter} -m venv") == [f"{interpreter} -m venv .venv"]
-    assert host.calls("python -m pip")[-1] == "python -m pip install -q -e ."
+    assert host.calls("python -m pip") == LOCKED_INSTALL
     assert proc.stderr.splitlines()[-1] == "bootstrap: ready (.venv)"
+
+
+# From the lock, in hash-checking mode, then the project itself built with the locked setuptools.
+LOCKED_INSTALL = ["python -m pip install -q --require-hashes -r requirements/suite.lock.txt",
+                  "python -m pip install -q --no-deps --no-build-isolation -e ."]
 
 
 @pytest.mark.parametrize("offers,installed", [("python3.11 python3.12", "python3.12"),
@@ -283,7 +288,7 @@ def test_a_venv_made_by_an_old_python_is_rebuilt(host):
     host.python("python3", "3.12")
     old = host.clone / ".venv"
     host.python("old-python3", "3.9")
-    subprocess.run([str(host.bin / "old-python3"), "-m", "venv", str(old)], env=host.env, check=True)
+    subprocess.run([str(host.bin / "old-python3"), "-m", "venv", str(old)], env=host.env, check=True, timeout=120)
     (old / "leftover").write_text("")
     host.log.write_text("")
     proc = host.bootstrap()
@@ -326,3 +331,29 @@ def test_debian_with_a_usable_python3_installs_nothing(host):
     proc = host.bootstrap()
     assert host.calls("apt-get") == []
     assert_ready(host, proc, "python3")
+
+
+def test_dev_installs_the_dev_lock(host):
+    host.python("python3", "3.11")  # no apt-get here: the system packages' branch is passed over
+    proc = host.bootstrap("--dev")
+    assert proc.returncode == 0, proc.stderr
+    assert host.calls("python -m pip") == [
+        "python -m pip install -q --require-hashes -r requirements/dev.lock.txt",
+        "python -m pip install -q --no-deps --no-build-isolation -e ."]
+
+
+def test_newest_takes_what_the_ranges_allow_today_not_the_lock(host):
+    host.python("python3", "3.11")
+    proc = host.bootstrap("--newest")
+    assert proc.returncode == 0, proc.stderr
+    assert host.calls("python -m pip") == [
+        "python -m pip install -q --upgrade pip setuptools",
+        "python -m pip install -q --upgrade --upgrade-strategy eager -e ."]
+
+
+def test_an_unknown_option_is_one_line(host):
+    host.python("python3", "3.11")
+    proc = host.bootstrap("--devv")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["bootstrap: unknown option --devv (--dev, --newest)"]
+    assert not (host.clone / ".venv").exists()
