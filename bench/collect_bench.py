@@ -104,7 +104,7 @@ def suite_wall(fleet: SshFleet, count: int, workers: int) -> tuple[float, float,
     host_cpu = fleet.cpu_seconds()
     client_cpu = _children_cpu()
     started = time.monotonic()
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600)
     wall = time.monotonic() - started
     client_cpu = _children_cpu() - client_cpu
     time.sleep(0.5)  # sshd reaps the closed connections' processes; their CPU counts from then
@@ -128,7 +128,7 @@ def drain_run(instance: Any, poll: float) -> dict[str, Any]:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-k", "Q-002", "--profile=debian12",
                f"--postfix-config-dir={instance.config_dir}", f"--poll-interval={poll:g}", "--drain-timeout=60",
                f"--report-dir={report_dir}"]
-    subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600)
     with open(os.path.join(report_dir, "results.json"), encoding="utf-8") as handle:
         [record] = [r for r in json.load(handle)["results"] if r["check_id"] == "Q-002"]
     match = next(filter(None, (_DECISION.search(n) for n in record.get("notes", []))), None)

@@ -141,7 +141,7 @@ def main() -> None:
     proxy = DelayProxy(uhost, int(uport), args.delay_ms, lhost, int(lport)).start()
     print(f"delaying {args.delay_ms:g} ms each way: 127.0.0.1:{proxy.port} -> {args.upstream}", flush=True)
     try:
-        threading.Event().wait()
+        threading.Event().wait()  # unbounded: the proxy serves until Ctrl-C
     except KeyboardInterrupt:
         proxy.stop()
 

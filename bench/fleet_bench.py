@@ -231,24 +231,27 @@ def measured_run(command: list[str], cwd: str, log: str, keep: set[int], sample_
 
 
 class Server:
-    """replay_host.py or fleet_proxy.py, started and waited for ('ready'), stopped with SIGTERM."""
+    """replay_host.py or fleet_proxy.py, started and waited for ('ready'), stopped with SIGTERM. Its stdout
+    (the ready line, its closing CPU line) goes to LOG, its stderr (a library's warnings) to LOG.err."""
 
     def __init__(self, argv: list[str], log: str):
         self.log = log
         self.handle = open(log, "wb")
-        self.proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=self.handle,
-                                     stderr=subprocess.STDOUT)
+        with open(log + ".err", "wb") as err:
+            self.proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=self.handle, stderr=err)
 
     def wait_ready(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            text = open(self.log, encoding="utf-8", errors="replace").read()
-            if "ready " in text:
-                return text.strip().splitlines()[-1]
+            lines = open(self.log, encoding="utf-8", errors="replace").read().splitlines()
+            ready = [line for line in lines if line.startswith("ready ")]
+            if ready:
+                return ready[0]
             if self.proc.poll() is not None:
                 break
             time.sleep(0.2)
-        raise SystemExit(f"fleet_bench: {self.proc.args[1]} did not start:\n{open(self.log).read()[-3000:]}")
+        said = open(self.log, errors="replace").read()[-1500:] + open(self.log + ".err", errors="replace").read()[-1500:]
+        raise SystemExit(f"fleet_bench: {self.proc.args[1]} did not start within {timeout:g}s:\n{said}")
 
     def cpu(self) -> float:
         return _cpu_of(self.proc.pid)
@@ -260,7 +263,7 @@ class Server:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(10)
         self.handle.close()
         lines = open(self.log, encoding="utf-8", errors="replace").read().strip().splitlines()
         return lines[-1] if lines else ""

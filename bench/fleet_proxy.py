@@ -81,7 +81,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop.wait()  # unbounded: the proxy serves until its signal
     for server in servers:
         server.close()
     for task in list(tasks):

@@ -309,7 +309,7 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     if args.stdin_exit:
         loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
-    await stop.wait()
+    await stop.wait()  # unbounded: the replay host serves until its signal (or stdin ends)
     for server in servers:
         server.close()
     print(cpu_line(), flush=True)

@@ -75,7 +75,7 @@ def base_snapshot(name: str, work: str) -> dict:
     print("# no healthy snapshot: recording this machine as the base", file=sys.stderr)
     record_dir = os.path.join(work, "record")
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "--no-reports",
-                    f"--record-snapshot={record_dir}"], cwd=REPO, capture_output=True, check=False)
+                    f"--record-snapshot={record_dir}"], cwd=REPO, capture_output=True, check=False, timeout=3600)
     found = glob.glob(os.path.join(record_dir, "*.json"))
     if not found:
         sys.exit("bench: could not record a base snapshot")
@@ -130,7 +130,7 @@ def run_suite(work: str, hosts: int, base: dict, stock: bool, extra: list[str]) 
     if stock:
         command += ["-p", "no:postfix_compliance.plugin.html_report"]
     started = time.monotonic()
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600)
     elapsed = time.monotonic() - started
     html = os.path.join(report_dir, "compliance.html")
     if not os.path.exists(html):

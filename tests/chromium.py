@@ -115,7 +115,7 @@ class Chromium:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
+            self.proc.wait(10)
         for fd in (self._to_chrome, self._from_chrome):
             try:
                 os.close(fd)

@@ -37,7 +37,7 @@ class PostfixInstance:
 
     def postconf(self, *args: str) -> str:
         return subprocess.run(["postconf", "-c", self.config_dir, *args], check=True, capture_output=True,
-                              text=True).stdout
+                              text=True, timeout=120).stdout
 
     def start(self) -> None:
         for d in (self.config_dir, self.queue_dir, self.data_dir):
@@ -63,21 +63,22 @@ maillog_file_prefixes = /var, /dev/stdout, {self.root}
 smtp_connect_timeout = 2s
 """)
         self.postconf("-F", "*/*/chroot = n")  # daemons outside a chroot: nothing to copy into the queue
-        subprocess.run(["postfix", "-c", self.config_dir, "check"], check=True, capture_output=True)
-        subprocess.run(["postfix", "-c", self.config_dir, "start"], check=True, capture_output=True)
+        subprocess.run(["postfix", "-c", self.config_dir, "check"], check=True, capture_output=True, timeout=120)
+        subprocess.run(["postfix", "-c", self.config_dir, "start"], check=True, capture_output=True, timeout=120)
         self.wait_for(lambda: os.path.exists(os.path.join(self.queue_dir, "public", "pickup")), 15)
 
     def stop(self) -> None:
-        subprocess.run(["postfix", "-c", self.config_dir, "stop"], capture_output=True)
+        subprocess.run(["postfix", "-c", self.config_dir, "stop"], capture_output=True, timeout=120)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def send(self, count: int = 1, to: str = "someone@example.test") -> None:
         for n in range(count):
             subprocess.run(["sendmail", "-f", "root@selftest.example.test", to],
-                           input=f"Subject: selftest {n}\n\nbody {n}\n", text=True, check=True, env=self.env)
+                           input=f"Subject: selftest {n}\n\nbody {n}\n", text=True, check=True,
+                               env=self.env, timeout=120)
 
     def queue(self) -> list[str]:
-        out = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, env=self.env).stdout
+        out = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, env=self.env, timeout=120).stdout
         return [line for line in out.splitlines() if line.strip()]
 
     def deferred_count(self) -> int:

@@ -30,7 +30,7 @@ def keygen(path: str, kind: str = "ed25519") -> str:
         if os.path.exists(p):
             os.unlink(p)
     subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", os.path.basename(path), "-f", path],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, timeout=120)
     with open(path + ".pub", encoding="ascii") as handle:
         return handle.read().strip()
 
@@ -48,14 +48,15 @@ def ensure_user(name: str) -> bool:
         return False
     except KeyError:
         pass
-    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True, capture_output=True)
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True,
+                   capture_output=True, timeout=120)
     # "*" = no password login, but not a locked account (sshd without PAM refuses locked ones).
-    subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
+    subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True, timeout=120)
     return True
 
 
 def remove_user(name: str) -> None:
-    subprocess.run(["userdel", "--remove", name], capture_output=True, check=False)
+    subprocess.run(["userdel", "--remove", name], capture_output=True, check=False, timeout=120)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -209,7 +210,7 @@ SetEnv PATH={path} SHLVL=1
             self.public_key = keygen(self.host_key)
         config = self.write_config(authorized_keys, users)
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-        check = subprocess.run([SSHD, "-t", "-f", config], capture_output=True, text=True)
+        check = subprocess.run([SSHD, "-t", "-f", config], capture_output=True, text=True, timeout=120)
         if check.returncode != 0:
             raise RuntimeError(f"sshd config {config}: {check.stderr.strip()}")
         self.proc = subprocess.Popen([SSHD, "-D", "-f", config, "-E", self.log], stdin=subprocess.DEVNULL,

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from postfix_compliance.backends.snapshot import SnapshotBackend  # noqa: E402
 from postfix_compliance.facts.collect import batch_script, split_batch, wrap_command  # noqa: E402
 
 import replay_host  # noqa: E402
+
+import children  # noqa: E402
 
 PROBES = {  # probe -> (command, what it prints on stdout, on stderr, its exit status)
     "two_lines": ("printf 'x\\ny'", "x\ny", "", 0),
@@ -48,7 +49,7 @@ def test_batch_framed_as_a_shell_frames_it(tmp_path, cap):
     nonce = "0123456789abcdef01234567"
     script = batch_script(commands, nonce, cap)
     assert replay_host.parse_batch(script) == (nonce, cap, commands)
-    real = subprocess.run(script, shell=True, capture_output=True, env={"PATH": os.environ["PATH"]})
+    real = subprocess.run(script, shell=True, capture_output=True, env={"PATH": os.environ["PATH"]}, timeout=120)
     backend = SnapshotBackend(_snapshot(tmp_path))
     out, err = asyncio.run(replay_host.Session(False).batch(backend, nonce, cap, commands))
 
@@ -83,12 +84,11 @@ def _free_port() -> int:
 def test_suite_against_two_replayed_hosts(tmp_path):
     port = _free_port()
     work = tmp_path / "fleet"
-    server = subprocess.Popen([sys.executable, os.path.join(REPO, "bench", "replay_host.py"), "--hosts", "2",
-                               "--port", str(port), "--dir", str(work)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Its protocol on stdout, its stderr (a library's warnings at import) to a file: see tests/children.py.
+    server = children.start([sys.executable, os.path.join(REPO, "bench", "replay_host.py"), "--hosts", "2",
+                             "--port", str(port), "--dir", str(work)], stderr_path=str(tmp_path / "replay.err"))
     try:
-        ready = server.stdout.readline()
-        assert ready.startswith("ready hosts=2"), ready + server.stdout.read()
+        children.read_line(server, expect="ready hosts=2", timeout=60)
         urls = (work / "hosts.txt").read_text().split()
         assert urls == [f"ssh://root@127.0.0.2:{port}", f"ssh://root@127.0.0.3:{port}"]
         report_dir = tmp_path / "reports"
@@ -103,8 +103,7 @@ def test_suite_against_two_replayed_hosts(tmp_path):
         assert {r["outcome"] for r in records} == {"pass", "not_applicable"}
         assert {r["host"] for r in records} == set(urls)
     finally:
-        server.send_signal(signal.SIGTERM)
-        rest = server.communicate(timeout=30)[0]
+        rest = children.stop(server)
     line = rest.strip().splitlines()[-1]
     assert line.startswith("replay_host cpu_s=") and "refused=0" in line, rest
     assert int(re.search(r"batches=(\d+)", line).group(1)) >= 2

@@ -145,10 +145,11 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
         with open(os.path.join(UNIT_DIR, name), encoding="utf-8") as handle:
             (tmp_path / name).write_text(_installed(handle.read()))
     proc = subprocess.run([analyze, "verify", str(tmp_path / "postfix-compliance.timer"),
-                           str(tmp_path / "postfix-compliance.service")], capture_output=True, text=True)
+                           str(tmp_path / "postfix-compliance.service")], capture_output=True, text=True, timeout=120)
     complaints = [line for line in proc.stderr.splitlines() if "postfix-compliance" in line]
     assert proc.returncode == 0 and not complaints, proc.stderr
-    calendar = subprocess.run([analyze, "calendar", timer["Timer.OnCalendar"][0]], capture_output=True, text=True)
+    calendar = subprocess.run([analyze, "calendar", timer["Timer.OnCalendar"][0]], capture_output=True,
+                              text=True, timeout=120)
     assert calendar.returncode == 0, calendar.stderr
 
 
@@ -335,7 +336,7 @@ def test_rotation_keeps_n_sets_and_latest_names_the_newest(tmp_path, healthy):
     assert "postfix_compliance_check_status" not in text  # no results, no check series
     if shutil.which("promtool"):  # the linter, where installed (Debian package prometheus)
         proc = subprocess.run(["promtool", "check", "metrics"], input=open(
-            os.path.join(reports, good, "metrics.prom")).read(), capture_output=True, text=True)
+            os.path.join(reports, good, "metrics.prom")).read(), capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -499,14 +500,15 @@ def debian_root() -> str:
         if not os.path.exists(finished):
             # What Postfix's first start does on Debian: create the queue directories its package
             # leaves out (hold/, trace/). An RPM-built image ships them; a gate must not create them.
-            subprocess.run(["chroot", root, "/bin/sh", "-c", "postfix check"], check=True, capture_output=True)
+            subprocess.run(["chroot", root, "/bin/sh", "-c", "postfix check"], check=True,
+                           capture_output=True, timeout=120)
             open(finished, "w").close()
     return root
 
 
 def _copy_root(root: str, dest) -> str:
     """A copy to change: hard links (instant); a file to change is replaced, never written in place."""
-    subprocess.run(["cp", "-al", root, str(dest)], check=True)
+    subprocess.run(["cp", "-al", root, str(dest)], check=True, timeout=120)
     return str(dest)
 
 
@@ -580,13 +582,13 @@ def test_image_gate_never_changes_the_image(tmp_path, debian_root):
     hold = os.path.join(root, "var", "spool", "postfix", "hold")
     os.rmdir(hold)  # a directory of the copy (cp -al copies directories)
     before = subprocess.run(["find", root, "-newer", os.path.join(root, ".complete")], capture_output=True,
-                            text=True).stdout
+                            text=True, timeout=120).stdout
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     _, results = _gate(root, tmp_path / "gate", TMPDIR=str(scratch))
     assert not os.path.exists(hold)
     after = subprocess.run(["find", root, "-newer", os.path.join(root, ".complete")], capture_output=True,
-                           text=True).stdout
+                           text=True, timeout=120).stdout
     assert after == before
     svc5 = next(r for r in results["results"] if r["check_id"] == "SVC-005")
     assert svc5["outcome"] == "not_applicable" and "read-only" in svc5["message"], svc5["message"]
@@ -600,15 +602,16 @@ def podman_image(debian_root) -> str:
     if podman is None:
         pytest.skip("podman not installed: the --image form is not tested here")
     image = f"localhost/postfix-compliance-test-rootfs:{os.path.basename(debian_root)}"
-    if subprocess.run([podman, "image", "exists", image]).returncode != 0:
+    if subprocess.run([podman, "image", "exists", image], timeout=120).returncode != 0:
         tar = subprocess.Popen(["tar", "-C", debian_root, "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run([podman, "import", "-", image], stdin=tar.stdout, capture_output=True, text=True)
-        tar.wait()
+        imported = subprocess.run([podman, "import", "-", image], stdin=tar.stdout, capture_output=True,
+                                  text=True, timeout=600)
+        tar.wait(60)
         assert imported.returncode == 0, imported.stderr
-    mount = subprocess.run([podman, "image", "mount", image], capture_output=True, text=True)
+    mount = subprocess.run([podman, "image", "mount", image], capture_output=True, text=True, timeout=120)
     if mount.returncode != 0:
         pytest.skip(f"podman cannot mount images here: {mount.stderr.strip()}")
-    subprocess.run([podman, "image", "unmount", image], capture_output=True)
+    subprocess.run([podman, "image", "unmount", image], capture_output=True, timeout=120)
     return image
 
 
@@ -622,7 +625,7 @@ def test_image_gate_on_a_podman_image(tmp_path, podman_image, pristine_gate):
     assert proc.returncode == chroot_proc.returncode == 1
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", podman_image)
     assert {r["host"] for r in results["results"]} == {f"chroot://{safe}"}
-    mounted = subprocess.run(["podman", "image", "mount"], capture_output=True, text=True).stdout
+    mounted = subprocess.run(["podman", "image", "mount"], capture_output=True, text=True, timeout=120).stdout
     assert podman_image not in mounted  # unmounted again
 
 
@@ -677,7 +680,7 @@ def test_alert_rules_fire_on_the_metrics_a_broken_run_writes(tmp_path):
     a host broken since the previous run (a mislabelled queue directory and qmgr's AVC denial)."""
     promtool = _promtool()
     rules = os.path.join(REPO, "contrib", "alerts", "postfix-compliance.rules.yml")
-    check = subprocess.run([promtool, "check", "rules", rules], capture_output=True, text=True)
+    check = subprocess.run([promtool, "check", "rules", rules], capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     reports, host = tmp_path / "reports", tmp_path / "host.json"
     run = [os.path.join(SCRIPTS, "scheduled-run.sh"), f"--reports-root={reports}", "--",
@@ -745,7 +748,7 @@ def test_alert_rules_fire_on_the_metrics_a_broken_run_writes(tmp_path):
              check("PostfixComplianceScheduledRunBroken", "27h", alert("PostfixComplianceScheduledRunBroken", 4))]}]}
     test_file = tmp_path / "rules.test.yml"
     test_file.write_text(yaml.safe_dump(tests))
-    proc = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
+    proc = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -833,7 +836,8 @@ def test_fleet_merge_of_two_sites(tmp_path):
     assert "postfix_compliance_fleet_sources 2" in metrics and "postfix_compliance_fleet_duplicates 27" in metrics
     assert 'host="mail3<script>document.title=\\"pwned\\"</script>"' in metrics
     if shutil.which("promtool"):  # the linter, where installed (Debian package prometheus)
-        lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True,
+                              text=True, timeout=120)
         assert lint.returncode == 0, lint.stdout + lint.stderr
 
 

@@ -119,7 +119,7 @@ def test_master_down_queue_is_not_read_and_leaves_no_trace(suite, dead_relay_ins
     SELinux: denials on the session's pipes, the suite's own footprint) and log that it accessed the queue
     directly. The queue probes ask master first: the queue checks are not applicable, nothing is logged."""
     instance = dead_relay_instance
-    subprocess.run(["postfix", "-c", instance.config_dir, "stop"], check=True, capture_output=True)
+    subprocess.run(["postfix", "-c", instance.config_dir, "stop"], check=True, capture_output=True, timeout=120)
     try:
         # master.pid stays behind (stale): the probes must not take its presence for a running master
         assert instance.wait_for(lambda: not master_running(instance), 15)
@@ -136,12 +136,12 @@ def test_master_down_queue_is_not_read_and_leaves_no_trace(suite, dead_relay_ins
             logged = handle.read()[len(before):]
         assert "postqueue" not in logged and "showq" not in logged, logged
         # and where master runs again, the same probes read the queue
-        subprocess.run(["postfix", "-c", instance.config_dir, "start"], check=True, capture_output=True)
+        subprocess.run(["postfix", "-c", instance.config_dir, "start"], check=True, capture_output=True, timeout=120)
         assert instance.wait_for(lambda: master_running(instance), 15)
         again = suite(f"--postfix-config-dir={instance.config_dir}", "--profile=debian12", "-k", "Q-003")
         assert again.record("Q-003")["outcome"] == "pass", again.record("Q-003")
     finally:
-        subprocess.run(["postfix", "-c", instance.config_dir, "start"], capture_output=True)
+        subprocess.run(["postfix", "-c", instance.config_dir, "start"], capture_output=True, timeout=120)
 
 
 def master_running(instance) -> bool:

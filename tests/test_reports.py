@@ -146,7 +146,7 @@ def test_remediation_script_is_for_review_and_in_runbook_order(run):
     assert lines[0] == "#!/usr/bin/env bash"
     assert lines[1].startswith("# REVIEW BEFORE RUNNING")
     assert "set -euo pipefail" in lines
-    assert subprocess.run(["bash", "-n", path]).returncode == 0
+    assert subprocess.run(["bash", "-n", path], timeout=120).returncode == 0
     # One block per host; the broken host's fixes follow the runbook's section order.
     block = text.split("# host mail1.example.test", 1)[1].split("\n}\n", 1)[0]
     ids = re.findall(r"# --- ([A-Z]+-\d{3}) \[([^,\]]+)", block)
@@ -174,10 +174,10 @@ def test_remediation_script_runs_only_the_named_host(run, tmp_path):
         stub.chmod(0o755)
     path = os.path.join(run.report_dir, "fix.sh")
     bash = "/bin/bash"
-    usage = subprocess.run(["env", "-i", f"PATH={stubs}", bash, path], capture_output=True, text=True)
+    usage = subprocess.run(["env", "-i", f"PATH={stubs}", bash, path], capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "mail1.example.test" in usage.stderr and not log.exists()
     done = subprocess.run(["env", "-i", f"PATH={stubs}", bash, path, "mail1.example.test"], capture_output=True,
-                          text=True)
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
     assert calls[0].startswith("restorecon -Rv")  # AVC-002's, first in runbook order (Triage)
@@ -198,4 +198,4 @@ def test_remediation_script_comments_host_text_line_by_line():
                 line.lstrip().startswith("'mail9; rm -rf /'|"), line
     assert "\x1b" not in text
     assert "  'mail9; rm -rf /'|ssh://mail9) fix_host_1 ;;" in text
-    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+    assert subprocess.run(["bash", "-n"], input=text, text=True, timeout=120).returncode == 0

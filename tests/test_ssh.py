@@ -193,7 +193,8 @@ def test_hanging_probe_ends_at_the_command_timeout_naming_the_probe(fleet, suite
         assert run.record("SEL-002", url)["outcome"] == "fail", run.record("SEL-002", url)
     # The host's own `timeout` ended the command there too: no fake getenforce left sleeping.
     for _ in range(50):
-        leftover = subprocess.run(["pgrep", "-f", hang.fakebin], capture_output=True, text=True).stdout.strip()
+        leftover = subprocess.run(["pgrep", "-f", hang.fakebin], capture_output=True,
+                                  text=True, timeout=120).stdout.strip()
         if not leftover:
             break
         time.sleep(0.1)
@@ -271,7 +272,7 @@ def test_connect_timeout_and_refused_login_are_one_line_each(fleet, scheme, tmp_
         silent.close()
     # A key the host does not accept: refused at authentication, one line naming the user.
     stranger = str(tmp_path / "stranger")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger], check=True, timeout=120)
     host = fleet.live[0]
     with pytest.raises(AuthRefused) as refused:
         ProbeRunner(make_host(host.url(scheme), ssh_identity_file=stranger, known_hosts=fleet.known)).connect()
@@ -285,23 +286,24 @@ def test_sudo_through_the_shipped_dropin_for_a_non_root_login(fleet, suite):
     host = fleet.sudo_host
     installed = f"/etc/sudoers.d/postfix-compliance-selftest-{_RUN}"
     created_group = _ensure_group(SCAN_GROUP)
-    subprocess.run(["usermod", "-aG", SCAN_GROUP, SCAN_USER], check=True)
+    subprocess.run(["usermod", "-aG", SCAN_GROUP, SCAN_USER], check=True, timeout=120)
     text = open(DROPIN, encoding="utf-8").read()
     assert text.count("%postfix-compliance") == 2  # the Defaults line and the rule: only the group changes
     with open(installed, "w", encoding="utf-8") as handle:
         handle.write(text.replace("%postfix-compliance", f"%{SCAN_GROUP}"))
     os.chmod(installed, 0o440)
     try:
-        check = subprocess.run(["visudo", "-c"], capture_output=True, text=True)
+        check = subprocess.run(["visudo", "-c"], capture_output=True, text=True, timeout=120)
         assert check.returncode == 0, check.stdout + check.stderr
         # sudo -l for the account: exact commands only, nothing that is or starts a shell.
-        listing = subprocess.run(["sudo", "-l", "-U", SCAN_USER], capture_output=True, text=True, check=True).stdout
+        listing = subprocess.run(["sudo", "-l", "-U", SCAN_USER], capture_output=True, text=True,
+                                 check=True, timeout=120).stdout
         allowed = _listed_commands(listing)
         assert allowed and all(c.split()[0].startswith("/usr/") for c in allowed), allowed
         shells = re.compile(r"(^|/)(sh|bash|dash|zsh|su|env|sudo|python3?|perl|vi|vim|less|more|find|ALL)( |$)")
         assert not [c for c in allowed if shells.search(c)], allowed
         refused = subprocess.run(["runuser", "-u", SCAN_USER, "--", "sudo", "-n", "/bin/sh", "-c", "id"],
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True, timeout=120)
         assert refused.returncode != 0 and "uid=0" not in refused.stdout
 
         mark = host.mark()
@@ -328,9 +330,9 @@ def test_sudo_through_the_shipped_dropin_for_a_non_root_login(fleet, suite):
                                 for e in semanage), semanage
     finally:
         os.unlink(installed)
-        subprocess.run(["gpasswd", "-d", SCAN_USER, SCAN_GROUP], capture_output=True)
+        subprocess.run(["gpasswd", "-d", SCAN_USER, SCAN_GROUP], capture_output=True, timeout=120)
         if created_group:
-            subprocess.run(["groupdel", SCAN_GROUP], capture_output=True)
+            subprocess.run(["groupdel", SCAN_GROUP], capture_output=True, timeout=120)
 
 
 # ---------------------------------------------------------------------- inventories and usage errors
@@ -530,7 +532,7 @@ def _write(path, text):
 
 def _fingerprint(host):
     out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", host.host_key + ".pub"],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, timeout=120).stdout
     return out.split()[1]
 
 
@@ -539,7 +541,7 @@ def _ensure_group(name):
         grp.getgrnam(name)
         return False
     except KeyError:
-        subprocess.run(["groupadd", "-r", name], check=True)
+        subprocess.run(["groupadd", "-r", name], check=True, timeout=120)
         return True
 
 

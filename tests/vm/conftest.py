@@ -62,7 +62,15 @@ FLAVOURS = {"refpolicy": "debian12", "targeted": "debian12-targeted"}  # guest f
 RUN_TARGETED = os.environ.get("POSTFIX_COMPLIANCE_VM_TARGETED") == "1"
 
 
+# A VM test's deadline (tests/pytest.ini gives the others 10 minutes): its first test builds the image
+# (vm/build.sh's own limit is 40 minutes) and boots the guest (20), then runs its scenario.
+VM_TEST_TIMEOUT = 75 * 60
+
+
 def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if item.get_closest_marker("vm") or item.get_closest_marker("vm_targeted"):
+            item.add_marker(pytest.mark.timeout(VM_TEST_TIMEOUT))
     if RUN_TARGETED or "vm_targeted" in (config.getoption("markexpr") or ""):
         return
     targeted = [item for item in items if item.get_closest_marker("vm_targeted")]
