@@ -92,6 +92,13 @@ class Profile:
     path: str
     data: dict[str, Any]
 
+    def expected(self) -> dict[str, Any]:
+        """What the remediation plan reads of the profile (carried with each host's results)."""
+        return {"selinux_mode": self.selinux_mode, "selinux_policy": self.selinux_policy,
+                "booleans": [list(b) for b in self.booleans],
+                "default_queue_directory": self.default_queue_directory, "chroot_copies": list(self.chroot_copies),
+                "smtp_port_type": self.smtp_port_type, "postfix_domain_prefix": self.postfix_domain_prefix}
+
     @property
     def booleans(self) -> tuple[tuple[str, bool], ...]:
         return tuple((b["name"], b["value"]) for b in self.data["booleans"])

@@ -72,8 +72,12 @@ class HostResult:
     session_types: tuple[str, ...] = ()
     session_denials_fail: bool = False
     error: str | None = None  # the host could not be checked (unreachable, no profile, ...)
-    # Set by the verdict step: the host's one triage finding (triage.Finding.to_dict()), or None.
+    # What the host's profile expects, as the remediation plan reads it (profiles.Profile.expected()).
+    expected: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Set by the verdict step: the host's one triage finding (triage.Finding.to_dict(), its card filled in
+    # from the plan), or None; and its remediation plan (remediation_plan.HostPlan), or None.
     diagnosis: Mapping[str, Any] | None = None
+    plan: Any = None
 
     def evidence_of(self, check: CheckResult) -> list[Mapping[str, Any]]:
         return [self.evidence[ref] for ref in check.evidence_refs if ref in self.evidence]
@@ -147,9 +151,11 @@ def check_from_record(record: Mapping[str, Any]) -> CheckResult:
 
 def hosts_from_records(records: Iterable[Mapping[str, Any]],
                        evidence: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
-                       diagnosis: Mapping[str, Any] | None = None) -> tuple[HostResult, ...]:
+                       diagnosis: Mapping[str, Any] | None = None,
+                       plans: Mapping[str, Any] | None = None) -> tuple[HostResult, ...]:
     """Records (with "evidence_refs" and a per-host evidence table, or format /1's inline "evidence")
-    grouped into HostResults, in the order their hosts first appear."""
+    grouped into HostResults, in the order their hosts first appear; each with its plan when given."""
+    from postfix_compliance.remediation_plan import HostPlan
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         grouped.setdefault(record["host"], []).append(record)
@@ -167,6 +173,8 @@ def hosts_from_records(records: Iterable[Mapping[str, Any]],
             checks.append(check)
         first = recs[0]
         found = (diagnosis or {}).get(host_id, first.get("diagnosis"))
+        plan = (plans or {}).get(host_id)
         hosts.append(HostResult(id=host_id, name=first.get("host_name") or host_id, profile=first.get("profile"),
-                                checks=tuple(checks), evidence=table, diagnosis=found))
+                                checks=tuple(checks), evidence=table, diagnosis=found,
+                                plan=HostPlan.from_dict(plan) if isinstance(plan, Mapping) else None))
     return tuple(hosts)

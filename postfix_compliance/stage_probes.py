@@ -1,5 +1,5 @@
-"""The probes whose facts the stages after the checks read: triage (triage.py) and the remediation
-playbook (report/playbook.py).
+"""The probes whose facts the stages after the checks read: triage (triage.py) and the remediation plan
+(remediation_plan.py).
 
 The results stage keeps these probes' evidence of each host, as the host stood when the checks were done
 (HostFacts.stage_evidence), and hands the parsed facts on: a later stage never reads a check's evidence
@@ -17,8 +17,9 @@ STAGE_PROBES: tuple[str, ...] = (
     "postconf", "queue_json", "queue_text", "avc_denials", "getenforce", "permissive_domains",
     "queue_dir_relabel", "related_relabel", "getsebool_all", "semanage_boolean", "audit2why", "journal",
     "maillog",
-    # report/playbook.py, besides postconf, semanage_boolean, permissive_domains and the boolean lookups
-    "listeners", "port_labels", "sasl_maps",
+    # remediation_plan.py, besides postconf, semanage_boolean, permissive_domains and the boolean lookups
+    "listeners", "port_labels", "sasl_maps", "selinux_config", "fcontext_local", "firewall", "processes",
+    "daemon_relabel",
 )
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from postfix_compliance.denials import postfix_denials
 from postfix_compliance.facts import model
 from postfix_compliance.text import shell
-from postfix_compliance.facts.probes import MAIL_SYSTEM_DOWN
+from postfix_compliance.facts.probes import MAIL_SYSTEM_DOWN, QUEUE_MISLABELLED
 
 # Names of the queue's own subdirectories: an AVC record names only the last path component.
 QUEUE_SUBDIRS = {"active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming", "maildrop",
@@ -31,47 +31,82 @@ NETWORK_CAUSES = (
                 r"Network is unreachable)", re.I),
      "relay {relay} cannot be reached (timed out / no route)", ("REL-003", "REL-001")),
     (re.compile(r"(Host or domain name not found|Name service error)(.*?name=(?P<relay>[\w.\-]+))?", re.I),
-     "the relay's name does not resolve ({relay})", ("REL-001",)),
+     "the name {relay} does not resolve", ("REL-001",)),
     (re.compile(r"SASL authentication failed|authentication failed|Authentication required", re.I),
      "the relay rejects the credentials", ("REL-004",)),
 )
+# The mail spool's types in the policies the profiles name (a queue's types start with the Postfix prefix).
+MAIL_SPOOL_TYPES = ("mail_spool_t",)
+# audit2why's words for a denial the policy loaded now would not make (seen on the guest after the boolean
+# was set on again): "Unknown - would be allowed by active policy".
+ALLOWED_NOW = "would be allowed by active policy"
+# A stale dotlock: local(8) could not create it because it exists (a delivery that was denied left it).
+STALE_LOCK = re.compile(r"unable to create lock file (?P<path>/\S+?): File exists")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cause:
+    """One distinct reason behind the host's trouble, with what fixes it. A remedy is a dict naming an action
+    kind of the remediation plan and its values ({"kind": "boolean", "name": ..., "value": True}, {"kind":
+    "relabel", "path": ...}, {"kind": "remove_stale_lock", "path": ...}, {"kind": "manual", "summary": ...,
+    "look": [...]}): the plan (remediation_plan.py) turns it into its action, so triage never writes a fix."""
+    summary: str
+    checks: tuple[str, ...]
+    remedies: tuple[Mapping[str, Any], ...] = ()
+    evidence: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "checks": list(self.checks),
+                "remedies": [dict(r) for r in self.remedies], "evidence": list(self.evidence)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
-    kind: str  # selinux | not-selinux | masked
+    kind: str  # selinux | not-selinux | masked | history
     summary: str
-    fix: tuple[str, ...]
-    verification: tuple[str, ...]
-    rollback: tuple[str, ...]
+    causes: tuple[Cause, ...]
     related_checks: tuple[str, ...]
     evidence: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-VERIFY = ("postqueue -f", "mailq", "pytest -k Q-002   # the drain check")
+        return {"kind": self.kind, "summary": self.summary, "causes": [c.to_dict() for c in self.causes],
+                "related_checks": list(self.related_checks), "evidence": list(self.evidence)}
 
 
 def diagnose(get: Callable[[str], Any], prefix: str, session_types: tuple[str, ...] = ()) -> Finding | None:
     """The host's finding, from `get(probe) -> fact` (the stage facts of a host: stage_probes.py). `prefix` is
-    the profile's Postfix domain prefix, `session_types` its login-session target types (denials.py)."""
+    the profile's Postfix domain prefix, `session_types` its login-session target types (denials.py). It names
+    every distinct cause it finds (a denial, a wrong label, each distinct reason the queue holds mail), each
+    with its remedies."""
     facts = _Facts(get, prefix, session_types)
     denials = facts.postfix_denials()
     # "Masked" rests on the state now (getenforce, permissive domains now): a permissive=1 record from
     # an earlier permissive spell is history, whatever the mode is today.
     masked = facts.masking()
-    if masked and denials:
-        return _masked(masked, denials)
-    # Not masked now: a denial logged with permissive=1 was not enforced, so it stopped nothing; and one
-    # whose cause is gone (relabelled since, the boolean on again, the queue empty) is no cause now.
+    # A denial logged with permissive=1 was not enforced, so it stopped nothing; and one whose cause is gone
+    # (relabelled since, the boolean on again, the queue empty) is no cause now.
     linked = facts.linked_denials([d for d in denials if not d.permissive])
     current = [(d, reason) for d, reason in linked if facts.still_holds(d, reason)]
-    if current:
-        return _selinux_cause(facts, current)
-    return _label_cause(facts) or _not_selinux(facts) or _history(
-        [d for d in denials if d.permissive], [d for d, _ in linked])
+    # Masked: permissive now, and denials it hides (logged not enforced, or enforced and still standing).
+    hidden = [d for d in denials if d.permissive] + [d for d, _ in current]
+    if masked and hidden:
+        return _masked(facts, masked, hidden)
+    selinux = _selinux_causes(facts, current) if current else _label_causes(facts)
+    queue = _queue_causes(facts, explained=bool(selinux))
+    if selinux:
+        return _finding("selinux", facts, selinux + queue)
+    if queue:
+        return _finding("not-selinux", facts, queue)
+    return _history([d for d in denials if d.permissive], [d for d, _ in linked])
+
+
+def _finding(kind: str, facts: _Facts, causes: list[Cause]) -> Finding:
+    summary = causes[0].summary
+    if len(causes) > 1:
+        summary += "".join(f"; also: {c.summary}" for c in causes[1:])
+    related = tuple(dict.fromkeys(c for cause in causes for c in cause.checks))
+    evidence = list(dict.fromkeys(line for cause in causes for line in cause.evidence))
+    return Finding(kind, summary, tuple(causes), related, tuple(evidence[:40]))
 
 
 class _Facts:
@@ -128,13 +163,34 @@ class _Facts:
 
     def still_holds(self, denial: model.AvcDenial, reason: str) -> bool:
         """Whether what a linked denial points at is still wrong now: the label is still wrong (that is how it
-        was linked), a boolean audit2why names is still off, or the queue it touched is still in trouble."""
+        was linked), a boolean audit2why names is still off, or the queue it touched is still in trouble. A
+        denial audit2why says the loaded policy would allow now (a boolean turned on since) is history."""
         if reason == "label":
             return True
+        verdict = self.verdicts().get(denial.event_id)
+        if verdict and ALLOWED_NOW in verdict.cause.lower():
+            return False
+        if reason == "path" and not self.proper_type(denial.target_type) and not self.mislabelled_under(denial):
+            return False  # denied on a wrong label (tmp_t, var_t...) that the label checks find fixed now
         if reason == "boolean":
             verdict = self.verdicts().get(denial.event_id)
             return any(self.boolean_on(b) is not True for b in (verdict.booleans if verdict else ()))
         return self.queue_in_trouble()
+
+    def proper_type(self, target_type: str | None) -> bool:
+        """A type Postfix's policy gives the queue or the mail spool (a denial on it is the policy's, not a
+        label's): the profile's Postfix types and the mail spool's."""
+        return bool(target_type) and (target_type.startswith(self.prefix) or target_type in MAIL_SPOOL_TYPES)
+
+    def mislabelled_under(self, denial: model.AvcDenial) -> bool:
+        """Whether the label checks find something wrong now where the denial was (by path, or by its name)."""
+        path = denial.path or ""
+        for m in self.mismatches():
+            if path.startswith("/") and (m.path == path or m.path.startswith(path.rstrip("/") + "/")):
+                return True
+            if not path.startswith("/") and os.path.basename(m.path) == path:
+                return True
+        return False
 
     def verdicts(self) -> dict[str, model.Audit2WhyVerdict]:
         why = self.fact("audit2why", model.Audit2Why)
@@ -149,7 +205,7 @@ class _Facts:
         """Denials tied to the queue or the mail spool by path, by a wrong label, or by audit2why's boolean."""
         queue_dir = self.postconf("queue_directory").rstrip("/")
         spool = self.postconf("mail_spool_directory").rstrip("/")
-        wrong_types = {m.current_type for m in self.mismatches()}
+        mismatches = self.mismatches()
         verdicts = self.verdicts()
         start = self.error_window_start()
         linked = []
@@ -157,7 +213,7 @@ class _Facts:
             if start is not None and denial.timestamp < start:
                 continue  # older than anything in the queue: not its cause
             path = denial.path or ""
-            if denial.target_type in wrong_types:
+            if any(_same_object(m, denial) for m in mismatches):
                 reason = "label"
             elif verdicts.get(denial.event_id) and verdicts[denial.event_id].booleans:
                 reason = "boolean"
@@ -172,12 +228,18 @@ class _Facts:
         return linked
 
 
+def _same_object(mismatch: model.Relabel, denial: model.AvcDenial) -> bool:
+    """Whether a mislabelled path the label checks found is the object a denial names (its type and its name:
+    an AVC record names only the last path component)."""
+    return mismatch.current_type == denial.target_type and (
+        not denial.path or os.path.basename(mismatch.path) == os.path.basename(denial.path)
+        or mismatch.path == denial.path)
+
+
 def _where(facts: _Facts, denial: model.AvcDenial) -> tuple[str, str | None]:
     """A full path for the denied object and the mismatch that explains it, if the label checks found one."""
     for mismatch in facts.mismatches():
-        if mismatch.current_type == denial.target_type and (
-                not denial.path or os.path.basename(mismatch.path) == os.path.basename(denial.path)
-                or mismatch.path == denial.path):
+        if _same_object(mismatch, denial):
             return mismatch.path, mismatch.expected_type
     path = denial.path or "?"
     if not path.startswith("/") and path in QUEUE_SUBDIRS and facts.postconf("queue_directory"):
@@ -218,76 +280,100 @@ def _log_lines(facts: _Facts, pattern: re.Pattern, limit: int = 10) -> list[str]
 _PERMISSION = re.compile(r"permission denied|fatal:", re.I)
 
 
-def _selinux_cause(facts: _Facts, linked: list[tuple[model.AvcDenial, str]]) -> Finding:
-    verdicts = facts.verdicts()
-    fixes: list[str] = []
-    for denial, reason in linked:
-        verdict = verdicts.get(denial.event_id)
-        if verdict and verdict.booleans:
-            fixes += [shell("setsebool -P {} on", b) for b in verdict.booleans]
-        else:
-            path, _ = _where(facts, denial)
-            fixes.append(shell("restorecon -Rv {}", _relabel_root(facts, path)))
-    fixes = list(dict.fromkeys(fixes))
-    first, reason = linked[0]
-    path, expected = _where(facts, first)
+_PERMISSION = re.compile(r"permission denied|fatal:", re.I)
+
+
+def _effect(facts: _Facts) -> str:
     queue = facts.queue()
-    stuck = queue.deferred_count if queue else 0
     unreadable = queue is None and _queue_error(facts)
-    effect = (f"queue unreadable ({unreadable})" if unreadable else
-              f"queue stuck ({stuck} deferred)" if stuck else "mail delivery fails")
-    labelled = f" labelled {first.target_type}" + (f" (policy says {expected})" if expected else "")
-    summary = (f"{effect} because {first.source_type} was denied {' '.join(first.permissions)} on {path}"
-               f"{labelled}; fix: {fixes[0]}")
-    evidence = [d.raw for d, _ in linked][:10] + _queue_lines(facts) + _log_lines(facts, _PERMISSION)
-    return Finding("selinux", summary, tuple(fixes + [_restart(facts)]), VERIFY,
-                   ("setenforce 0   # only to confirm the diagnosis, then back to 1",),
-                   ("LBL-001", "LBL-002", "BOOL-001", "AVC-002", "Q-002"), tuple(evidence))
+    stuck = queue.deferred_count if queue else 0
+    return (f"queue unreadable ({unreadable})" if unreadable else
+            f"queue stuck ({stuck} deferred)" if stuck else "mail delivery fails")
+
+
+def _selinux_causes(facts: _Facts, linked: list[tuple[model.AvcDenial, str]]) -> list[Cause]:
+    """One cause per distinct remedy the linked denials point to: a boolean audit2why names, or the relabel
+    of the topmost mislabelled directory above the denied object."""
+    verdicts = facts.verdicts()
+    grouped: dict[tuple[str, str], list[model.AvcDenial]] = {}
+    for denial, _ in linked:
+        verdict = verdicts.get(denial.event_id)
+        path, expected = _where(facts, denial)
+        if verdict and verdict.booleans:
+            for name in verdict.booleans:
+                grouped.setdefault(("boolean", name), []).append(denial)
+        elif expected is not None:  # the label checks found this object mislabelled
+            grouped.setdefault(("relabel", _relabel_root(facts, path)), []).append(denial)
+        else:  # on the queue or the spool, but neither a wrong label nor a boolean: what audit2why says
+            grouped.setdefault(("manual", verdict.cause if verdict else "no audit2why verdict"), []).append(denial)
+    restart = _restart_remedy(facts)
+    causes = []
+    for number, ((kind, value), found) in enumerate(grouped.items()):
+        first = found[0]
+        path, expected = _where(facts, first)
+        labelled = f" labelled {first.target_type}" + (f" (policy says {expected})" if expected else "")
+        if kind == "boolean":
+            why = f"; audit2why: the boolean {value} is off"
+            remedies: tuple[Mapping[str, Any], ...] = ({"kind": "boolean", "name": value, "value": True},)
+            checks = ("AVC-002", "BOOL-001", "BOOL-002", "Q-001", "Q-002", "Q-003", "LOG-001")
+        elif kind == "manual":
+            why = f"; audit2why: {' '.join(value.split())}"
+            remedies = ({"kind": "manual", "summary": f"{first.source_type} denied {' '.join(first.permissions)} on "
+                         f"{path}: neither a wrong label nor a boolean; read audit2why before changing policy",
+                         "look": ["ausearch -m AVC,USER_AVC -ts recent | audit2why"]},)
+            checks = ("AVC-002", "Q-001", "Q-002", "Q-003", "LOG-001")
+        else:
+            why = f"; the label is wrong from {value} down"
+            remedies = ({"kind": "relabel", "path": value},)
+            checks = ("AVC-002", "LBL-001", "LBL-002", "Q-001", "Q-002", "Q-003", "LOG-001", "SVC-001")
+        summary = (f"{_effect(facts) if number == 0 else 'and'} because {first.source_type} was denied "
+                   f"{' '.join(first.permissions)} on {path}{labelled}{why}")
+        evidence = [d.raw for d in found][:10] + _log_lines(facts, _PERMISSION)
+        causes.append(Cause(summary, checks, remedies + restart, tuple(evidence)))
+    if causes:
+        causes[0] = dataclasses.replace(causes[0], evidence=causes[0].evidence + tuple(_queue_lines(facts)))
+    return causes
 
 
 # Queue subdirectories that hold the chroot's copies of system files, not mail (Debian refills them).
 CHROOT_COPY_DIRS = {"etc", "lib", "lib64", "usr", "dev"}
 
 
-def _label_cause(facts: _Facts) -> Finding | None:
+def _label_causes(facts: _Facts) -> list[Cause]:
     """A wrong label on the queue itself, and Postfix failing on it, with no AVC record in the window
     (dontaudit rules and audit gaps hide denials: seen on the real guest, where postsuper logged
     'open directory deferred: Permission denied' and ausearch found nothing)."""
     queue_dir = facts.postconf("queue_directory").rstrip("/")
     if not queue_dir:
-        return None
+        return []
     wrong = [m for m in facts.mismatches() if m.path == queue_dir or (
         m.path.startswith(queue_dir + "/") and m.path[len(queue_dir) + 1:].split("/")[0] not in CHROOT_COPY_DIRS)]
     if not wrong:
-        return None
+        return []
     names = {os.path.basename(m.path) for m in wrong}
     logged = [line for line in _log_lines(facts, _PERMISSION) if any(name in line for name in names)]
     queue = facts.queue()
     unreadable = queue is None and _queue_error(facts)
     if not (logged or unreadable or (queue and queue.deferred_count)):
-        return None
+        return []
     top = min(wrong, key=lambda m: m.path.count("/"))
-    effect = (f"queue unreadable ({unreadable})" if unreadable else
-              f"queue stuck ({queue.deferred_count} deferred)" if queue and queue.deferred_count else
-              "Postfix fails")
+    effect = _effect(facts) if (unreadable or (queue and queue.deferred_count)) else "Postfix fails"
     said = f" (Postfix logged: {logged[-1].split(': ', 1)[-1]})" if logged else ""
-    relabel = shell("restorecon -Rv {}", top.path)  # a host-supplied path: quoted, safe to paste
     summary = (f"{effect} because {top.path} is labelled {top.current_type} where the policy says "
                f"{top.expected_type}{said}; no AVC record in the window (dontaudit rules or an audit gap "
-               f"can hide denials); fix: {relabel}")
+               "can hide denials)")
     evidence = [f"restorecon -Rn: {m.path} {m.current_type} -> {m.expected_type}" for m in wrong][:10]
     evidence += logged + _queue_lines(facts) + ([unreadable] if unreadable else [])
-    return Finding("selinux", summary, tuple(dict.fromkeys([relabel, _restart(facts)])),
-                   VERIFY, ("none needed: restorecon restores the policy's own labels",),
-                   ("LBL-001", "LBL-002", "Q-001", "Q-002"), tuple(evidence))
+    return [Cause(summary, ("LBL-001", "LBL-002", "Q-001", "Q-002", "SVC-001"),
+                  ({"kind": "relabel", "path": top.path},) + _restart_remedy(facts), tuple(evidence))]
 
 
-def _restart(facts: _Facts) -> str:
-    """After the fix: a running Postfix reloads; one that is down (it failed on the fix's cause) starts."""
+def _restart_remedy(facts: _Facts) -> tuple[Mapping[str, Any], ...]:
+    """Postfix down because of the cause: the plan's one restart brings it back once the cause is fixed."""
     queue = facts._get("queue_json")
     if isinstance(queue, model.Unavailable) and queue.reason == MAIL_SYSTEM_DOWN:
-        return "systemctl restart postfix   # the mail system is down"
-    return "postfix reload"
+        return ({"kind": "restart_postfix"},)
+    return ()
 
 
 def _queue_error(facts: _Facts) -> str | None:
@@ -298,16 +384,25 @@ def _queue_error(facts: _Facts) -> str | None:
             return fact.reason
         if isinstance(fact, model.Unavailable) and fact.reason == MAIL_SYSTEM_DOWN:
             return "the mail system is down: no running master"
+        if isinstance(fact, model.Unavailable) and fact.reason == QUEUE_MISLABELLED:
+            return "not read: its directories do not carry the policy's labels"
     return None
 
 
-def _masked(masking: str, denials: list[model.AvcDenial]) -> Finding:
+def _masked(facts: _Facts, masking: str, denials: list[model.AvcDenial]) -> Finding:
     summary = (f"{masking}: {len(denials)} Postfix denials are logged but not enforced: mail flows now and "
                "will stop when enforcing returns")
-    fix = ("ausearch -m AVC,USER_AVC -ts recent | audit2why   # fix each cause (labels, booleans) first",
-           "setenforce 1   # or: semanage permissive -d <domain>")
-    return Finding("masked", summary, fix, VERIFY, ("setenforce 0",), ("SEL-001", "SEL-005", "AVC-002"),
-                   tuple(d.raw for d in denials[:10]))
+    remedies: list[Mapping[str, Any]] = [
+        {"kind": "manual", "summary": "fix what each denial says (labels, booleans) before enforcing again",
+         "look": ["ausearch -m AVC,USER_AVC -ts recent | audit2why"]}]
+    mode = facts.fact("getenforce", model.SelinuxMode)
+    if mode and mode.mode == "permissive":
+        remedies.append({"kind": "selinux_state"})
+    permissive = facts.fact("permissive_domains", model.PermissiveDomains)
+    remedies += [{"kind": "permissive_domain_off", "domain": d}
+                 for d in (permissive.customized if permissive else ()) if d.startswith(facts.prefix)]
+    cause = Cause(summary, ("SEL-001", "SEL-005", "AVC-002"), tuple(remedies), tuple(d.raw for d in denials[:10]))
+    return Finding("masked", summary, (cause,), cause.checks, cause.evidence)
 
 
 def _history(permissive: list[model.AvcDenial], resolved: list[model.AvcDenial]) -> Finding | None:
@@ -325,9 +420,10 @@ def _history(permissive: list[model.AvcDenial], resolved: list[model.AvcDenial])
                      "order now (labels as the policy says, the booleans they name on, the queue readable and "
                      "empty): fixed since")
     summary = "; ".join(parts) + ": history, not the state now"
-    fix = ("ausearch -m AVC,USER_AVC -ts recent | audit2why   # would the same access be denied now?",)
-    return Finding("history", summary, fix, VERIFY, (), ("AVC-002",),
-                   tuple(d.raw for d in (resolved + permissive)[:10]))
+    # Nothing to change: the suite run again, its window after these records, is AVC-002's verdict.
+    remedy = {"kind": "verify", "summary": "history: judged again with --avc-since after these records"}
+    cause = Cause(summary, ("AVC-002",), (remedy,), tuple(d.raw for d in (resolved + permissive)[:10]))
+    return Finding("history", summary, (cause,), ("AVC-002",), cause.evidence)
 
 
 # The relay as Postfix names it in a delay reason: name[address]:port (the name may be empty or "none").
@@ -346,20 +442,55 @@ def _relay_probes(relay: str | None) -> tuple[str, str]:
     return getent, "nc -vz <relay host> <port>   # from this host"
 
 
-def _not_selinux(facts: _Facts) -> Finding | None:
+def _queue_causes(facts: _Facts, explained: bool) -> list[Cause]:
+    """Every distinct reason the queue holds mail, each a cause of its own: a stale lock file, a relay that
+    refuses, a name that does not resolve, credentials, ... A "Permission denied" reason is SELinux's or the
+    file system's: an SELinux cause found above (`explained`) covers it."""
     queue = facts.queue()
-    reasons = [r.delay_reason for m in (queue.in_queue("deferred") if queue else ()) for r in m.recipients
-               if r.delay_reason]
+    found: dict[str, tuple[str, tuple[str, ...], tuple[Mapping[str, Any], ...], list[model.QueueMessage]]] = {}
+    for message in (queue.messages if queue else ()):
+        if message.queue_name not in ("deferred", "hold", "active"):
+            continue
+        for reason in dict.fromkeys(r.delay_reason for r in message.recipients if r.delay_reason):
+            cause = _reason_cause(reason, explained)
+            if cause is not None:
+                key, summary, checks, remedies = cause
+                found.setdefault(key, (summary, checks, remedies, []))[3].append(message)
+    causes = []
+    for summary, checks, remedies, messages in found.values():
+        ids = list(dict.fromkeys(m.queue_id for m in messages))
+        lines = [line for line in _queue_lines(facts, limit=1000) if line.split()[2].rstrip(":") in ids][:10]
+        causes.append(Cause(f"{len(ids)} queued: {summary}", checks + ("Q-001", "Q-002"), remedies, tuple(lines)))
+    return causes
+
+
+def _reason_cause(reason: str, explained: bool
+                  ) -> tuple[str, str, tuple[str, ...], tuple[Mapping[str, Any], ...]] | None:
+    """(key, summary, checks, remedies) of one delay reason; None when an SELinux cause covers it."""
+    lock = STALE_LOCK.search(reason)
+    if lock:
+        path = lock.group("path")
+        return (f"lock:{path}", f"the lock file {path} exists and stops local delivery (left behind by a delivery "
+                "that was denied or killed; Postfix removes it only after stale_lock_time)", ("Q-003",),
+                ({"kind": "remove_stale_lock", "path": path},))
     for pattern, text, checks in NETWORK_CAUSES:
-        for reason in reasons:
-            match = pattern.search(reason)
-            if match:
-                what = text.format(relay=match.groupdict().get("relay") or "?")
-                summary = (f"{what}: not an SELinux problem (no Postfix denial is linked to the queue); "
-                           "check the relay, DNS, firewall, credentials")
-                return Finding("not-selinux", summary,
-                               ("postconf relayhost", *_relay_probes(match.groupdict().get("relay")),
-                                "journalctl -u postfix -n 80 --no-pager"),
-                               VERIFY, (), checks + ("Q-001", "Q-002"),
-                               tuple(_queue_lines(facts) + _log_lines(facts, pattern)))
-    return None
+        match = pattern.search(reason)
+        if match:
+            relay = match.groupdict().get("relay") or "?"
+            look = ("postconf relayhost", *_relay_probes(match.groupdict().get("relay")),
+                    "journalctl -u postfix -n 80 --no-pager")
+            summary = f"{text.format(relay=relay)}: not an SELinux problem; check the relay, DNS, firewall, credentials"
+            return (f"net:{summary}", summary, checks,
+                    ({"kind": "manual", "summary": text.format(relay=relay) + ": check the relay, DNS, firewall "
+                      "and credentials", "look": list(look)},))
+    if "permission denied" in reason.lower():
+        if explained:
+            return None
+        return ("permission", f"a permission failure with no denial or wrong label found ({reason[:200]})",
+                ("Q-003",), ({"kind": "manual", "summary": "a permission failure without an AVC record: look for "
+                              "dontaudit rules (semodule -DB) or file modes",
+                              "look": ["ausearch -m AVC,USER_AVC -ts recent | audit2why"]},))
+    short = reason[:200]
+    return (f"other:{short}", f"deferred: {short}", (),
+            ({"kind": "manual", "summary": f"the queue holds mail deferred with: {short}",
+              "look": ["postqueue -p", "journalctl -u postfix -n 80 --no-pager"]},))

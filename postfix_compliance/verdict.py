@@ -8,7 +8,9 @@ in this order, each step a pure function of the run it is given:
                 labels, booleans); it changes no outcome, it explains them;
   2. waivers    a failing check a valid waiver covers becomes "waived" (waivers.py); an expired waiver
                 is recorded on the check, which still fails;
-  3. baseline   the comparison with a pre-change run (baseline.py): regressions and new AVC denials.
+  3. plan       each host's remediation plan (remediation_plan.py) from its failed checks and triage's
+                causes; the triage card's Fix, Verify and Rollback are read from it;
+  4. baseline   the comparison with a pre-change run (baseline.py): regressions and new AVC denials.
 Then the exit status: 2 when a check could not be judged, 1 when one failed (or the baseline found a
 regression or a new denial, or a waiver expired), else 0.
 
@@ -29,6 +31,7 @@ def decide(run: RunResult, *, waivers: WaiverFile | None = None,
            baseline: dict[str, Any] | None = None) -> RunResult:
     run = triage_step(run)
     run = waiver_step(run, waivers)
+    run = plan_step(run)
     run = baseline_step(run, baseline)
     return run.replace(status=exit_status(run))
 
@@ -43,8 +46,9 @@ def host_with_diagnosis(host: HostResult) -> HostResult:
     if host.error or host.profile is None or not host.facts:
         return host
     finding = triage.diagnose(_fact_getter(host), host.domain_prefix, host.session_types)
-    from postfix_compliance.text import inert_data  # a finding quotes what the host printed
-    return _replace_host(host, diagnosis=inert_data(finding.to_dict()) if finding else None)
+    # Raw here: its remedies carry the host's values as the host wrote them (the plan quotes them where they
+    # stand in a command); the plan step stores it made inert, for showing.
+    return _replace_host(host, diagnosis=finding.to_dict() if finding else None)
 
 
 def _fact_getter(host: HostResult) -> Callable[[str], Any]:
@@ -67,6 +71,23 @@ def waiver_step(run: RunResult, waivers: WaiverFile | None) -> RunResult:
     hosts = tuple(_replace_host(h, checks=tuple(waive(waivers, h, c) for c in h.checks)) for h in run.hosts)
     run = run.replace(hosts=hosts)
     return run.replace(waivers=waivers.summary(run))
+
+
+def plan_step(run: RunResult) -> RunResult:
+    return run.replace(hosts=tuple(host_with_plan(h) for h in run.hosts))
+
+
+def host_with_plan(host: HostResult) -> HostResult:
+    """The host with its remediation plan (its failed checks, waived ones left out, and triage's causes),
+    and its triage card filled in from it. A host read back from results.json keeps the plan its run made."""
+    from postfix_compliance import remediation_plan
+    from postfix_compliance.text import inert_data  # a finding quotes what the host printed
+    shown = inert_data(dict(host.diagnosis)) if host.diagnosis else None
+    if host.error or not host.checks or (host.plan is not None and not host.facts):
+        return _replace_host(host, diagnosis=shown) if host.diagnosis else host
+    plan = remediation_plan.build(host)
+    diagnosis = inert_data(remediation_plan.card(plan, host.diagnosis)) if host.diagnosis else None
+    return _replace_host(host, plan=plan, diagnosis=diagnosis)
 
 
 def baseline_step(run: RunResult, baseline: dict[str, Any] | None) -> RunResult:

@@ -17,6 +17,14 @@ HOSTS_DIR = os.path.join(REPO, "fixtures", "hosts")
 REFERENCE_DIR = os.path.join(REPO, "tests", "reference")
 
 
+def _check_count() -> int:
+    from postfix_compliance.catalog_doc import load_checks
+    return len(load_checks())
+
+
+N_CHECKS = _check_count()  # the catalogue's size: each host of a full run has this many records
+
+
 @dataclasses.dataclass
 class SuiteRun:
     exit_status: int

@@ -26,6 +26,7 @@ from postfix_compliance.facts.collect import batch_script, split_batch, wrap_com
 import replay_host  # noqa: E402
 
 import children  # noqa: E402
+from selftest import N_CHECKS  # noqa: E402
 
 PROBES = {  # probe -> (command, what it prints on stdout, on stderr, its exit status)
     "two_lines": ("printf 'x\\ny'", "x\ny", "", 0),
@@ -99,7 +100,7 @@ def test_suite_against_two_replayed_hosts(tmp_path):
             cwd=REPO, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         records = json.loads((report_dir / "results.json").read_text())["results"]
-        assert len(records) == 2 * 27
+        assert len(records) == 2 * N_CHECKS
         assert {r["outcome"] for r in records} == {"pass", "not_applicable"}
         assert {r["host"] for r in records} == set(urls)
     finally:
@@ -119,8 +120,8 @@ def test_benchmark_compares_an_earlier_checkout_on_the_same_snapshot_hosts(tmp_p
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    assert re.search(r"^hosts=2 before .*records=54 ", out, re.M), out
-    assert re.search(r"^hosts=2 after .*records=54 ", out, re.M), out
+    assert re.search(rf"^hosts=2 before .*records={2 * N_CHECKS} ", out, re.M), out
+    assert re.search(rf"^hosts=2 after .*records={2 * N_CHECKS} ", out, re.M), out
     assert "hosts | run | wall s" in out
     before = re.search(r"^# before: fleet_hosts=2 .* floor_cpu_ms_per_host=(\S+)$", out, re.M)
     after = re.search(r"^fleet_hosts=2 .* floor_cpu_ms_per_host=(\S+)$", out, re.M)
@@ -140,7 +141,7 @@ def test_benchmark_runs_the_suite_as_local_shards(tmp_path):
          "--keep", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert re.search(r"^hosts=3 .*records=81 ", proc.stdout, re.M), proc.stdout
+    assert re.search(rf"^hosts=3 .*records={3 * N_CHECKS} ", proc.stdout, re.M), proc.stdout
     assert re.search(r"^hosts=3 .*\(peak [2-9] processes\)", proc.stdout, re.M), proc.stdout  # fleet run + shards
     report = tmp_path / "reports3"
     assert (report / "fleet.html").exists() and (report / "shards" / "2.log").exists()

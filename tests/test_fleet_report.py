@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from selftest import REPO, run_suite
+from selftest import N_CHECKS, REPO, run_suite
 
 from postfix_compliance.report.html import FLEET_HOSTS
 
@@ -76,7 +76,7 @@ def test_each_fleet_host_has_its_own_page_linked_from_the_summary(fleet):
         assert f'href="{name}"' in page or f"href=\\\"{name}\\\"" in page or name in page, name
     with open(pages[0], encoding="utf-8") as handle:
         own = handle.read()
-    assert own.count('<tbody class="results-table-row">') == 27  # every check of the host
+    assert own.count('<tbody class="results-table-row">') == N_CHECKS  # every check of the host
     assert 'href="../compliance.html"' in own
 
 
@@ -84,7 +84,7 @@ def test_a_small_run_keeps_one_page(tmp_path):
     run = run_suite(f"--hosts={_hosts(tmp_path, 2)}", "--profile=rhel9", report_dir=str(tmp_path / "reports"))
     with open(os.path.join(run.report_dir, "compliance.html"), encoding="utf-8") as handle:
         page = handle.read()
-    assert len([row for tests in _rows(page) for row in tests]) == 54
+    assert len([row for tests in _rows(page) for row in tests]) == 2 * N_CHECKS
     assert not os.path.exists(os.path.join(run.report_dir, "hosts"))
 
 
@@ -107,7 +107,7 @@ def test_fleet_run_in_local_shards_equals_the_single_run(fleet, fleet_hosts, tmp
     assert proc.returncode == fleet.exit_status, proc.stdout + proc.stderr
     with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         merged = json.load(handle)
-    assert _by_host_check(merged) == _by_host_check(fleet.results) and len(merged["results"]) == 27 * (FLEET_HOSTS + 1)
+    assert _by_host_check(merged) == _by_host_check(fleet.results) and len(merged["results"]) == N_CHECKS * (FLEET_HOSTS + 1)
     assert [s["path"] for s in merged["fleet"]["sources"]] == [
         os.path.join(out, "shards", str(k), "results.json") for k in (1, 2, 3)]
     for k in (1, 2, 3):  # each shard ran its own slice, its terminal output kept beside it
@@ -121,7 +121,7 @@ def test_fleet_run_in_local_shards_equals_the_single_run(fleet, fleet_hosts, tmp
     assert len(linked) == FLEET_HOSTS + 1 and linked == pages
     with open(os.path.join(out, sorted(pages)[0]), encoding="utf-8") as handle:
         own = handle.read()
-    assert own.count('<tbody class="results-table-row">') == 27 and 'href="../fleet.html"' in own
+    assert own.count('<tbody class="results-table-row">') == N_CHECKS and 'href="../fleet.html"' in own
     # Its "Results files" table names its own file and host only, not every host of the fleet.
     sources = re.search(r'<table id="sources".*?</table>', own, re.S).group(0)
     assert sources.count("<tr><td") == 1 and sources.count(".example.test") == 1, sources
@@ -160,7 +160,7 @@ def test_fleet_run_sizes_itself_to_the_machine(tmp_path):
         assert os.listdir(os.path.join(out, "shards", str(k))) == ["results.json"]
     with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         merged = json.load(handle)
-    assert len(merged["results"]) == 27 and len(merged["fleet"]["sources"]) == jobs
+    assert len(merged["results"]) == N_CHECKS and len(merged["fleet"]["sources"]) == jobs
 
 
 def test_fleet_run_shares_the_hosts_in_flight_over_its_shards():

@@ -57,6 +57,7 @@ BOOLEAN = "postfix_local_write_mail_spool;" + run_marker("bool") + "`>M_booltick
 DOMAIN = "postfix_local_t;" + run_marker("domain")
 MODULE = "postfix_x" + run_marker("module")
 SASL = "/etc/postfix/sasl_passwd;" + run_marker("sasl")
+SPOOL = "/var/mail" + SCREEN + ";" + run_marker("spool") + "`>M_spooltick`"
 AVC_PATH = "/var/spool/postfix/deferred;" + run_marker("avc")
 # An AVC name with spaces, a newline and escapes: the kernel writes it hex-encoded, the parser decodes it.
 AVC_HEX_PATH = "/var/spool/postfix/x\x1b[2J\n>M_newline " + run_marker("hex")
@@ -93,6 +94,8 @@ def _avc_host() -> builder.Host:
         f'{{ getattr }} for  pid=1191 comm="qmgr" name="whatever" dev="dm-0" ino=13 {src} tclass=file '
         "permissive=0"])
     h.avc_events = [event, other]
+    # the label checks find the denied objects mislabelled: the denials are linked to them by label
+    h.queue_relabels = [(AVC_PATH, builder.ctx("tmp_t"), builder.ctx("postfix_spool_t"))]
     first, second = builder.avc_lines(event)
     h.audit2why_blocks = [builder.audit2why_te(first), builder.audit2why_te(second),
                           builder.audit2why_boolean(builder.avc_lines(other)[0], A2W_BOOLEAN, "hostile")]
@@ -110,6 +113,8 @@ def _names_host() -> builder.Host:
     h.sasl = [("root", "600", builder.MIDNIGHT + 47_000, SASL),
               ("root", "600", builder.SASL_MTIME, SASL + ".db"), ("missing", SASL + ".lmdb")]
     h.postconf["smtp_sasl_password_maps"] = "hash:" + SASL
+    h.postconf["mail_spool_directory"] = SPOOL
+    h.related_relabels = [(SPOOL, builder.ctx("tmp_t"), builder.ctx("mail_spool_t"))]
     return h
 
 
@@ -157,7 +162,8 @@ def assert_terminal_safe(data: bytes, where: str) -> None:
 # ---------------------------------------------------------------------- the sandbox
 STUBS = ("restorecon", "setsebool", "semanage", "semodule", "postfix", "postqueue", "mailq", "journalctl",
          "ausearch", "audit2why", "systemctl", "getent", "nc", "postconf", "postmap", "firewall-cmd",
-         "setenforce", "chown", "chmod", "pytest", "ss", "cat", "sed", "grep", "head", "ls")
+         "setenforce", "chown", "chmod", "pytest", "ss", "cat", "sed", "grep", "head", "ls", "getsebool", "awk",
+         "stat", "date", "pidof", "getenforce", "seq", "sleep", "rm", "touch")
 
 
 class Sandbox:
@@ -196,28 +202,21 @@ class Sandbox:
         return sorted(os.listdir(self.cwd))
 
 
-def message_commands(message: str) -> list[str]:
-    """The commands a check's message shows: what follows `fix: ` (or `: run `) on each line."""
-    found = []
-    for line in message.splitlines():
-        match = re.search(r"(?<![A-Za-z])fix: |: run ", line)  # not "Postfix: "
-        if match:
-            command = line[match.end():]
-            found.append(command[:-2] if command.endswith("):") else command)  # LBL-002's "(fix: ...):"
-    return found
-
-
 def shown_commands(doc: dict) -> list[str]:
-    """Every command results.json shows a person: check messages and each host's triage finding."""
+    """Every command results.json shows a person or the script runs as root: each host's remediation plan (its
+    actions' tests, commands, rollbacks and the look-commands of the steps for a person) and the triage card's
+    Fix, Verify and Rollback. (Check messages carry no fix of their own: the plan is the one source.)"""
     commands: list[str] = []
-    findings = {}
+    for plan in (doc.get("plan") or {}).values():
+        for action in (plan or {}).get("actions") or ():
+            commands += [action["needed_if"]] if action["needed_if"] else []
+            commands += [*action["commands"], *[r for r in action["rollback"] if not r.startswith("none")]]
+    for finding in (doc.get("diagnosis") or {}).values():
+        if finding:
+            commands += [c for c in finding["fix"] if not c.startswith("# by hand")]
+            commands += [*finding["verification"], *[r for r in finding["rollback"] if not r.startswith("none")]]
     for record in doc["results"]:
-        commands += message_commands(record.get("message") or "")
-        if record.get("diagnosis"):
-            findings[record["host"]] = record["diagnosis"]
-    for finding in findings.values():
-        commands += message_commands(finding["summary"])
-        commands += [*finding["fix"], *finding["verification"], *finding["rollback"]]
+        assert not re.search(r"(?<![A-Za-z])fix: ", record.get("message") or ""), record  # not "Postfix: "
     return list(dict.fromkeys(commands))
 
 
@@ -278,7 +277,7 @@ def assert_fixture_bites(hostile) -> None:
     doc, snaps = hostile["doc"], hostile["snapshots"]
     assert hostile["proc"].returncode == 2, terminal_text(hostile["proc"].stderr)
     for check_id, host in (("LBL-001", "labels"), ("LBL-002", "labels"), ("LBL-003", "labels"),
-                           ("Q-001", "labels"), ("AVC-002", "avc"), ("BOOL-001", "names"),
+                           ("Q-001", "avc"), ("AVC-002", "avc"), ("BOOL-001", "names"),
                            ("MOD-001", "names"), ("REL-004", "names")):
         record = _record(doc, check_id, snaps[host])
         assert record["outcome"] == "fail", (check_id, record["message"])
@@ -299,27 +298,32 @@ def test_every_shown_command_runs_nothing_the_host_wrote(hostile, tmp_path):
     assert sandbox.markers() == [], "host text ran from a shown command"
     calls = sandbox.calls()
     # Each hostile word arrived as one literal argument, exactly as the host wrote it.
-    for call in (["restorecon", "-Rv", QDIR],
+    for call in (["restorecon", "-Rv", "--", QDIR],
+                 ["restorecon", "-Rnv", "--", QDIR],
                  ["semanage", "fcontext", "-a", "-e", "/var/spool/postfix", QDIR],
-                 ["restorecon", "-Rv", AVC_PATH],
-                 ["restorecon", "-Rv", AVC_HEX_PATH],
-                 ["setsebool", "-P", A2W_BOOLEAN, "on"],
-                 ["setsebool", "-P", BOOLEAN, "on"],
-                 ["semodule", "-r", MODULE],
+                 ["semanage", "fcontext", "-d", QDIR],
+                 ["restorecon", "-Rv", "--", "/etc/postfix", "/var/lib/postfix", SPOOL],
                  ["postmap", SASL],
                  ["getent", "ahosts", RELAY_NAME],
                  ["nc", "-vz", RELAY_ADDRESS, "25"]):
         assert call in calls, (call, calls)
+    # A name that cannot be a boolean, a domain or a module is never put into a command: the plan makes it a
+    # step for a person, which names it as inert text.
+    for word in (BOOLEAN, A2W_BOOLEAN, DOMAIN, MODULE, AVC_PATH, AVC_HEX_PATH):
+        assert not any(word in arg for call in calls for arg in call), word
 
 
-def test_triage_fix_quotes_the_path_of_the_avc_record(hostile):
-    """The issue's own case: an AVC record naming `deferred;$(...)` under the queue directory."""
+def test_triage_card_names_hostile_avc_paths_as_text_only(hostile):
+    """An AVC record naming `deferred;$(...)` under the queue directory, which the label checks find mislabelled:
+    the plan relabels the queue (LBL-002), which covers it, so no command takes the denied path itself; the card
+    names it as inert text."""
     finding = _record(hostile["doc"], "AVC-002", hostile["snapshots"]["avc"])["diagnosis"]
-    assert "restorecon -Rv '/var/spool/postfix/deferred;$(>M_avc)'" in finding["fix"]
-    assert "setsebool -P 'postfix_b;$(>M_a2w)`>M_a2wtick`' on" in finding["fix"]
-    assert "restorecon -Rv $'/var/spool/postfix/x\\x1b[2J\\n>M_newline $(>M_hex)'" in finding["fix"]
+    assert "/var/spool/postfix/deferred;$(>M_avc)" in finding["summary"]
+    assert not any("M_avc" in line or "M_hex" in line for line in finding["fix"]), finding["fix"]
+    assert any(line.startswith("restorecon -Rv") and line.endswith("-- /var/spool/postfix")
+               for line in finding["fix"]), finding["fix"]
     html = open(os.path.join(hostile["report_dir"], "compliance.html"), encoding="utf-8").read()
-    assert "restorecon -Rv &#x27;/var/spool/postfix/deferred;$(&gt;M_avc)&#x27;" in html
+    assert "/var/spool/postfix/deferred;$(&gt;M_avc)" in html
 
 
 def test_the_remediation_script_runs_nothing_the_host_wrote(hostile, tmp_path):
@@ -327,14 +331,16 @@ def test_the_remediation_script_runs_nothing_the_host_wrote(hostile, tmp_path):
     assert not RAW_CONTROL.search(script)  # `cat`ing it is safe too
     sandbox = Sandbox(str(tmp_path))
     hosts = [f"snapshot://{path}" for path in hostile["snapshots"].values()]
-    for host in hosts:
+    for host in hosts:  # the stubs say "nothing to do" to every test: each step is in place, or for a person
         done = sandbox.run('/bin/bash "$1" "$2"', hostile["script"], host)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode in (0, 3), done.stderr
     listing = sandbox.run('/bin/bash "$1"', hostile["script"])
     assert listing.returncode == 2 and not RAW_CONTROL.search(terminal_text(listing.stderr))
     assert "\\x1b]0;pwned" in terminal_text(listing.stderr)
     assert sandbox.markers() == []
-    assert ["restorecon", "-Rv", ""] in sandbox.calls()  # the script ran: LBL-001's generic fix, stub postconf
+    # the script ran each step's test with the host's word as one argument
+    assert ["restorecon", "-Rnv", "--", QDIR] in sandbox.calls(), sandbox.calls()
+    assert ["semanage", "fcontext", "-l", "-C"] in sandbox.calls()
 
 
 def test_fleet_merge_prints_no_control_character(hostile, tmp_path):
@@ -434,14 +440,16 @@ def test_real_ssh_host_printing_escape_sequences(tmp_path):
     doc = json.load(open(tmp_path / "reports" / "results.json", encoding="utf-8"))
     record = next(r for r in doc["results"] if r["check_id"] == "LBL-003")
     assert record["outcome"] == "fail", record["message"]
-    fix = message_commands(record["message"])[0]
-    assert fix.startswith("semanage fcontext -a -e /var/spool/postfix $'/srv/postfix\\x1b]0;pwned"), fix
-    assert fix in out  # the terminal shows the very command a person would paste
+    (plan,) = doc["plan"].values()
+    fixes = [c for a in plan["actions"] if "LBL-003" in a["checks"] for c in a["commands"]]
+    assert fixes[0].startswith("semanage fcontext -a -e /var/spool/postfix $'/srv/postfix\\x1b]0;pwned"), fixes
+    assert fixes[0] in out  # the terminal's plan shows the very command a person would paste
     sandbox = Sandbox(str(tmp_path / "sandbox"))
-    sandbox.run(fix)
+    for fix in fixes:
+        sandbox.run(fix)
     assert sandbox.markers() == []
-    assert sandbox.calls() == [["semanage", "fcontext", "-a", "-e", "/var/spool/postfix", SSH_QDIR],
-                               ["restorecon", "-Rv", SSH_QDIR]]
+    assert sandbox.calls()[:2] == [["semanage", "fcontext", "-a", "-e", "/var/spool/postfix", SSH_QDIR],
+                                   ["restorecon", "-Rv", "--", SSH_QDIR]]
 
 
 # ---------------------------------------------------------------------- the helpers themselves

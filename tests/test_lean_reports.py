@@ -8,7 +8,7 @@ import json
 import os
 import textwrap
 
-from selftest import run_suite, snapshot
+from selftest import N_CHECKS, run_suite, snapshot
 
 # Loaded into the suite's own process (-p): records what pytest rendered and what its terminal kept.
 PROBE = textwrap.dedent("""
@@ -63,7 +63,7 @@ def test_a_failing_check_is_reported_by_its_message_without_a_rendered_traceback
     # The terminal kept each check's call phase, and no passed setup or teardown (they captured nothing).
     kept = probe["kept"]
     assert kept.get("", []) == [], kept.get("")
-    assert sum(len(v) for k, v in kept.items() if k in ("passed", "failed", "skipped")) == 2 * 27
+    assert sum(len(v) for k, v in kept.items() if k in ("passed", "failed", "skipped")) == 2 * N_CHECKS
     assert all(when == "call" or key == "skipped" for key, whens in kept.items() for when in whens), kept
     # The collected items are kept out of the garbage collector's walks while the checks run (frozen,
     # young objects collected in larger steps), and the interpreter's settings are put back after.

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 import report_snapshots as snaps
+from selftest import N_CHECKS
 from postfix_compliance.report.results import inline_evidence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -811,8 +812,8 @@ def test_fleet_merge_of_two_sites(tmp_path):
     assert mail2["SEL-001"] == "pass"  # site b's (newer) record, not site a's permissive one
     [dup] = doc["fleet"]["duplicates"]
     assert dup["host"] == "mail2.example.test" and dup["kept"] == site_b and dup["dropped"] == site_a
-    assert len(dup["checks"]) == 27 and dup["reason"] == "kept the newer file"
-    assert f"fleet: duplicate: host mail2.example.test: 27 checks in {site_a}" in proc.stderr
+    assert len(dup["checks"]) == N_CHECKS and dup["reason"] == "kept the newer file"
+    assert f"fleet: duplicate: host mail2.example.test: {N_CHECKS} checks in {site_a}" in proc.stderr
     assert doc["summary"]["mail2.example.test"]["pass"] >= 1
 
     # The page (report/html.py's page: the suite's one HTML renderer): self-contained, the hostile host's
@@ -828,12 +829,12 @@ def test_fleet_merge_of_two_sites(tmp_path):
     block = page.split('<script type="application/json" id="pfc-data">', 1)[1].split("</script>", 1)[0]
     assert not set("<>&") & set(block) and HOSTILE_NAME not in page.replace(block, "")
     assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;" in page
-    assert "mail2.example.test: 27 checks" in page
+    assert f"mail2.example.test: {N_CHECKS} checks" in page
 
     # Metrics: the suite's series for every host plus the fleet's; a linter accepts them.
     metrics = (out / "metrics.prom").read_text()
     assert 'postfix_compliance_checks{host="mail1.example.test"' in metrics
-    assert "postfix_compliance_fleet_sources 2" in metrics and "postfix_compliance_fleet_duplicates 27" in metrics
+    assert "postfix_compliance_fleet_sources 2" in metrics and f"postfix_compliance_fleet_duplicates {N_CHECKS}" in metrics
     assert 'host="mail3<script>document.title=\\"pwned\\"</script>"' in metrics
     if shutil.which("promtool"):  # the linter, where installed (Debian package prometheus)
         lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True,
@@ -855,7 +856,7 @@ def test_fleet_merge_ties_and_report_directories(tmp_path):
     proc = _run([sys.executable, "-m", "postfix_compliance.fleet", "merge", str(tmp_path / "out"), *shards])
     assert proc.returncode == 0, proc.stderr
     doc = json.load(open(tmp_path / "out" / "results.json"))
-    assert len(doc["results"]) == 27 and doc["fleet"]["duplicates"] == []
+    assert len(doc["results"]) == N_CHECKS and doc["fleet"]["duplicates"] == []
     again = _run([sys.executable, "-m", "postfix_compliance.fleet", "merge", str(tmp_path / "out2"),
                   shards[0], shards[0] + "/results.json"])
     [dup] = json.load(open(tmp_path / "out2" / "results.json"))["fleet"]["duplicates"]

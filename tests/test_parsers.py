@@ -32,6 +32,9 @@ REFERENCE_PROBES = {
     f"{SELINUX}/ls_Z_queue_dir_listing.txt": ("queue_dir_label", "stdout", 0),
     f"{SELINUX}/ls_Zd_deferred_mislabelled.txt": ("queue_dir_label", "stdout", 0),
     f"{SELINUX}/ls_Zd_queue_dir.txt": ("queue_dir_label", "stdout", 0),
+    f"{SELINUX}/ls_Zd_daemon_directory.txt": ("daemon_labels", "stdout", 0),
+    f"{SELINUX}/restorecon_Rnv_daemon_directory_mislabelled.txt": ("daemon_relabel", "stdout", 0),
+    f"{SELINUX}/ps_eZ_daemons_in_master_domain.txt": ("processes", "stdout", 0),
     f"{SELINUX}/postconf_n.txt": ("postconf", "stdout", 0),
     f"{SELINUX}/postqueue_j_deferred.jsonl": ("queue_json", "stdout", 0),
     f"{SELINUX}/postqueue_p_deferred.txt": ("queue_text", "stdout", 0),
@@ -696,3 +699,15 @@ def test_postqueue_j_guard_on_old_postfix_is_unavailable():
     fact = parse(Evidence("queue_json", "postqueue -j", 3, "",
                           "postqueue -j needs Postfix 3.1 or newer (mail_version 2.10.1)\n"))
     assert isinstance(fact, Unavailable)
+
+
+def test_daemon_directory_listing_with_right_aligned_contexts():
+    """ls -Zd of several files aligns the contexts to the widest (the real guest's daemon directory)."""
+    labels = parse(reference_evidence(f"{SELINUX}/ls_Zd_daemon_directory.txt"))
+    assert isinstance(labels, m.FileLabels) and len(labels.labels) >= 30
+    assert labels.get("/usr/lib/postfix/sbin/qmgr").type == "postfix_qmgr_exec_t"
+    assert labels.get("/usr/lib/postfix/sbin/anvil").type == "postfix_exec_t"
+    relabel = parse(reference_evidence(f"{SELINUX}/restorecon_Rnv_daemon_directory_mislabelled.txt"))
+    assert [(r.path.rsplit("/", 1)[1], r.current_type, r.expected_type) for r in relabel.items] == [
+        ("qmgr", "bin_t", "postfix_qmgr_exec_t"), ("nqmgr", "bin_t", "postfix_qmgr_exec_t"),
+        ("pickup", "bin_t", "postfix_pickup_exec_t")]

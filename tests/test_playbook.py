@@ -19,6 +19,7 @@ import concurrent.futures
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from selftest import REPO, SuiteRun, run_suite
 from postfix_compliance.checks import SECTIONS
 from postfix_compliance.report import playbook
 from postfix_compliance.report.playbook import Unsafe
+from postfix_compliance.text import quote
 
 BIN = os.path.dirname(sys.executable)
 ANSIBLE_PLAYBOOK = os.path.join(BIN, "ansible-playbook")
@@ -64,6 +66,7 @@ def runs(tmp_path_factory) -> list[tuple[SuiteRun, str]]:
         profile = [] if key == "detect" else [f"--profile={key}"]
         hosts = ",".join(f"snapshot://{p}" for p in paths)
         return run_suite(f"--hosts={hosts}", *profile, *EXTRA_ARGS, f"--remediation-playbook={book}",
+                         f"--remediation-script={base / f'fix{index}.sh'}",
                          report_dir=str(base / f"run{index}"), timeout=300), book
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -79,6 +82,61 @@ def test_every_snapshot_is_in_a_run(runs):
     snapshots = {f"snapshot://{os.path.relpath(p, REPO)}"
                  for p in glob.glob(os.path.join(REPO, "fixtures", "hosts", "*.json"))}
     assert snapshots <= hosts, sorted(snapshots - hosts)
+
+
+STEP_TASK = re.compile(r"Step (\d+)/(\d+): (.*)$")
+
+
+def _script_steps(script: str) -> dict[str, list[tuple[int, int, str]]]:
+    """Per host block (its first selector), the steps as the script runs them: (N, TOTAL, what)."""
+    steps: dict[str, list[tuple[int, int, str]]] = {}
+    functions: dict[str, list[tuple[int, int, str]]] = {}
+    current = None
+    for line in script.splitlines():
+        if re.match(r"^fix_host_\d+\(\) \{$", line):
+            current = functions.setdefault(line.split("(")[0], [])
+        match = re.match(r"^  pfc_step (\d+) (\d+) \w+ [01] (.+) h\d+_s\d+_need h\d+_s\d+_apply ", line)
+        if match and current is not None:
+            what = subprocess.run(["bash", "-c", f"printf %s {match.group(3)}"], capture_output=True, text=True,
+                                  timeout=30).stdout  # the printed words, as the script prints them
+            current.append((int(match.group(1)), int(match.group(2)), what))
+        case = re.match(r"^  (\S+)\) (fix_host_\d+) ;;$", line)
+        if case:
+            steps[case.group(1)] = functions.get(case.group(2), [])
+    return steps
+
+
+def _play_steps(play: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """The steps of a play, in task order (a step's tasks share its number; their suffixes dropped)."""
+    found: list[tuple[int, int, str]] = []
+    for task in play["tasks"]:
+        match = STEP_TASK.match(str(task["name"]))
+        if match and (not found or found[-1][0] != int(match.group(1))):
+            found.append((int(match.group(1)), int(match.group(2)), match.group(3)))
+    return found
+
+
+def test_script_and_playbook_run_the_same_steps_in_the_same_order(runs):
+    """For every scenario snapshot and VM recording: the shell script's host block and the playbook's play are
+    the same actions, in the same order, as the plan in results.json says (a step's name is its summary)."""
+    compared = 0
+    for suite_run, book in runs:
+        script = open(book.replace(".yml", ".sh"), encoding="utf-8").read()
+        by_selector = _script_steps(script)
+        plans = suite_run.results["plan"]
+        for play in _plays(book):
+            target = str(play["vars"]["postfix_compliance_target"])
+            selector = next(s for s in by_selector if s.endswith(quote(target)) or quote(target) in s.split("|"))
+            script_steps = by_selector[selector]
+            plan_steps = [a["summary"] for a in plans[target]["actions"] if not a["manual"]]
+            play_steps = _play_steps(play)
+            # the play's names carry the summary, plus a suffix on a step's helper tasks: compare their starts
+            assert [(n, t) for n, t, _ in play_steps] == [(n, t) for n, t, _ in script_steps], target
+            assert [w for _, _, w in script_steps] == plan_steps, target
+            assert all(w.startswith(p) for (_, _, w), p in zip(play_steps, plan_steps)), (target, play_steps)
+            compared += 1
+    snapshots = glob.glob(os.path.join(REPO, "fixtures", "hosts", "*.json"))
+    assert compared == len(snapshots), (compared, len(snapshots))
 
 
 def test_syntax_check_passes(runs, tmp_path):
@@ -204,7 +262,7 @@ def test_hostile_value_stays_data(hostile):
     with open(book, encoding="utf-8") as handle:
         text = handle.read()
     (play,) = playbook.load(text)
-    relabel = next(t for t in play["tasks"] if "LBL-002" in t.get("tags", []))
+    relabel = next(t for t in play["tasks"] if "LBL-002" in t.get("tags", []) and "ansible.builtin.command" in t)
     path = relabel["ansible.builtin.command"]["argv"][-1]
     assert isinstance(path, Unsafe) and path == queue
     assert isinstance(play["hosts"], Unsafe) and isinstance(play["vars"]["postfix_compliance_host"], Unsafe)
@@ -246,12 +304,12 @@ def test_hostile_playbook_check_mode_over_ssh_hands_the_text_to_restorecon(hosti
             f"ansible_ssh_common_args='-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes "
             f"-o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes' ansible_ssh_pipelining=true\n")
         env = ansible_env(tempfile.mkdtemp(prefix="pfc-ans-"))  # short: ssh's control socket lives there
-        proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "--check", "--diff", "--tags", "LBL-002", book], cwd=tmp_path,
+        proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "--check", "--diff", "--tags", "relabel", book], cwd=tmp_path,
                               capture_output=True, text=True, env=env, timeout=300)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
         with open(argv_log, encoding="utf-8") as handle:
             argv = handle.read().splitlines()
-        assert argv == ["-Rnv", queue], argv  # check mode: -n, nothing relabelled; the path as data
+        assert argv[0] == "-Rnv" and argv[-2:] == ["--", queue], argv  # check mode: nothing relabelled; data
         assert not os.path.exists(marker)
     finally:
         shutil.rmtree(env["ANSIBLE_HOME"], ignore_errors=True) if "env" in locals() else None
@@ -260,9 +318,10 @@ def test_hostile_playbook_check_mode_over_ssh_hands_the_text_to_restorecon(hosti
 
 # ----------------------------------------------------------------------------------------- the renderer
 def run_of(records, started: float = 0.0, ended: float = 0.0, profile=None):
-    """Records (results.json's) as the RunResult a renderer takes."""
+    """Records (results.json's) as the decided RunResult a renderer takes (each host's plan made from them)."""
     from postfix_compliance.run import RunResult, hosts_from_records
-    return RunResult(started=started, ended=ended, profile=profile, hosts=hosts_from_records(records))
+    from postfix_compliance.verdict import decide
+    return decide(RunResult(started=started, ended=ended, profile=profile, hosts=hosts_from_records(records)))
 
 
 def _record(check_id: str, outcome: str = "fail", host: str = "snapshot://a.json", name: str = "mail1",
@@ -302,8 +361,10 @@ def test_review_items_fail_the_play_after_the_fixes():
                _record("SEL-004", section="Prevention"), _record("AVC-002", section="Triage")]
     (play,) = playbook.load(playbook.render(run_of(records)))
     names = [next(k for k in t if k.startswith("ansible.")) for t in play["tasks"]]
-    assert names[-1] == "ansible.builtin.fail" and names[-2] == "ansible.builtin.meta"
-    assert play["tasks"][-1]["tags"] == ["MOD-001", "SEL-004", "review"]
+    assert names[-1] == "ansible.builtin.fail"
+    assert names.index("ansible.builtin.systemd") < names.index("ansible.builtin.fail")  # SVC-002's step first
+    # AVC-002 with no cause in the evidence is for a person too, beside the module and the boot arguments
+    assert play["tasks"][-1]["tags"] == ["AVC-002", "MOD-001", "SEL-004", "review"]
     assert any(t.get("tags") == ["AVC-002", "verify"] for t in play["tasks"])
 
 
@@ -356,4 +417,4 @@ def test_guard_refuses_ansibles_implicit_localhost(tmp_path):
                           capture_output=True, text=True, env=ansible_env(str(tmp_path / "ansible")), timeout=180)
     assert proc.returncode != 0
     assert "inventory_hostname in groups['all']" in proc.stdout and "ok=0" in proc.stdout, proc.stdout[-3000:]
-    assert "Symptoms the fixes above clear" not in proc.stdout  # the debug after the guard never ran
+    assert "Symptoms the steps above clear" not in proc.stdout  # the debug after the guard never ran

@@ -73,8 +73,8 @@ def test_dead_relay_fails_early_then_sink_drains(suite, dead_relay_instance, dec
     assert instance.deferred_count() == 3  # the flush changed nothing for a dead relay
     finding = dead.results["diagnosis"]["local"]
     assert finding["kind"] == "not-selinux", finding
-    assert finding["summary"].startswith(f"relay 127.0.0.1[127.0.0.1]:{instance.relay_port} refuses connections: "
-                                         "not an SELinux problem")
+    assert finding["summary"].startswith(f"3 queued: relay 127.0.0.1[127.0.0.1]:{instance.relay_port} refuses "
+                                         "connections: not an SELinux problem")
 
     sink = SmtpSink(instance.relay_port)
     sink.start()

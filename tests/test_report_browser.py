@@ -17,7 +17,7 @@ import pytest
 
 import report_snapshots as snaps
 from chromium import BrowserError, Chromium, find_chromium
-from selftest import REPO, run_suite
+from selftest import N_CHECKS, REPO, run_suite
 
 SETTLE = "new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))"
 
@@ -114,11 +114,11 @@ def test_per_host_summary(page, report):
     broken = by_host[report.hosts["broken"]]
     # Host, Profile, Passed, Failed, Errors, Waived, Not applicable, Failing checks
     assert broken["cells"][0].startswith("mail1.example.test")
-    assert broken["cells"][2:7] == ["20", "3", "0", "0", "4"]
+    assert broken["cells"][2:7] == [str(N_CHECKS - 7), "3", "0", "0", "4"]
     assert broken["links"] == ["AVC-002", "LBL-002", "SEL-001"]  # runbook order
     hostile = by_host[report.hosts["hostile"]]
     assert hostile["cells"][3:5] == ["1", "1"] and "SEL-001" in hostile["links"]
-    assert by_host[report.hosts["healthy"]]["cells"][2:5] == ["23", "0", "0"]
+    assert by_host[report.hosts["healthy"]]["cells"][2:5] == [str(N_CHECKS - 4), "0", "0"]
     counts = {(r["host"], r["outcome"]) for r in report.results["results"]}
     assert (report.hosts["hostile"], "error") in counts
     page.screenshot(os.path.join(report.report_dir, "screenshot-summary.png"))
@@ -131,7 +131,7 @@ def test_columns_and_outcomes_read_as_such(page, report):
         outcome: tb.querySelector('.col-outcome b').textContent, check: tb.querySelector('.col-check b').textContent,
         host: tb.querySelector('.col-host').firstChild.textContent, result: tb.querySelector('.col-result').textContent,
         severity: tb.querySelector('.col-severity').innerText, section: tb.querySelector('.col-section').innerText}))""")
-    assert len(rows) == 81
+    assert len(rows) == 3 * N_CHECKS
     error = [r for r in rows if r["host"] == "evil.example.test" and r["check"] == "SEL-001"][0]
     assert error["outcome"] == "ERROR" and error["result"] == "Failed"  # pytest calls it Failed; we do not
     na = [r for r in rows if r["outcome"] == "not applicable"]
@@ -154,8 +154,10 @@ def test_expanded_row_shows_remediation_rollback_and_evidence(page, report):
                 probes: [...tb.querySelectorAll('.pfc-ev details summary')].map(s => s.textContent)}}; }})()""")
     assert detail["hidden"] is False
     assert detail["message"] == "SELinux is Permissive, expected Enforcing"
-    assert detail["remediation"].startswith("setenforce 1")
-    assert detail["rollback"].startswith("setenforce 0")
+    # the host's plan: its step for SEL-001, as the script and the playbook run it
+    assert detail["remediation"].startswith("# step 2/4: SELinux enforcing with the default policy"), detail
+    assert '[ "$(getenforce)" != Permissive ] || setenforce 1' in detail["remediation"].splitlines()
+    assert "setenforce 0" in detail["rollback"]
     assert detail["probes"] == ["getenforce · exit 0"]
     # Open the probe: its command, exit status and output appear.
     page.evaluate(f"{row}.querySelector('.pfc-ev details summary').click()")
@@ -220,12 +222,12 @@ def test_large_report_opens_on_failing_checks(browser, tmp_path):
         page.navigate("file://" + os.path.join(run.report_dir, "compliance.html"))
         page.evaluate(SETTLE)
         assert page.evaluate("document.querySelectorAll('tbody.results-table-row').length") == 1
-        assert "216 checks" in page.evaluate("document.getElementById('pfc-large').textContent")
+        assert f"{8 * N_CHECKS} checks" in page.evaluate("document.getElementById('pfc-large').textContent")
         assert "visible=passed,skipped,failed,error" in page.evaluate(
             "document.querySelector('#pfc-large a').getAttribute('href')")
         page.click("input[data-test-result=passed]")
         page.evaluate(SETTLE)
-        assert page.evaluate("document.querySelectorAll('tbody.results-table-row').length") == 1 + 7 * 23 + 22  # the failing one, and every pass
+        assert page.evaluate("document.querySelectorAll('tbody.results-table-row').length") == 1 + 7 * (N_CHECKS - 4) + (N_CHECKS - 5)  # the failing one, every pass
     finally:
         _close(page)
 

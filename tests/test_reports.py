@@ -15,9 +15,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import report_snapshots as snaps
-from selftest import run_suite
+from selftest import N_CHECKS, run_suite
 
 from postfix_compliance.checks import SECTIONS
+from postfix_compliance.remediation_plan import PHASES
 from postfix_compliance.report import metrics, remediation
 from postfix_compliance.report.results import OUTCOMES, RESULTS_FORMAT
 
@@ -42,7 +43,8 @@ def run(tmp_path_factory):
 def run_of(records, started: float = 0.0, ended: float = 0.0, profile=None):
     """Records (results.json's) as the RunResult a renderer takes."""
     from postfix_compliance.run import RunResult, hosts_from_records
-    return RunResult(started=started, ended=ended, profile=profile, hosts=hosts_from_records(records))
+    from postfix_compliance.verdict import decide
+    return decide(RunResult(started=started, ended=ended, profile=profile, hosts=hosts_from_records(records)))
 
 
 def test_exit_status_says_error(run):
@@ -55,7 +57,7 @@ def test_results_json_is_versioned_and_complete(run):
     assert doc["format"] == RESULTS_FORMAT
     for key in ("suite_version", "generated_at", "started_at", "duration_s", "profile", "summary", "results"):
         assert key in doc
-    assert len(doc["results"]) == 3 * 27
+    assert len(doc["results"]) == 3 * N_CHECKS
     for record in doc["results"]:
         assert record["outcome"] in OUTCOMES
         assert "waiver" in record and record["waiver"] is None
@@ -72,7 +74,7 @@ def test_results_json_is_versioned_and_complete(run):
 def test_junit_names_carry_check_id_title_and_host(run):
     tree = ET.parse(os.path.join(run.report_dir, "junit.xml"))
     cases = tree.getroot().findall(".//testcase")
-    assert len(cases) == 3 * 27
+    assert len(cases) == 3 * N_CHECKS
     names = {case.get("name") for case in cases}
     broken = run.hosts["broken"]
     assert f"SEL-001 SELinux runs in enforcing mode [{broken}]" in names
@@ -103,7 +105,7 @@ def test_metrics_textfile(run):
     text = open(path, encoding="utf-8").read()
     samples = _samples(text)
     status = [s for s in samples if s[0] == "postfix_compliance_check_status"]
-    assert len(status) == 3 * 27
+    assert len(status) == 3 * N_CHECKS
     by_key = {(s[1]["target"], s[1]["check"]): s for s in status}
     sel = by_key[(run.hosts["broken"], "SEL-001")]
     assert sel[2] == 0 and sel[1]["outcome"] == "fail" and sel[1]["severity"] == "high"
@@ -112,7 +114,7 @@ def test_metrics_textfile(run):
     assert by_key[(run.hosts["healthy"], "SEL-001")][2] == 1
     counts = {(s[1]["target"], s[1]["outcome"]): s[2] for s in samples if s[0] == "postfix_compliance_checks"}
     assert counts[(run.hosts["broken"], "fail")] == 3
-    assert sum(v for (t, _), v in counts.items() if t == run.hosts["healthy"]) == 27
+    assert sum(v for (t, _), v in counts.items() if t == run.hosts["healthy"]) == N_CHECKS
     names = {s[0] for s in samples}
     assert {"postfix_compliance_last_run_timestamp_seconds", "postfix_compliance_run_duration_seconds"} <= names
     assert "# TYPE postfix_compliance_check_status gauge" in text
@@ -139,38 +141,42 @@ def test_metrics_written_atomically(tmp_path):
     assert path.read_text() == "new\n" and os.listdir(tmp_path) == ["m.prom"]
 
 
-def test_remediation_script_is_for_review_and_in_runbook_order(run):
+def test_remediation_script_is_for_review_and_in_dependency_order(run):
     path = os.path.join(run.report_dir, "fix.sh")
     text = open(path, encoding="utf-8").read()
     lines = text.splitlines()
     assert lines[0] == "#!/usr/bin/env bash"
     assert lines[1].startswith("# REVIEW BEFORE RUNNING")
-    assert "set -euo pipefail" in lines
+    assert "set -u -o pipefail" in lines  # not -e: a failed step is reported, never a silent stop
     assert subprocess.run(["bash", "-n", path], timeout=120).returncode == 0
-    # One block per host; the broken host's fixes follow the runbook's section order.
-    block = text.split("# host mail1.example.test", 1)[1].split("\n}\n", 1)[0]
-    ids = re.findall(r"# --- ([A-Z]+-\d{3}) \[([^,\]]+)", block)
-    assert [i for i, _ in ids] == ["AVC-002", "LBL-002", "SEL-001"]
-    ranks = [SECTIONS.index(section) for _, section in ids]
-    assert ranks == sorted(ranks)
-    assert "  setenforce 1" in block.splitlines()
-    assert "  # EDIT FIRST (fill in the placeholder): setsebool -P <boolean> on" in block
-    # The hostile host's output is in comments only.
+    # One block per host: the broken host's plan, its steps in dependency order (relabel, enforcement, the one
+    # restart, the check that Postfix runs), each a step of the plan in results.json.
+    block = text.split("# host mail1.example.test", 1)[1].split("\n}\n\nusage", 1)[0]
+    kinds = re.findall(r"# step \d+/\d+ \[([a-z_]+)\]", block)
+    assert kinds == ["relabel", "selinux_state", "restart_postfix", "verify_postfix_running"], kinds
+    assert [PHASES[k] for k in kinds] == sorted(PHASES[k] for k in kinds)
+    plan = run.results["plan"][run.hosts["broken"]]
+    assert [a["kind"] for a in plan["actions"] if not a["manual"]] == kinds
+    assert "  { [ \"$(getenforce)\" != Permissive ] || setenforce 1; } || return" in text.splitlines()
+    assert "postfix reload" not in text and "EDIT FIRST" not in text  # no Postfix program, no placeholder
+    # The hostile host's output is in comments, or printed as quoted inert text (a step's name).
     hostile = text.split("# host evil.example.test", 1)[1].split("\n}\n", 1)[0]
     for line in hostile.splitlines():
         if "pwned" in line or "<script>" in line:
-            assert line.lstrip().startswith("#"), line
+            assert line.lstrip().startswith(("#", "echo '", "pfc_step")), line
 
 
 def test_remediation_script_runs_only_the_named_host(run, tmp_path):
-    """Run it with every command stubbed (PATH holds only stubs that log): nothing real runs."""
+    """Run it with every command stubbed (PATH holds only stubs that log): nothing real runs. The stubs say the
+    host is permissive and every label wrong, so each step's test finds something to do."""
     stubs = tmp_path / "bin"
     stubs.mkdir()
     log = tmp_path / "calls.log"
+    says = {"getenforce": "echo Permissive", "grep": "exit 1", "restorecon": 'case "$1" in -Rnv) echo x;; esac'}
     for name in ("setenforce", "restorecon", "postfix", "systemctl", "sed", "semanage", "setsebool", "ausearch",
-                 "audit2why"):
+                 "audit2why", "getenforce", "grep", "pidof", "seq", "sleep", "date", "awk", "stat"):
         stub = stubs / name
-        stub.write_text(f"#!/bin/bash\necho \"{name} $*\" >> {log}\n")
+        stub.write_text(f"#!/bin/bash\necho \"{name} $*\" >> {log}\n{says.get(name, '')}\n")
         stub.chmod(0o755)
     path = os.path.join(run.report_dir, "fix.sh")
     bash = "/bin/bash"
@@ -178,12 +184,15 @@ def test_remediation_script_runs_only_the_named_host(run, tmp_path):
     assert usage.returncode == 2 and "mail1.example.test" in usage.stderr and not log.exists()
     done = subprocess.run(["env", "-i", f"PATH={stubs}", bash, path, "mail1.example.test"], capture_output=True,
                           text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    calls = log.read_text().splitlines()
-    assert calls[0].startswith("restorecon -Rv")  # AVC-002's, first in runbook order (Triage)
-    assert "setenforce 1" in calls
-    assert calls.count("postfix reload") == 1  # LBL-002's, once
+    assert done.returncode in (0, 3), done.stderr  # 3: the plan's steps for a person remain (printed)
+    calls = [c for c in log.read_text().splitlines() if c.split()[0] in ("restorecon", "setenforce", "systemctl",
+                                                                       "sed", "postfix")]
+    first = calls.index(next(c for c in calls if c.startswith("restorecon -Rv ")))
+    assert first < calls.index("setenforce 1") < calls.index("systemctl restart postfix")  # dependency order
+    assert calls.count("systemctl restart postfix") == 1  # once, at the end, through systemd
+    assert not any(c.startswith("postfix ") for c in calls)  # never a Postfix program root's login may not run
     assert not any("pwned" in c for c in calls)
+    assert "step(s) changed this host" in done.stdout
 
 
 def test_remediation_script_comments_host_text_line_by_line():

@@ -21,7 +21,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_golden import groups  # noqa: E402
-from selftest import REPO, assert_one_error_line, run_suite  # noqa: E402
+from selftest import N_CHECKS, REPO, assert_one_error_line, run_suite  # noqa: E402
 
 from postfix_compliance import fleet  # noqa: E402
 from postfix_compliance.plugin.targets import parse_shard, shard_of  # noqa: E402
@@ -167,7 +167,7 @@ def test_results_only_writes_results_json_alone_with_the_same_results(fleet_run,
     assert sorted(os.listdir(run.report_dir)) == ["results.json"]
     whole = {k: v for k, v in _by_host_check(_results(fleet_run["whole"].report_dir)).items()
              if k[0] in {r["host_name"] for r in _results(run.report_dir)["results"]}}
-    assert _by_host_check(_results(run.report_dir)) == whole and len(whole) == 3 * 27
+    assert _by_host_check(_results(run.report_dir)) == whole and len(whole) == 3 * N_CHECKS
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -2,7 +2,6 @@
 
 from postfix_compliance.checks import bullet_list, check, require_selinux
 from postfix_compliance.facts import model
-from postfix_compliance.text import shell
 
 
 def _word(value: bool) -> str:
@@ -36,8 +35,7 @@ def test_boolean_values(facts, profile):
             facts.need(f"getsebool:{name}")
         alias = f" (asked as {name})" if resolved != name else ""
         if lookup.value != expected:
-            problems.append(f"{resolved}{alias} is {_word(lookup.value)}, expected {_word(expected)}; "
-                            f"fix: " + shell("setsebool -P {} {}", resolved, _word(expected)))
+            problems.append(f"{resolved}{alias} is {_word(lookup.value)}, expected {_word(expected)}")
     assert not problems, "booleans not as required:\n" + bullet_list(problems)
 
 
@@ -61,6 +59,5 @@ def test_boolean_persistence(facts, profile):
             problems.append(f"{name}: not listed by semanage boolean -l")
         elif setting.default != expected or setting.current != setting.default:
             problems.append(f"{resolved}: runtime {_word(setting.current)}, persistent {_word(setting.default)}, "
-                            f"expected {_word(expected)} for both; fix: "
-                            + shell("setsebool -P {} {}", resolved, _word(expected)))
+                            f"expected {_word(expected)} for both")
     assert not problems, "booleans not persistent as required:\n" + bullet_list(problems)

@@ -5,9 +5,8 @@ import stat
 from postfix_compliance.checks import bullet_list, check, require_postfix, require_selinux
 from postfix_compliance.facts import model
 from postfix_compliance.facts.host import not_applicable
-from postfix_compliance.text import shell
+from postfix_compliance.runbook import SMTP_SERVICES
 
-SMTP_SERVICES = {25: "smtp", 465: "smtps", 587: "submission"}
 
 
 @check(id="REL-001", title="relayhost resolves", severity="medium", section="Related",
@@ -39,8 +38,7 @@ def test_listener_ports_labelled(facts, profile):
     labels = facts.need("port_labels")
     wrong = [p for p in ports if profile.smtp_port_type not in labels.types_for(p, "tcp")]
     assert not wrong, "master listens on ports not labelled " + profile.smtp_port_type + ": " + \
-        ", ".join(map(str, wrong)) + "; fix: " + \
-        "; ".join(shell("semanage port -a -t {} -p tcp {}", profile.smtp_port_type, p) for p in wrong)
+        ", ".join(map(str, wrong))
 
 
 def _is_loopback(address: str) -> bool:
@@ -67,10 +65,8 @@ def test_firewall_admits_smtp(facts):
     firewall = facts.need("firewall")
     blocked = [p for p in public
                if SMTP_SERVICES.get(p) not in firewall.services and f"{p}/tcp" not in firewall.ports]
-    fixes = [f"firewall-cmd --permanent --add-service={SMTP_SERVICES[p]}" if p in SMTP_SERVICES
-             else f"firewall-cmd --permanent --add-port={p}/tcp" for p in blocked]
     assert not blocked, "firewalld does not admit port(s) " + ", ".join(map(str, blocked)) + \
-        "; fix: " + "; ".join(fixes) + "; firewall-cmd --reload"
+        " where master listens beyond loopback"
 
 
 @check(id="REL-004", title="SASL password maps are root-owned, 0600, and their .db is current",
@@ -97,7 +93,7 @@ def test_sasl_maps(facts):
         for suffix in (".db", ".lmdb"):
             table = by_path.get(f.path + suffix)
             if table and f.mtime is not None and table.mtime is not None and table.mtime < f.mtime:
-                problems.append(f"{table.path} is older than {f.path}: run " + shell("postmap {}", f.path))
+                problems.append(f"{table.path} is older than {f.path}")
     if not present:
         problems.append("none of the configured SASL map files exist")
     assert not problems, "SASL password maps:\n" + bullet_list(problems)

@@ -79,11 +79,12 @@ def test_listening_on_smtp(facts):
     assert not wrong, f"master listens on {', '.join(wrong)}:25 but inet_interfaces = {inet_interfaces}"
 
 
-@check(id="SVC-004", title="Postfix processes run in postfix_* domains", severity="high", section="Root cause",
+@check(id="SVC-004", title="Each Postfix daemon runs in its own domain", severity="high", section="Root cause",
        rationale="Postfix started by hand (unconfined_t) or by an init script without a transition "
-                 "(initrc_t) is unconfined: its denials and labels tell nothing about the real service.",
+                 "(initrc_t) is unconfined; a daemon whose program is mislabelled (bin_t) runs in master's "
+                 "wider domain instead of its own: either way the policy written for it no longer applies.",
        remediation=["postfix stop; systemctl start postfix   # let systemd start it in postfix_master_t",
-                    "restorecon -v /usr/sbin/postfix /usr/libexec/postfix/* /usr/lib/postfix/sbin/*"],
+                    "restorecon -Rv \"$(postconf -h daemon_directory)\"; systemctl restart postfix"],
        references=["runbook: Root Cause Analysis"])
 def test_postfix_domains(facts, profile):
     require_postfix(facts)
@@ -101,9 +102,37 @@ def test_postfix_domains(facts, profile):
     if unread:
         facts.note("not judged, label unreadable (the process was ending): " +
                    ", ".join(f"{p.comm} (pid {p.pid})" for p in unread))
-    wrong = [f"{p.comm} (pid {p.pid}) in {p.domain}" for p in labelled
-             if not (p.domain or "").startswith(profile.postfix_domain_prefix)]
-    assert not wrong, "Postfix processes outside postfix_* domains:\n" + bullet_list(wrong)
+    prefix = profile.postfix_domain_prefix
+    wrong = [f"{p.comm} (pid {p.pid}) in {p.domain}" for p in labelled if not (p.domain or "").startswith(prefix)]
+    own = _own_domains(facts, prefix)
+    for p in labelled:
+        expected, how = own.get(p.comm, (None, ""))
+        if expected and p.domain != expected and (p.domain or "").startswith(prefix):
+            wrong.append(f"{p.comm} (pid {p.pid}) in {p.domain}, not its own {expected} ({how})")
+    assert not wrong, "Postfix processes outside their domains:\n" + bullet_list(wrong)
+
+
+def _own_domains(facts, prefix):
+    """Daemon name -> (the domain the host's policy gives it, why): where the policy labels its program
+    PREFIX<daemon>_exec_t, master's transition runs it in PREFIX<daemon>_t (postfix_qmgr_exec_t ->
+    postfix_qmgr_t); a program labelled PREFIX + "exec_t" (anvil, proxymap, tlsmgr...) has no domain of its
+    own and runs in master's. The policy's label is restorecon's where the program is mislabelled now."""
+    labels, mismatches = facts.get("daemon_labels"), facts.get("daemon_relabel")
+    if not isinstance(labels, model.FileLabels) or not isinstance(mismatches, model.LabelMismatches):
+        facts.note("each daemon's own domain not judged: its program's labels were not read")
+        return {}
+    wrong = {m.path: m for m in mismatches.items}
+    own = {}
+    for label in labels.labels:
+        name = label.path.rsplit("/", 1)[-1]
+        mismatch = wrong.get(label.path)
+        policy = (mismatch.expected_type if mismatch else label.type) or ""
+        daemon = policy[len(prefix):-len("_exec_t")] if policy.startswith(prefix) and policy.endswith("_exec_t") else ""
+        if daemon and "_" not in daemon:
+            how = f"its program is labelled {mismatch.current_type} where the policy says {policy}" if mismatch \
+                else f"its program is {policy}"
+            own[name] = (f"{prefix}{daemon}_t", how)
+    return own
 
 
 @check(id="SVC-005", title="`postfix check` is clean", severity="medium", section="Diagnosis", static=True,

@@ -12,7 +12,7 @@ from postfix_compliance.errors import EvidenceError, HostUnreachable
 from postfix_compliance.facts import model
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.parsers import parse
-from postfix_compliance.facts.probes import MAIL_SYSTEM_DOWN, boolean_probe_name
+from postfix_compliance.facts.probes import MAIL_SYSTEM_DOWN, QUEUE_MISLABELLED, boolean_probe_name
 
 
 NotApplicable = pytest.skip.Exception  # a check that does not apply to a host is skipped, with the reason
@@ -161,6 +161,10 @@ class HostFacts:
             raise not_applicable("the mail system is down (no running master process; see SVC-001): the "
                                  "queue is read only through master, so that no Postfix program runs inside "
                                  "the scan's login session")
+        if isinstance(fact, model.Unavailable) and fact.reason == QUEUE_MISLABELLED:
+            raise not_applicable("the queue's directories do not carry the policy's labels (see LBL-002): it is "
+                                 "not read, so that no Postfix program is denied, and audited, on the scan's "
+                                 "behalf")
         if isinstance(fact, model.Unavailable):
             return self.need("queue_text")
         if isinstance(fact, model.Unparsed):

@@ -18,10 +18,12 @@ QUEUE_DIR = '"$(postconf -h queue_directory)"'
 CONFIG_DIR = '"$(postconf -h config_directory)"'
 DATA_DIR = '"$(postconf -h data_directory)"'
 MAIL_SPOOL = '"$(postconf -h mail_spool_directory)"'
+DAEMON_DIR = '"$(postconf -h daemon_directory)"'
 
 POSTCONF_PARAMS = (
     "queue_directory", "config_directory", "data_directory", "mail_spool_directory",
     "inet_interfaces", "inet_protocols", "relayhost", "smtp_sasl_password_maps", "mail_version",
+    "daemon_directory",
 )
 
 # ausearch -ts takes these keywords or "MM/DD/YYYY HH:MM:SS"; anything else is refused up front.
@@ -131,6 +133,23 @@ _MASTER_RUNNING = ('q=$(postconf -h queue_directory); '
                    'else ps -C master >/dev/null 2>&1; fi || '
                    f'{{ echo "{MAIL_SYSTEM_DOWN}" >&2; exit {MAIL_SYSTEM_DOWN_STATUS}; }}; ')
 
+# ... and only where its directories carry the policy's labels. A Postfix program reading a queue directory the
+# policy gives a Postfix type that it does not have now (`deferred` relabelled tmp_t; qmgr's hash subdirectories
+# made in it) is denied: showq's denial would be an audit record of this scan (seen on the targeted-policy
+# guest), counted by the next run's AVC-002. The queue directory, its own subdirectories and their
+# subdirectories (the hash levels) are asked of restorecon -n first; a custom queue without an fcontext
+# equivalence (the policy would take its Postfix type away: LBL-002's finding) is still read.
+QUEUE_MISLABELLED = "queue not read: its directories do not carry the policy's labels (see LBL-002)"
+QUEUE_MISLABELLED_STATUS = 76
+_QUEUE_SUBDIRS = "active bounce corrupt defer deferred flush hold incoming maildrop pid private public saved trace"
+_QUEUE_LABELLED = ('if command -v restorecon >/dev/null 2>&1 && [ "$(getenforce 2>/dev/null)" != Disabled ]; then '
+                   f'm=$({{ printf \'%s\\n\' "$q"; for d in {_QUEUE_SUBDIRS}; do [ -d "$q/$d" ] && '
+                   'find "$q/$d" -maxdepth 1 -type d 2>/dev/null; done; } | restorecon -nv -f - 2>/dev/null | '
+                   "grep -E ' to [^ ]*:postfix_|->[^ ]*:postfix_' | head -n 3); "
+                   f'if [ -n "$m" ]; then {{ echo "{QUEUE_MISLABELLED}"; printf \'%s\\n\' "$m"; }} >&2; '
+                   f'exit {QUEUE_MISLABELLED_STATUS}; fi; fi; ')
+_QUEUE_READABLE = _MASTER_RUNNING + _QUEUE_LABELLED
+
 # semanage needs a policy store and only feeds checks that are not applicable without SELinux
 # (require_selinux): on a live host whose getenforce says Disabled it is not started at all.
 GATED_OFF = "SELinux is disabled (getenforce: Disabled): {tool} not started"  # what a gated probe says
@@ -193,6 +212,10 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
         Probe("queue_dir_relabel", f"restorecon -Rnv {QUEUE_DIR}", static=True, privileged=True),
         Probe("related_relabel", f"restorecon -Rnv {CONFIG_DIR} {DATA_DIR} {MAIL_SPOOL}",
               static=True, privileged=True),
+        # Postfix's daemon programs: their labels now, and what the policy says (a program labelled bin_t runs
+        # in master's domain instead of its own). Both are readable by any login.
+        Probe("daemon_labels", f"ls -Zd {DAEMON_DIR}/*", static=True),
+        Probe("daemon_relabel", f"restorecon -Rnv {DAEMON_DIR}", static=True),
         _semanage("fcontext_local", "fcontext -l -C", live),
         _semanage("permissive_domains", "permissive -l", live),
         Probe("policy_modules", "semodule -lfull", static=True, privileged=True),
@@ -211,10 +234,10 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
         Probe("postfix_check", "postfix check", static=True, privileged=True, intrusive=True, cost=HEAVY),
         # postqueue -j exists from Postfix 3.1; asking an older one logs a fatal usage line that
         # LOG-001 would then report, so the version is asked first.
-        Probe("queue_json", _MASTER_RUNNING + 'v=$(postconf -h mail_version); case "$v" in 2.*|3.0|3.0.*) '
+        Probe("queue_json", _QUEUE_READABLE + 'v=$(postconf -h mail_version); case "$v" in 2.*|3.0|3.0.*) '
                             'echo "postqueue -j needs Postfix 3.1 or newer (mail_version $v)" >&2; exit 3;; esac; '
                             "exec postqueue -j"),
-        Probe("queue_text", _MASTER_RUNNING + "exec postqueue -p"),
+        Probe("queue_text", _QUEUE_READABLE + "exec postqueue -p"),
         Probe("journal",
               f"journalctl --no-pager -q -o short -u postfix -u 'postfix@*' "
               f"--since {shlex.quote(journal_since(avc_since))}", privileged=True, reads_logs=True),

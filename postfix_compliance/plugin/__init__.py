@@ -31,7 +31,7 @@ from postfix_compliance.outputpaths import check_output_paths
 from postfix_compliance.plugin.collection import FACTS, HostCollector, facts_fixture, host_of, select
 from postfix_compliance.plugin.options import BASELINE_WINDOW, pytest_addhooks, pytest_addoption, validate
 from postfix_compliance.plugin.lean_reports import register as register_lean_reports
-from postfix_compliance.plugin.outputs import changes_summary, waivers_summary, write_outputs
+from postfix_compliance.plugin.outputs import changes_summary, plan_summary, waivers_summary, write_outputs
 from postfix_compliance.plugin.results_stage import ResultsStage, decided_run, pytest_runtest_makereport, stage_of
 from postfix_compliance.plugin.results_stage import pytest_sessionfinish_checks_done
 from postfix_compliance.plugin.results_stage import start as start_results_stage
@@ -174,6 +174,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     run = decided_run(config)
     if run is None:
         return
+    plan_summary(terminalreporter, run)
     if run.waivers is not None:
         waivers_summary(terminalreporter, dict(run.waivers))
     if run.changes is not None:

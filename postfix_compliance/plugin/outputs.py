@@ -41,8 +41,7 @@ def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profil
         write_atomic(path, remediation.render(run), mode=0o755)
     path = config.getoption("remediation_playbook", None)
     if path:
-        write_atomic(path, playbook.render(run, profiles=playbook_profiles(config, run, profile),
-                                           inventory_names=inventory_names(config)), mode=0o644)
+        write_atomic(path, playbook.render(run, inventory_names=inventory_names(config)), mode=0o644)
     path = config.getoption("xccdf", None)
     if path:
         from postfix_compliance.checks import CATALOG
@@ -53,19 +52,6 @@ def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profil
         catalog = {cid: dataclasses.asdict(meta) for cid, meta in CATALOG.items()}
         write_atomic(path, xccdf.render(run, catalog=catalog, local_user=user,
                                         sudo=bool(config.getoption("sudo", False))))
-
-
-def playbook_profiles(config: pytest.Config, run: RunResult, profile: Any) -> dict[str, Any]:
-    """Profile name -> Profile for every host's profile (the run's --profile first)."""
-    from postfix_compliance.profiles import load_profile
-    found = {profile.name: profile} if profile is not None else {}
-    for host in run.hosts:
-        if host.profile and host.profile not in found:
-            try:
-                found[host.profile] = load_profile(host.profile, config.getoption("profiles_dir"))
-            except Exception:  # a profile given as a path that moved: the playbook says it has none
-                continue
-    return found
 
 
 def inventory_names(config: pytest.Config) -> dict[str, str]:
@@ -123,3 +109,29 @@ def changes_summary(tr: Any, changes: dict[str, Any]) -> None:
     tr.write_line(f"{len(changes['regressions'])} regressions, {len(changes['fixes'])} fixes, "
                   f"{len(changes['new_avc_denials'])} new AVC denials, {len(changes['new_hosts'])} new hosts, "
                   f"{len(changes['missing_hosts'])} missing hosts")
+
+
+PLAN_HOSTS_SHOWN = 10  # a fleet's plans are in its script and playbook, not on the terminal
+
+
+def plan_summary(tr: Any, run: RunResult) -> None:
+    """Each host's remediation plan, step by step (the script and the playbook run the same steps)."""
+    planned = [h for h in run.hosts if h.plan is not None and h.plan.actions]
+    if not planned:
+        return
+    tr = InertTerminal(tr)
+    tr.write_sep("-", f"remediation plan ({len(planned)} host{'s' if len(planned) != 1 else ''})")
+    for host in planned[:PLAN_HOSTS_SHOWN]:
+        plan = host.plan
+        tr.write_line(f"{host.name}" + (f" ({host.id})" if host.id != host.name else "") + ":")
+        for number, action in enumerate(plan.automatic, 1):
+            tr.write_line(f"  {number}. {action.summary} [{', '.join(action.checks)}]")
+            for command in action.commands if action.kind != "verify_postfix_running" else ():
+                tr.write_line(f"       {command}")
+        for action in plan.manual:
+            tr.write_line(f"  for a person: {action.summary} [{', '.join(action.checks)}]", yellow=True)
+    if len(planned) > PLAN_HOSTS_SHOWN:
+        tr.write_line(f"... and {len(planned) - PLAN_HOSTS_SHOWN} more hosts: see results.json, or write them all "
+                      "with --remediation-script / --remediation-playbook")
+    else:
+        tr.write_line("--remediation-script FILE / --remediation-playbook FILE write these steps to run")

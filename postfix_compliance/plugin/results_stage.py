@@ -132,7 +132,8 @@ class ResultsStage:
             facts=_parse_stage(self.stage.get(host, {}), bodies) if with_checks else {},
             domain_prefix=header.get("domain_prefix") or "postfix_",
             session_types=tuple(header.get("session_types") or ()),
-            session_denials_fail=bool(header.get("session_denials_fail")), error=header.get("error"))
+            session_denials_fail=bool(header.get("session_denials_fail")), error=header.get("error"),
+            expected=header.get("expected") or {})
 
     def run(self, ended: float | None = None) -> RunResult:
         """The run as the checks left it (before the verdict): hosts in the order the run named them."""
@@ -156,6 +157,7 @@ def host_header(target: HostTarget, facts: Any) -> dict[str, Any]:
         "domain_prefix": profile.postfix_domain_prefix if profile is not None else "postfix_",
         "session_types": list(profile.login_session_types) if profile is not None else [],
         "session_denials_fail": bool(profile.login_session_denials_fail) if profile is not None else False,
+        "expected": profile.expected() if profile is not None else {},
         "error": facts.error if facts is not None else None,
     }
 

@@ -214,12 +214,12 @@ def page_data(run: RunResult, catalog: Mapping[str, Any] | None = None) -> dict[
     checks: dict[str, Any] = {}
     rows: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
+    steps: dict[str, Any] = {}
     for host, check in shown_checks(run):
         check_id = check.check_id
         if check_id not in checks:
             meta = (catalog or {}).get(check_id)
             checks[check_id] = {"why": getattr(meta, "rationale", "") if meta else "",
-                                "fix": list(check.remediation), "rollback": list(check.rollback),
                                 "refs": list(check.references)}
         evidence = []
         for ev in host.evidence_of(check):
@@ -231,8 +231,16 @@ def page_data(run: RunResult, catalog: Mapping[str, Any] | None = None) -> dict[
                                 # a browser shows a control character as nothing: shown as \x1b instead
                                 "out": _clip(inert(ev.get("stdout") or "")), "err": _clip(inert(ev.get("stderr") or ""))}
         waiver = check.waiver
+        fix = []  # the host's plan: the steps that serve this check, each once per host in "steps"
+        if host.plan is not None and check.outcome == "fail":
+            for number, action in enumerate(host.plan.actions, 1):
+                if check_id in action.checks:
+                    key = hashlib.sha256(f"{host.id}\0{action.id}".encode("utf-8", "surrogatepass")).hexdigest()[:12]
+                    fix.append(key)
+                    if key not in steps:
+                        steps[key] = _step_data(host.plan, number, action)
         rows[row_key(host, check)] = {
-            "check": check_id, "outcome": check.outcome, "message": inert(check.message),
+            "check": check_id, "outcome": check.outcome, "message": inert(check.message), "fix": fix,
             "notes": [inert(n) for n in check.notes], "evidence": evidence,
             "waiver": None if not waiver else {
                 "justification": waiver.get("justification"), "owner": waiver.get("owner"),
@@ -240,7 +248,17 @@ def page_data(run: RunResult, catalog: Mapping[str, Any] | None = None) -> dict[
                 "where": (f"{waiver.get('file')} entry {int(waiver.get('index') or 0) + 1}"
                           if waiver.get("file") else "")},
         }
-    return {"checks": checks, "rows": rows, "outputs": outputs}
+    return {"checks": checks, "rows": rows, "outputs": outputs, "steps": steps}
+
+
+def _step_data(plan: Any, number: int, action: Any) -> dict[str, Any]:
+    """One action of a host's remediation plan as a check row shows it (its "Fix"): what it does, its commands
+    (a step for a person: what to look at), its rollback. The plan's own words: host words are quoted there."""
+    from postfix_compliance.remediation_plan import shown_commands
+    automatic = [a for a in plan.actions if not a.manual]
+    where = f"step {automatic.index(action) + 1}/{len(automatic)}" if not action.manual else "for a person"
+    return {"head": inert(f"# {where}: {action.summary}"), "cmds": [inert(c) for c in shown_commands(action)],
+            "rollback": [inert(r) for r in action.rollback]}
 
 
 # ---------------------------------------------------------------------- summary
@@ -366,9 +384,15 @@ def triage_html(run: RunResult) -> str:
     for host, finding in sorted(findings, key=lambda item: item[0].name or item[0].id):
         finding = inert_data(dict(finding))  # shown visibly (\x1b); its commands are quoted (text.shell)
         label, css = TRIAGE_KINDS.get(finding.get("kind"), (finding.get("kind") or "finding", "o-not_applicable"))
+        causes = [c for c in finding.get("causes") or () if isinstance(c, dict)]
+        headline = causes[0].get("summary") if len(causes) > 1 else finding.get("summary")
         out.append(f'<div class="pfc-finding" data-host="{e(host.id)}"><p><b>{e(host.name or host.id)}</b> '
-                   f'<span class="pfc-o {css}">{e(label)}</span> {e(finding.get("summary") or "")}</p>')
-        for key, heading in (("fix", "Fix"), ("verification", "Verify"), ("rollback", "Rollback")):
+                   f'<span class="pfc-o {css}">{e(label)}</span> {e(headline or "")}</p>')
+        if len(causes) > 1:  # every distinct reason, each with its own steps in the Fix below
+            out.append("<p>Every cause found:</p><ol>" + "".join(f"<li>{e(c.get('summary') or '')}</li>"
+                                                                   for c in causes) + "</ol>")
+        for key, heading in (("fix", "Fix (steps of the host's remediation plan)"), ("verification", "Verify"),
+                             ("rollback", "Rollback")):
             if finding.get(key):
                 out.append(f"<b>{heading}</b><pre>{e(chr(10).join(finding[key]))}</pre>")
         if finding.get("related_checks"):

@@ -12,6 +12,7 @@ do not know, writers only add keys within a format version):
                 "nodeid", "duration_s",
                 "waiver" (null, or {"check", "hosts", "justification", "owner", "expires", "file",
                 "index", "outcome", "expired"})}],
+   "diagnosis": {host: triage finding or null}, "plan": {host: remediation plan or null},
    optional: "changes" (with --baseline), "waivers" (with --waivers)}
 
 Each probe's evidence is stored once per host (a host printing megabytes is not copied into every
@@ -196,6 +197,10 @@ def document(run: RunResult) -> dict[str, Any]:
         "summary": summarize(records),
         # One triage finding per host (or null): the correlated root cause, see triage.py.
         "diagnosis": {r["host"]: r.get("diagnosis") for r in records},
+        # One remediation plan per host (or null): the ordered actions every fix output shows, see
+        # remediation_plan.py.
+        "plan": {host.id: host.plan.to_dict() if host.plan is not None else None
+                 for host in sorted(run.hosts, key=lambda h: h.id) if host.checks},
         # Each probe's evidence once per host; records name theirs in "evidence_refs".
         "evidence": evidence,
         "results": records,
@@ -246,7 +251,7 @@ def write_json(path: str, doc: dict[str, Any]) -> None:
 
 # The top-level keys `document` writes itself; any other is a further section of the run.
 _DOCUMENT_KEYS = ("format", "suite_version", "generated_at", "started_at", "duration_s", "profile", "summary",
-                  "diagnosis", "evidence", "results", "changes", "waivers")
+                  "diagnosis", "plan", "evidence", "results", "changes", "waivers")
 
 
 def run_from_document(doc: Mapping[str, Any]) -> RunResult:
@@ -259,7 +264,8 @@ def run_from_document(doc: Mapping[str, Any]) -> RunResult:
     records = [r for r in doc.get("results") or [] if isinstance(r, dict)]
     tables = doc.get("evidence") if doc.get("format") != FORMAT_1 else None
     hosts = hosts_from_records(records, tables if isinstance(tables, dict) else None,
-                               doc.get("diagnosis") if isinstance(doc.get("diagnosis"), dict) else None)
+                               doc.get("diagnosis") if isinstance(doc.get("diagnosis"), dict) else None,
+                               doc.get("plan") if isinstance(doc.get("plan"), dict) else None)
     started = seconds_of(doc.get("started_at"))
     ended = seconds_of(doc.get("generated_at"))
     if started is None and ended is None:

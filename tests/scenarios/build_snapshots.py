@@ -37,6 +37,7 @@ import yaml  # noqa: E402
 
 import scenario_formats as fmt  # noqa: E402
 from postfix_compliance.backends.snapshot import SNAPSHOT_FORMAT  # noqa: E402
+from postfix_compliance.facts.probes import QUEUE_MISLABELLED, QUEUE_MISLABELLED_STATUS  # noqa: E402
 from postfix_compliance.facts.probes import FLUSH_COMMAND, GATED_OFF, build_probes  # noqa: E402
 from postfix_compliance.profiles import load_profile  # noqa: E402
 
@@ -296,6 +297,10 @@ class Host:
             "inet_interfaces": "all", "inet_protocols": "all", "relayhost": "[smtp.example.com]:587",
             "smtp_sasl_password_maps": "hash:/etc/postfix/sasl_passwd", "mail_version": "3.5.25"}
         self.queue_dir_context = ctx("postfix_spool_t")
+        # Postfix's programs (`postconf -h daemon_directory`) and their labels by the policy's file contexts
+        self.daemon_dir = "/usr/libexec/postfix"
+        self.daemon_labels = dict(DAEMON_LABELS)  # program -> type
+        self.daemon_relabels: list[tuple[str, str, str]] = []  # programs restorecon -n would relabel
         self.ls_style = "short"
         self.queue_relabels: list[tuple[str, str, str]] = []
         self.restorecon_style = "would"
@@ -525,6 +530,9 @@ def debian12() -> Host:
         "postfix_read_generic_user_content": [True, True, "Allow postfix to read generic user content"],
     }
     h.boolean_aliases = {}  # refpolicy has no booleans.subs_dist entry for the old name
+    h.daemon_dir = "/usr/lib/postfix/sbin"  # ls_Zd_daemon_directory.txt
+    h.daemon_labels = {line.split()[1].rsplit("/", 1)[1]: line.split()[0].split(":")[2]
+                       for line in ref("ls_Zd_daemon_directory.txt").splitlines()}
     h.postconf = {"queue_directory": "/var/spool/postfix", "config_directory": "/etc/postfix",
                   "data_directory": "/var/lib/postfix", "mail_spool_directory": "/var/mail",
                   "inet_interfaces": "loopback-only", "inet_protocols": "ipv4", "relayhost": "",
@@ -575,6 +583,48 @@ DURATIONS = {  # seconds, typical of a real run over SSH
 }
 
 
+# The policy's labels of Postfix's programs (RHEL's postfix.fc; refpolicy's agree): a daemon of its own runs
+# in postfix_<daemon>_t, every other program is postfix_exec_t and runs in master's domain.
+_OWN = {"bounce": "bounce", "cleanup": "cleanup", "local": "local", "master": "master", "pickup": "pickup",
+        "pipe": "pipe", "qmgr": "qmgr", "nqmgr": "qmgr", "showq": "showq", "smtp": "smtp", "lmtp": "smtp",
+        "scache": "smtp", "smtpd": "smtpd", "virtual": "virtual"}
+DAEMON_LABELS = {name: f"postfix_{_OWN[name]}_exec_t" if name in _OWN else "postfix_exec_t" for name in (
+    "anvil", "bounce", "cleanup", "discard", "dnsblog", "error", "flush", "lmtp", "local", "master", "nqmgr",
+    "oqmgr", "pickup", "pipe", "postlogd", "postscreen", "proxymap", "qmgr", "qmqpd", "scache", "showq", "smtp",
+    "smtpd", "spawn", "tlsmgr", "tlsproxy", "trivial-rewrite", "verify", "virtual")}
+
+
+def daemon_ls(h: "Host") -> str:
+    """ls -Zd DAEMON_DIR/*: one line per program, sorted as the shell's glob sorts them, the contexts
+    right-aligned to the widest (coreutils' column for several files; ls_Zd_daemon_directory.txt)."""
+    wrong = {path: current for path, current, _ in h.daemon_relabels}
+    rows = []
+    for name in sorted(h.daemon_labels):
+        path = f"{h.daemon_dir}/{name}"
+        rows.append((wrong.get(path) or ctx(h.daemon_labels[name]), path))
+    width = max(len(c) for c, _ in rows) if rows else 0
+    return "".join(f"{c:>{width}} {p}\n" for c, p in rows)
+
+
+QUEUE_SUBDIRS = ("active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming", "maildrop", "pid",
+                 "private", "public", "saved", "trace")
+
+
+def _queue_mislabelled(h: Host) -> str:
+    """What the queue probes print when the queue's directories would be relabelled to a Postfix type (their
+    guard: the queue dir, its subdirectories and theirs, asked of restorecon -n), or "" when they read it."""
+    if not h.selinux_on:
+        return ""
+    queue = h.postconf["queue_directory"].rstrip("/")
+    def guarded(path: str) -> bool:
+        rest = path[len(queue) + 1:].split("/") if path.startswith(queue + "/") else None
+        return path == queue or (rest is not None and rest[0] in QUEUE_SUBDIRS and len(rest) <= 2)
+    found = [r for r in h.queue_relabels if guarded(r[0]) and ":postfix_" in r[2]][:3]
+    if not found:
+        return ""
+    return QUEUE_MISLABELLED + "\n" + fmt.restorecon(found, h.restorecon_style)
+
+
 def outputs(h: Host, boolean_names: tuple[str, ...]) -> dict[str, list[tuple[int, str, str]]]:
     """probe name -> [(exit status, stdout, stderr), ...] (several entries replay in order)."""
     o: dict[str, list[tuple[int, str, str]]] = {}
@@ -601,7 +651,10 @@ def outputs(h: Host, boolean_names: tuple[str, ...]) -> dict[str, list[tuple[int
         [(n, v[0], v[1], v[2]) for n, v in h.booleans.items()]), "")]
     # (semanage probes are not started where getenforce says Disabled: probes.py, _SELINUX_ONLY)
     gated_off = [(1, "", GATED_OFF.format(tool="semanage") + "\n")] if mode == "Disabled" else None
-    o["postconf"] = [(0, "".join(f"{k} = {v}\n" if v else f"{k} =\n" for k, v in h.postconf.items()), "")]
+    params = {**h.postconf, "daemon_directory": h.daemon_dir}
+    o["postconf"] = [(0, "".join(f"{k} = {v}\n" if v else f"{k} =\n" for k, v in params.items()), "")]
+    o["daemon_labels"] = [(0, daemon_ls(h), "")]
+    o["daemon_relabel"] = [(0, fmt.restorecon(h.daemon_relabels, h.restorecon_style) if h.selinux_on else "", "")]
     queue_dir = h.postconf["queue_directory"]
     # ls -Z reads the label stored on disk, whether or not the kernel enforces anything
     o["queue_dir_label"] = [(0, fmt.ls_zd(queue_dir, h.queue_dir_context, h.ls_style), "")]
@@ -640,7 +693,11 @@ def outputs(h: Host, boolean_names: tuple[str, ...]) -> dict[str, list[tuple[int
     o["units_enabled"] = [(0 if all(s == "enabled" for s in enabled) else 1, "".join(s + "\n" for s in enabled), "")]
     o["listeners"] = [(0, fmt.ss_lntp(h.listeners, h.ss_style), "")]
     o["postfix_check"] = [h.postfix_check]
-    if h.queue_json:
+    unreadable = _queue_mislabelled(h)
+    if unreadable:  # the probe asks restorecon -n about the queue's directories first, and reads nothing
+        o["queue_json"] = [(QUEUE_MISLABELLED_STATUS, "", unreadable)]
+        o["queue_text"] = [(QUEUE_MISLABELLED_STATUS, "", unreadable)]
+    elif h.queue_json:
         o["queue_json"] = [(0, fmt.postqueue_j(q, h.forced_expire), h.postqueue_stderr) for q in h.queue]
         o["queue_text"] = [(0, fmt.mailq(h.queue[0]), h.postqueue_stderr)]
     else:
@@ -971,6 +1028,25 @@ def s_postfix_stopped() -> Host:
     return h
 
 
+def s_daemons_mislabelled() -> Host:
+    """qmgr and pickup relabelled bin_t (nqmgr is qmgr's hard link) and Postfix restarted: master starts both
+    in its own domain (seen on both guests: ps_eZ_daemons_in_master_domain.txt)."""
+    h = rhel9()
+    h.daemon_relabels = [(f"{h.daemon_dir}/{name}", ctx("bin_t"), ctx(DAEMON_LABELS[name]))
+                         for name in ("qmgr", "nqmgr", "pickup")]
+    h.postfix_processes = [(label.replace("postfix_qmgr_t", "postfix_master_t").replace("postfix_pickup_t",
+                                                                                         "postfix_master_t"),
+                            pid, tty, cputime, cmd) for label, pid, tty, cputime, cmd in h.postfix_processes]
+    return h
+
+
+def s_daemons_not_restarted() -> Host:
+    """The programs relabelled back, Postfix not restarted: qmgr and pickup still run in master's domain."""
+    h = s_daemons_mislabelled()
+    h.daemon_relabels = []
+    return h
+
+
 def s_postfix_unconfined() -> Host:
     h = rhel9()
     h.units_active["postfix"] = "inactive"
@@ -1145,6 +1221,8 @@ def s_rhel7_style() -> Host:
 
 
 SCENARIOS: dict[str, Callable[[], Host]] = {
+    "daemons-mislabelled": s_daemons_mislabelled,
+    "daemons-not-restarted": s_daemons_not_restarted,
     "healthy-rhel9": s_healthy_rhel9,
     "healthy-rhel9-unrelated-denials": s_healthy_rhel9_unrelated_denials,
     "healthy-debian12": s_healthy_debian12,

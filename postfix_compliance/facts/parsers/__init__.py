@@ -38,6 +38,8 @@ PARSERS: dict[str, Parser] = {
     "postconf": parse_postconf,
     "queue_dir_label": parse_ls_z,
     "queue_dir_relabel": parse_restorecon,
+    "daemon_labels": parse_ls_z,
+    "daemon_relabel": parse_restorecon,
     "related_relabel": parse_restorecon,
     "fcontext_local": parse_fcontext_local,
     "permissive_domains": parse_permissive_domains,

@@ -14,7 +14,7 @@ from ..evidence import Evidence
 from ..model import (LogLine, MailLog, PostfixCheckResult, PostfixConfig, QueueMessage,
                      QueueRecipient, QueueState, Unavailable, Unparsed)
 from ._common import failure, lines, parser, unexpected
-from ..probes import MAIL_SYSTEM_DOWN
+from ..probes import MAIL_SYSTEM_DOWN, QUEUE_MISLABELLED
 
 _POSTCONF_LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+) =(?: (?P<value>.*))?$")
 
@@ -43,7 +43,7 @@ def parse_postfix_check(ev: Evidence) -> PostfixCheckResult:
 
 # postqueue before 3.1 knows no -j: it prints its usage, or getopt's complaint.
 _NO_JSON = ("invalid option", "fatal: usage:", "illegal option", "postqueue -j needs Postfix 3.1 or newer",
-            MAIL_SYSTEM_DOWN)
+            MAIL_SYSTEM_DOWN, QUEUE_MISLABELLED)
 _FATAL = re.compile(r"^\S+: fatal: .*$", re.MULTILINE)
 
 
@@ -109,7 +109,7 @@ _QUEUE_RECIPIENT = re.compile(r"^\s+(?P<address>\S.*)$")
 _QUEUE_BY_FLAG = {"*": "active", "!": "hold", "": "deferred"}
 
 
-@parser(MAIL_SYSTEM_DOWN)
+@parser(MAIL_SYSTEM_DOWN, QUEUE_MISLABELLED)
 def parse_queue_text(ev: Evidence) -> QueueState | Unparsed:
     trouble = _queue_trouble(ev)
     if trouble:

@@ -59,13 +59,20 @@
     }
     (row.notes || []).forEach(function (note) { add(slot, 'div', 'pfc-note', note); });
     if (bad && check.why) { labelled(slot, 'pfc-why', 'Why it matters', ': ' + check.why); }
-    if (bad && check.fix && check.fix.length) {
+    var steps = (row.fix || []).map(function (key) { return own(d.steps || {}, key); }).filter(Boolean);
+    if (steps.length) {
+      // the host's remediation plan: the steps that serve this check (the script and playbook run the same)
       var fix = add(slot, 'div', 'pfc-fix');
-      add(fix, 'b', null, 'Remediation');
-      add(fix, 'pre', 'pfc-remediation', check.fix.join('\n'));
-      if (check.rollback && check.rollback.length) {
+      add(fix, 'b', null, 'Fix');
+      add(fix, 'span', 'pfc-hint', ' (steps of this host\'s remediation plan; --remediation-script and ' +
+        '--remediation-playbook run the whole plan)');
+      add(fix, 'pre', 'pfc-remediation', steps.map(function (s) { return [s.head].concat(s.cmds).join('\n'); })
+        .join('\n'));
+      var back = [];
+      steps.forEach(function (s) { (s.rollback || []).forEach(function (r) { if (back.indexOf(r) < 0) { back.push(r); } }); });
+      if (back.length) {
         add(fix, 'b', null, 'Rollback');
-        add(fix, 'pre', 'pfc-rollback', check.rollback.join('\n'));
+        add(fix, 'pre', 'pfc-rollback', back.join('\n'));
       }
     }
     if (row.evidence && row.evidence.length) {
