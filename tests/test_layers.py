@@ -43,8 +43,14 @@ CHECKS_RUN_NO_COMMANDS = Rule(
     ("tests_host",),
     ("subprocess", "postfix_compliance.backends", "paramiko"),
     "a check judges facts; it never runs a command itself (the drain's flush is facts/queue_drain.py)")
+THE_PLAN_READS_FACTS_ONLY = Rule(
+    ("postfix_compliance.remediation_plan", "postfix_compliance.triage"),
+    ("pytest", "_pytest", "postfix_compliance.plugin", "postfix_compliance.facts.parsers",
+     "postfix_compliance.backends", "postfix_compliance.report", "subprocess"),
+    "triage and the remediation plan read the typed facts of the run: no parsing, no transport, no renderer "
+    "(the renderers are views of the plan, never its source)")
 
-RULES = (RENDERERS_ARE_PURE, FACTS_LOOK_NO_FURTHER, CHECKS_RUN_NO_COMMANDS)
+RULES = (RENDERERS_ARE_PURE, FACTS_LOOK_NO_FURTHER, CHECKS_RUN_NO_COMMANDS, THE_PLAN_READS_FACTS_ONLY)
 
 
 def _within(module: str, prefix: str) -> bool:
@@ -127,6 +133,10 @@ def test_checks_import_nothing_that_runs_commands():
     assert_none(CHECKS_RUN_NO_COMMANDS)
 
 
+def test_triage_and_the_plan_read_facts_only():
+    assert_none(THE_PLAN_READS_FACTS_ONLY)
+
+
 def test_the_checker_finds_forbidden_arrows(tmp_path):
     files = {
         "postfix_compliance/__init__.py": "",
@@ -140,6 +150,8 @@ def test_the_checker_finds_forbidden_arrows(tmp_path):
         "postfix_compliance/report/clean.py": "from postfix_compliance.facts import model\nimport pytest_htmlish\n",
         "postfix_compliance/fleet.py": "import importlib\nimportlib.import_module('_pytest.config')\n",
         "tests_host/test_x.py": "def test_x():\n    import subprocess.run\n",
+        "postfix_compliance/remediation_plan.py": "from postfix_compliance.facts import model\n"
+                                                  "from postfix_compliance.report import remediation\n",
     }
     for name, text in files.items():
         path = tmp_path / name
@@ -157,4 +169,7 @@ def test_the_checker_finds_forbidden_arrows(tmp_path):
     ]
     assert forbidden_arrows(CHECKS_RUN_NO_COMMANDS, str(tmp_path)) == [
         "tests_host/test_x.py:2: tests_host.test_x -> subprocess.run",
+    ]
+    assert forbidden_arrows(THE_PLAN_READS_FACTS_ONLY, str(tmp_path)) == [
+        "postfix_compliance/remediation_plan.py:2: postfix_compliance.remediation_plan -> postfix_compliance.report",
     ]
