@@ -208,3 +208,24 @@ def test_remediation_script_comments_host_text_line_by_line():
     assert "\x1b" not in text
     assert "  'mail9; rm -rf /'|ssh://mail9) fix_host_1 ;;" in text
     assert subprocess.run(["bash", "-n"], input=text, text=True, timeout=120).returncode == 0
+
+
+def test_a_failed_step_stops_the_block_and_says_what_was_done(run, tmp_path):
+    """The script survives its own partial failure as the playbook does: the failing step is named with its
+    status, nothing after it runs (not the restart), and the block says which steps were done and which not."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    log = tmp_path / "calls.log"
+    says = {"getenforce": "echo Permissive", "grep": "exit 1",
+            "restorecon": 'case "$1" in -Rnv) echo x;; -Rv) echo "restorecon: read only file system" >&2; exit 4;; esac'}
+    for name in ("setenforce", "restorecon", "systemctl", "sed", "getenforce", "grep", "pidof", "seq", "sleep"):
+        stub = stubs / name
+        stub.write_text(f"#!/bin/bash\necho \"{name} $*\" >> {log}\n{says.get(name, '')}\n")
+        stub.chmod(0o755)
+    done = subprocess.run(["env", "-i", f"PATH={stubs}", "/bin/bash", os.path.join(run.report_dir, "fix.sh"),
+                           "mail1.example.test"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED step 1/4 (exit 4): relabel /var/spool/postfix" in done.stderr, done.stderr
+    assert "stopped at step 1 of 4" in done.stderr and "steps 1-4 were not run" in done.stderr
+    calls = log.read_text().splitlines()
+    assert not any(c.startswith(("setenforce", "systemctl restart")) for c in calls), calls  # nothing after it
