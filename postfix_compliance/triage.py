@@ -37,6 +37,7 @@ NETWORK_CAUSES = (
 )
 # The mail spool's types in the policies the profiles name (a queue's types start with the Postfix prefix).
 MAIL_SPOOL_TYPES = ("mail_spool_t",)
+POSTFIX_TYPES = "postfix_"  # the policy module's own file types, whatever the profile calls its domains
 # audit2why's words for a denial the policy loaded now would not make (seen on the guest after the boolean
 # was set on again): "Unknown - would be allowed by active policy".
 ALLOWED_NOW = "would be allowed by active policy"
@@ -85,19 +86,22 @@ def diagnose(get: Callable[[str], Any], prefix: str, session_types: tuple[str, .
     masked = facts.masking()
     # A denial logged with permissive=1 was not enforced, so it stopped nothing; and one whose cause is gone
     # (relabelled since, the boolean on again, the queue empty) is no cause now.
+    unenforced = [d for d in denials if d.permissive]
     linked = facts.linked_denials([d for d in denials if not d.permissive])
     current = [(d, reason) for d, reason in linked if facts.still_holds(d, reason)]
-    # Masked: permissive now, and denials it hides (logged not enforced, or enforced and still standing).
-    hidden = [d for d in denials if d.permissive] + [d for d, _ in current]
-    if masked and hidden:
-        return _masked(facts, masked, hidden)
+    past = [d for d, reason in linked if (d, reason) not in current]
+    if masked and (unenforced or current):
+        # Permissive now: what it hides is every logged-not-enforced denial, and enforced ones still standing.
+        hidden = current + [(d, r) for d, r in facts.linked_denials(unenforced) if facts.still_holds(d, r)]
+        return _masked(facts, masked, unenforced + [d for d, _ in current], hidden)
     selinux = _selinux_causes(facts, current) if current else _label_causes(facts)
     queue = _queue_causes(facts, explained=bool(selinux))
+    history = _history_cause(unenforced, past)
     if selinux:
-        return _finding("selinux", facts, selinux + queue)
+        return _finding("selinux", facts, selinux + queue + history)
     if queue:
-        return _finding("not-selinux", facts, queue)
-    return _history([d for d in denials if d.permissive], [d for d, _ in linked])
+        return _finding("not-selinux", facts, queue + history)
+    return _finding("history", facts, history) if history else None
 
 
 def _finding(kind: str, facts: _Facts, causes: list[Cause]) -> Finding:
@@ -180,7 +184,8 @@ class _Facts:
     def proper_type(self, target_type: str | None) -> bool:
         """A type Postfix's policy gives the queue or the mail spool (a denial on it is the policy's, not a
         label's): the profile's Postfix types and the mail spool's."""
-        return bool(target_type) and (target_type.startswith(self.prefix) or target_type in MAIL_SPOOL_TYPES)
+        return bool(target_type) and (target_type.startswith((self.prefix, POSTFIX_TYPES))
+                                      or target_type in MAIL_SPOOL_TYPES)
 
     def mislabelled_under(self, denial: model.AvcDenial) -> bool:
         """Whether the label checks find something wrong now where the denial was (by path, or by its name)."""
@@ -346,8 +351,11 @@ def _label_causes(facts: _Facts) -> list[Cause]:
     queue_dir = facts.postconf("queue_directory").rstrip("/")
     if not queue_dir:
         return []
-    wrong = [m for m in facts.mismatches() if m.path == queue_dir or (
-        m.path.startswith(queue_dir + "/") and m.path[len(queue_dir) + 1:].split("/")[0] not in CHROOT_COPY_DIRS)]
+    # Only where the policy gives a Postfix type the path lacks: a custom queue without an equivalence (the
+    # policy would take its Postfix type away) works now; LBL-002/LBL-003 report it, and its plan.
+    wrong = [m for m in facts.mismatches() if (m.path == queue_dir or (
+        m.path.startswith(queue_dir + "/") and m.path[len(queue_dir) + 1:].split("/")[0] not in CHROOT_COPY_DIRS))
+        and facts.proper_type(m.expected_type) and m.current_type != m.expected_type]
     if not wrong:
         return []
     names = {os.path.basename(m.path) for m in wrong}
@@ -389,27 +397,36 @@ def _queue_error(facts: _Facts) -> str | None:
     return None
 
 
-def _masked(facts: _Facts, masking: str, denials: list[model.AvcDenial]) -> Finding:
-    summary = (f"{masking}: {len(denials)} Postfix denials are logged but not enforced: mail flows now and "
+def _masked(facts: _Facts, masking: str, hidden: list[model.AvcDenial],
+            causes: list[tuple[model.AvcDenial, str]]) -> Finding:
+    """Permissive now, with denials it hides: enforcing again (the masking cause's remedy) after each hidden
+    denial's own cause is fixed (a wrong label, a boolean); the ones with no cause found are for a person."""
+    summary = (f"{masking}: {len(hidden)} Postfix denials are logged but not enforced: mail flows now and "
                "will stop when enforcing returns")
-    remedies: list[Mapping[str, Any]] = [
-        {"kind": "manual", "summary": "fix what each denial says (labels, booleans) before enforcing again",
-         "look": ["ausearch -m AVC,USER_AVC -ts recent | audit2why"]}]
+    remedies: list[Mapping[str, Any]] = []
     mode = facts.fact("getenforce", model.SelinuxMode)
     if mode and mode.mode == "permissive":
         remedies.append({"kind": "selinux_state"})
     permissive = facts.fact("permissive_domains", model.PermissiveDomains)
     remedies += [{"kind": "permissive_domain_off", "domain": d}
                  for d in (permissive.customized if permissive else ()) if d.startswith(facts.prefix)]
-    cause = Cause(summary, ("SEL-001", "SEL-005", "AVC-002"), tuple(remedies), tuple(d.raw for d in denials[:10]))
-    return Finding("masked", summary, (cause,), cause.checks, cause.evidence)
+    explained = {id(d) for d, _ in causes}
+    unexplained = [d for d in hidden if id(d) not in explained]
+    if unexplained:
+        remedies.insert(0, {"kind": "manual", "summary": f"{len(unexplained)} hidden denials have no cause the "
+                            "suite found (no wrong label, no boolean): read what audit2why says before "
+                            "enforcing again", "look": ["ausearch -m AVC,USER_AVC -ts recent | audit2why"]})
+    masking_cause = Cause(summary, ("SEL-001", "SEL-002", "SEL-005", "AVC-002"), tuple(remedies),
+                          tuple(d.raw for d in hidden[:10]))
+    own = _selinux_causes(facts, list(dict.fromkeys(causes))) if causes else []
+    return _finding("masked", facts, [masking_cause, *own])
 
 
-def _history(permissive: list[model.AvcDenial], resolved: list[model.AvcDenial]) -> Finding | None:
+def _history_cause(permissive: list[model.AvcDenial], resolved: list[model.AvcDenial]) -> list[Cause]:
     """Denials in the window that are no cause now: logged with permissive=1 on a host that enforces now, or
     enforced on the queue or spool but pointing at what is in order now."""
     if not permissive and not resolved:
-        return None
+        return []
     parts = []
     if permissive:
         parts.append(f"{len(permissive)} Postfix denials were logged with permissive=1, while SELinux or the domain "
@@ -422,8 +439,7 @@ def _history(permissive: list[model.AvcDenial], resolved: list[model.AvcDenial])
     summary = "; ".join(parts) + ": history, not the state now"
     # Nothing to change: the suite run again, its window after these records, is AVC-002's verdict.
     remedy = {"kind": "verify", "summary": "history: judged again with --avc-since after these records"}
-    cause = Cause(summary, ("AVC-002",), (remedy,), tuple(d.raw for d in (resolved + permissive)[:10]))
-    return Finding("history", summary, (cause,), ("AVC-002",), cause.evidence)
+    return [Cause(summary, ("AVC-002",), (remedy,), tuple(d.raw for d in (resolved + permissive)[:10]))]
 
 
 # The relay as Postfix names it in a delay reason: name[address]:port (the name may be empty or "none").

@@ -244,7 +244,7 @@ def fix_loop(guest, suite, tmp_path, case: Case) -> None:
             out = again.stdout.decode(errors="replace")
             assert again.returncode == 0 and "nothing to do: every step is in place" in out, out
         else:
-            again, out, _ = ansible(book, inventory_for(guest, str(play["hosts"]), home))
+            again, out, _ = ansible(book, inventory_for(guest, str(play["hosts"]), home), home)
             assert again["exit"] == 0 and again["failed"] == 0 and again["changed"] == 0, out[-6000:]
     finally:
         shutil.rmtree(home, ignore_errors=True)
