@@ -103,8 +103,6 @@ CASES = (
     Case("SELinux permissive in /etc/selinux/config", CONFIG_PERMISSIVE, "script", frozenset({"SEL-002"})),
     Case("qmgr and pickup programs labelled bin_t", DAEMONS_MISLABELLED, "script", frozenset({"LBL-005", "SVC-004"})),
     Case("custom queue directory without equivalence", CUSTOM_QUEUE, "script", frozenset({"LBL-002", "LBL-003"})),
-    Case("boolean off at runtime and persistently", BOOLEAN_OFF, "playbook",
-         frozenset({"BOOL-001", "BOOL-002", "Q-001", "Q-002"})),
     Case("permissive domain, /var/mail mislabelled, SELinux permissive in config",
          "\n".join((PERMISSIVE_DOMAIN, SPOOL_MISLABELLED, CONFIG_PERMISSIVE)), "playbook",
          frozenset({"SEL-005", "LBL-004", "SEL-002"})),
