@@ -123,8 +123,9 @@ def test_old_boolean_name_resolves(guest, scenario_suite):
 def test_mislabelled_deferred_queue(guest, scenario_suite):
     """Unlike refpolicy, Postfix starts with a tmp_t deferred directory; qmgr's hash subdirectories there get
     postfix_qmgr_tmp_t (a type transition on tmp_t), and showq, which cannot open them, is denied: the
-    operator's `mailq` fails and logs the denial. The queue checks cannot count (error), and triage names
-    the label."""
+    operator's `mailq` fails and logs the denial. The suite does not read the queue while its directories are
+    mislabelled (the queue checks are not applicable, naming LBL-002), so it leaves no showq denial of its own;
+    triage names the label, and the plan relabels the queue and restarts Postfix."""
     apply(guest, "targeted: chcon deferred tmp_t, restart, dead relay, mail, mailq", """
 systemctl stop smtp-sink
 chcon -R -t tmp_t /var/spool/postfix/deferred
@@ -140,13 +141,17 @@ mailq >/dev/null 2>&1 || true     # what an operator runs first: showq is denied
     lines = ground.split()
     assert lines[0] == "active" and "postfix_qmgr_tmp_t" in ground, ground
     assert int(lines[-2]) >= 1 and int(lines[-1]) >= 1, ground  # showq denied: logged and audited
+    before = guest.guest_time()
     run, replay = scenario_suite("targeted-mislabelled-deferred")
+    ours = [d for d in denials_since(guest, before) if 'comm="showq"' in d or 'comm="postqueue"' in d]
+    assert not ours, f"the suite's own visit made showq denied (a footprint): {ours}"
     lbl = run.record("LBL-002")["message"]
     assert "/var/spool/postfix/deferred: tmp_t → postfix_spool_t" in lbl, lbl
     assert "postfix_qmgr_tmp_t → postfix_spool_t" in lbl, lbl
     assert "showq (postfix_showq_t) denied" in run.record("AVC-002")["message"], run.record("AVC-002")
     [finding] = run.results["diagnosis"].values()
-    assert finding["kind"] == "selinux" and finding["fix"][0] == "restorecon -Rv /var/spool/postfix/deferred", finding
+    assert finding["kind"] == "selinux" and finding["fix"][0].startswith("restorecon -Rv ") and \
+        finding["fix"][0].endswith(" -- /var/spool/postfix") and "systemctl restart postfix" in finding["fix"], finding
     verdict(run, "targeted-mislabelled-deferred", truth_with_log(guest, "targeted-mislabelled-deferred"), replay)
 
 
