@@ -9,6 +9,15 @@ def _relabel_lines(mismatches):
     return [f"{m.path}: {m.current_type or m.current} → {m.expected_type or m.expected}" for m in mismatches.items]
 
 
+def _assert_policy_labels(facts, probe: str, what: str) -> None:
+    """The paths that probe's `restorecon -n` would relabel: none, or FAIL naming each."""
+    require_postfix(facts)
+    require_labels(facts)
+    mismatches = facts.need(probe)
+    assert not mismatches.items, f"{len(mismatches.items)} {what} mislabelled:\n" + \
+        bullet_list(_relabel_lines(mismatches))
+
+
 @check(id="LBL-001", title="The queue directory has the profile's type", severity="high",
        section="Primary fix", static=True,
        rationale="Postfix daemons may only use a queue directory labelled for them (postfix_spool_t); any "
@@ -78,11 +87,7 @@ def test_custom_queue_equivalence(facts, profile):
                     "\"$(postconf -h mail_spool_directory)\""],
        references=["design: RHEL file contexts"])
 def test_related_labels(facts):
-    require_postfix(facts)
-    require_labels(facts)
-    mismatches = facts.need("related_relabel")
-    assert not mismatches.items, f"{len(mismatches.items)} paths are mislabelled:\n" + \
-        bullet_list(_relabel_lines(mismatches))
+    _assert_policy_labels(facts, "related_relabel", "paths are")
 
 
 @check(id="LBL-005", title="Postfix's daemon programs carry the policy's labels", severity="high",
@@ -93,8 +98,4 @@ def test_related_labels(facts):
        remediation=["restorecon -Rv \"$(postconf -h daemon_directory)\"", "systemctl restart postfix"],
        references=["design: RHEL file contexts (/usr/libexec/postfix/*)"])
 def test_daemon_program_labels(facts):
-    require_postfix(facts)
-    require_labels(facts)
-    mismatches = facts.need("daemon_relabel")
-    assert not mismatches.items, f"{len(mismatches.items)} of Postfix's programs are mislabelled:\n" + \
-        bullet_list(_relabel_lines(mismatches))
+    _assert_policy_labels(facts, "daemon_relabel", "of Postfix's programs are")
