@@ -940,6 +940,8 @@ def resolve_host_specs(hosts: str | None, ansible_inventory: str | None, connect
                        reader: str = "auto") -> list[str]:
     """The host URLs a run checks, in order, from --hosts / --ansible-inventory, the inventory read by
     `reader` (--inventory-reader: auto, builtin, ansible; see the module doc)."""
+    from postfix_compliance.backends import with_scheme  # testinfra, only where --hosts is given
+
     default_scheme = connection or "paramiko"
     if hosts is None:
         if ansible_inventory:
@@ -955,8 +957,6 @@ def resolve_host_specs(hosts: str | None, ansible_inventory: str | None, connect
             pattern = spec[len("ansible://"):] or "all"
             path = ansible_inventory or os.environ.get("ANSIBLE_INVENTORY") or DEFAULT_INVENTORY
             out += inventory_urls(path, pattern, connection, reader)
-        elif spec in ("local", "local://") or "://" in spec:
-            out.append(spec)
         else:
-            out.append(f"{default_scheme}://{spec}")
+            out.append(with_scheme(spec, default_scheme))
     return out

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from postfix_compliance.backends import make_host
+from postfix_compliance.backends import make_host, with_scheme
 from postfix_compliance.facts.collect import ProbeRunner
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.probes import Probe
@@ -30,6 +30,10 @@ def _write(path, text):
     (lambda d: [f"--profile={_write(d / 'p.yaml', 'name: [unclosed')}"], "not valid YAML"),
     (lambda d: [f"--profile={_write(d / 'p.yaml', 'name: x')}"], "(top level): 'selinux' is a required property"),
     (lambda d: ["--hosts=gopher://mail1"], "unknown host URL scheme 'gopher'"),
+    # mistyped URLs: not a host name to look up in DNS (paramiko://ssh, paramiko://snapshot:) but bad input
+    (lambda d: ["--hosts=ssh//root@mail1"], "bad host URL 'ssh//root@mail1'"),
+    (lambda d: ["--hosts=snapshot:/x"], "bad host URL 'snapshot:/x'"),
+    (lambda d: ["--hosts=local,root@mail1:22/x"], "bad host URL 'root@mail1:22/x'"),
     (lambda d: ["--avc-since=yesterday; rm -rf /"], "--avc-since"),
     (lambda d: ["--command-timeout=0"], "--command-timeout must be a positive"),
 ])
@@ -241,3 +245,12 @@ def test_host_without_selinux_userland_fails_sel001_and_skips_the_rest(suite, tm
     outcomes = run.outcomes()
     assert "error" not in outcomes.values(), {c: run.record(c)["message"] for c, o in outcomes.items() if o == "error"}
     assert "Traceback" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("bare, url", [
+    ("mail1", "paramiko://mail1"), ("root@mail1.example.com:2222", "paramiko://root@mail1.example.com:2222"),
+    ("root@[::1]:22", "paramiko://root@[::1]:22"), ("mail_1?timeout=5", "paramiko://mail_1?timeout=5"),
+    ("local", "local"), ("ssh://root@mail1", "ssh://root@mail1"),
+])
+def test_a_bare_host_name_takes_the_default_scheme(bare, url):
+    assert with_scheme(bare, "paramiko") == url

@@ -9,6 +9,7 @@ docs/ssh.md); plus `snapshot://`, which replays recorded evidence offline.
 from __future__ import annotations
 
 import importlib
+import re
 import urllib.parse
 from typing import Any
 
@@ -25,6 +26,11 @@ BACKENDS: dict[str, str] = {
     "snapshot": "postfix_compliance.backends.snapshot.SnapshotBackend",
 }
 
+# A host given without a scheme, as testinfra takes it: [USER@]HOST[:PORT][?OPTIONS], HOST a name, an IPv4
+# address or a bracketed IPv6 one. Anything else (`ssh//root@mail1`, `snapshot:/x`) is a mistyped URL, refused
+# here rather than looked up in DNS as the name before its first ':' or '/'.
+_BARE_HOST = re.compile(r"(?:[^@/\s:?#\[\]]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::[0-9]+)?(?:\?[^#\s]*)?")
+
 # Options only the suite's own backends take (class attribute SUITE_BACKEND); testinfra's get none.
 TRANSPORT_OPTIONS = ("known_hosts", "accept_new_host_keys", "connect_timeout", "command_timeout")
 
@@ -39,6 +45,16 @@ def backend_class(scheme: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+def with_scheme(spec: str, default_scheme: str) -> str:
+    """A URL as given, or a bare host name with `default_scheme://` in front; a mistyped URL is a UsageError."""
+    if spec in ("local", "local://") or "://" in spec:
+        return spec
+    if not _BARE_HOST.fullmatch(spec):
+        raise UsageError(f"bad host URL {spec!r}: use SCHEME://[USER@]HOST[:PORT], snapshot://PATH, local, "
+                         "or a host name")
+    return f"{default_scheme}://{spec}"
+
+
 def parse_host_url(spec: str, default_scheme: str = "paramiko") -> tuple[str, str | None, dict[str, Any]]:
     """`paramiko://root@mail1?timeout=5` -> ("paramiko", "root@mail1", {...}); a bare name takes
     `default_scheme` (testinfra's `--connection`, else paramiko, as testinfra does)."""
@@ -47,8 +63,7 @@ def parse_host_url(spec: str, default_scheme: str = "paramiko") -> tuple[str, st
         raise UsageError("empty host in --hosts")
     if spec == "local" or spec == "local://":
         return "local", None, {}
-    if "://" not in spec:
-        spec = f"{default_scheme}://" + spec
+    spec = with_scheme(spec, default_scheme)
     scheme = urllib.parse.urlparse(spec).scheme
     if scheme == "snapshot":  # the rest is a file path, relative or absolute, not a network location
         path = spec[len("snapshot://"):]
