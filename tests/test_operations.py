@@ -139,6 +139,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     assert timer["Timer.Persistent"] == ["true"] and timer["Install.WantedBy"] == ["timers.target"]
     assert service["Service.Type"] == ["oneshot"]
     assert set(service["Service.SuccessExitStatus"][0].split()) == {"1", "2", str(LOCKED_EXIT)}
+    assert service["Service.UMask"] == ["0077"]  # reports carry host evidence: not world-readable
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze not installed: the units' syntax was only parsed, not verified")
@@ -193,7 +194,9 @@ def test_the_timers_command_runs_as_written(tmp_path, healthy):
     argv, env, workdir = _timer_command(env_file)
     assert argv[0] == os.path.join(REPO, "scripts", "scheduled-run.sh")
     assert argv[argv.index("--") + 1:] == [f"--hosts=snapshot://{healthy}", "--no-flush"]
-    proc = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True, timeout=120)
+    umask = int(_unit("postfix-compliance.service")["Service.UMask"][0], 8)  # as systemd starts it
+    proc = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: os.umask(umask))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [only] = _sets(str(reports))
     assert os.readlink(reports / "latest") == only
@@ -209,6 +212,9 @@ def test_the_timers_command_runs_as_written(tmp_path, healthy):
     assert "postfix_compliance_scheduled_run_exit_status 0" in text
     assert re.search(r'postfix_compliance_check_status\{host="mail1.example.test",.*check="SEL-001".*\} 1', text)
     assert oct(metrics.stat().st_mode & 0o777) == "0o644"  # node_exporter runs as another user
+    for name in ("compliance.html", "results.json", "junit.xml", "pytest.log", "run.json"):  # host evidence
+        assert (latest / name).stat().st_mode & 0o077 == 0, (name, oct((latest / name).stat().st_mode))
+    assert (reports / only).stat().st_mode & 0o077 == 0
 
 
 def test_the_units_own_defaults_check_this_host(tmp_path):
