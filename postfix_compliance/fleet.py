@@ -45,7 +45,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 import time
 from typing import Any, Iterable
 
@@ -56,10 +58,14 @@ from postfix_compliance.report import html as html_report
 from postfix_compliance.report import metrics as suite_metrics
 from postfix_compliance.report import results as results_report
 from postfix_compliance.report.results import READABLE_FORMATS, RESULTS_FORMAT, inline_evidence, seconds_of
-from postfix_compliance.run import OUTCOMES, CheckResult, HostResult, RunResult
+from postfix_compliance.run import CheckResult, HostResult, RunResult
 from postfix_compliance.text import inert
 
 USAGE_EXIT = 4
+# How far ahead of this machine's clock a file's time stamps may be (clocks differ a little): a file dated
+# later than that is refused, or it would win every host x check against the real results, and its date
+# would keep the staleness alert quiet.
+CLOCK_SKEW_S = 300
 
 
 class FleetError(Exception):
@@ -73,11 +79,6 @@ def host_key(record: dict[str, Any]) -> str:
 
 
 _timestamp = seconds_of  # results.json's time stamps, read one way
-
-
-_RECORD_TEXT = ("title", "severity", "section", "message", "profile", "source")
-_RECORD_LISTS = ("remediation", "rollback", "references")
-_DOC_TEXT = ("generated_at", "started_at", "suite_version", "profile")
 
 
 def load_results(path: str) -> dict[str, Any]:
@@ -94,36 +95,18 @@ def load_results(path: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise FleetError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r})")
-    records = doc.get("results")
-    if not isinstance(records, list):
-        raise FleetError(f"{path}: \"results\" must be a list")
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise FleetError(f"{path}: results[{index}] is not an object")
-        for key in ("host", "check_id"):
-            if not isinstance(record.get(key), str) or not record[key]:
-                raise FleetError(f"{path}: results[{index}].{key} must be a non-empty string")
-        if record.get("outcome") not in OUTCOMES:
-            raise FleetError(f"{path}: results[{index}].outcome {record.get('outcome')!r} is not one of "
-                             f"{', '.join(OUTCOMES)}")
-        if record.get("host_name") is not None and not isinstance(record["host_name"], str):
-            raise FleetError(f"{path}: results[{index}].host_name must be a string or null")
-        # What merging, metrics and the page read from a record: a wrong type there would be a
-        # traceback halfway through writing them.
-        for key in _RECORD_TEXT:
-            if record.get(key) is not None and not isinstance(record[key], str):
-                raise FleetError(f"{path}: results[{index}].{key} must be a string or null")
-        for key in _RECORD_LISTS:
-            if record.get(key) is not None and not isinstance(record[key], list):
-                raise FleetError(f"{path}: results[{index}].{key} must be a list or null")
-    for key in _DOC_TEXT:
-        if doc.get(key) is not None and not isinstance(doc[key], str):
-            raise FleetError(f"{path}: \"{key}\" must be a string or null")
+    error = results_report.schema_error(doc)  # every key merging, metrics and the pages read, typed
+    if error is not None:
+        raise FleetError(f"{path}: {error}")
     generated = doc.get("generated_at")
     if generated is not None and _timestamp(generated) is None:
         raise FleetError(f"{path}: \"generated_at\" {generated!r} is not YYYY-MM-DDTHH:MM:SSZ")
-    if not isinstance(doc.get("evidence", {}), dict):
-        raise FleetError(f"{path}: \"evidence\" must be an object")
+    latest = time.time() + CLOCK_SKEW_S
+    for key in ("generated_at", "started_at"):
+        when = _timestamp(doc.get(key))
+        if when is not None and when > latest:
+            raise FleetError(f"{path}: \"{key}\" {doc[key]} is in the future (more than {CLOCK_SKEW_S} s "
+                             "ahead of this machine's clock): refused, it would outrank every real result")
     try:
         inline_evidence(doc)  # format /2: each record given its evidence from the host's table (shared)
     except (ValueError, TypeError, AttributeError) as exc:
@@ -345,6 +328,17 @@ def write_atomic(path: str, text: str | Iterable[str]) -> None:
 
 
 # ---------------------------------------------------------------------- CLI
+def _move_into_place(staging: str, out_dir: str) -> None:
+    """Every file staged, renamed to the same place under out_dir (rename(2): a planted symlink at a
+    final name is replaced, never followed); fleet.html last, so the page found is never older than
+    the files it describes."""
+    staged = []
+    for directory, _, names in os.walk(staging):
+        staged += [os.path.relpath(os.path.join(directory, name), staging) for name in names]
+    for rel in sorted(staged, key=lambda r: (r == "fleet.html", r)):
+        final = os.path.join(out_dir, rel)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(os.path.join(staging, rel), final)
 def _duplicate_lines(run: RunResult) -> list[str]:
     return [f"fleet: duplicate: host {d['host']}: {len(d['checks'])} checks in {d['dropped']} "
             f"({d['dropped_generated_at']}) and {d['kept']} ({d['kept_generated_at']}): {d['reason']}: "
@@ -363,13 +357,21 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
     if not os.path.isdir(out_dir):
         raise FleetError(f"{out_dir}: not a directory")
     doc = document(merged)
-    write_atomic(os.path.join(out_dir, "results.json"), results_report.json_pieces(doc))
-    write_atomic(os.path.join(out_dir, "metrics.prom"), metrics_text(merged))
-    write_atomic(os.path.join(out_dir, "fleet.html"), html_report.page(run))
-    # The page links each host of a fleet to its own page (every check, its evidence): written here too,
-    # one at a time, as the suite writes them beside compliance.html.
-    for name, text in html_report.host_pages(run, up="fleet.html"):
-        write_atomic(os.path.join(out_dir, name), text)  # makes hosts/ as it needs
+    # Everything is written into a staging directory first and moved into place only when all of it is
+    # written: a merge that fails halfway leaves the previous results.json and fleet.html as they were,
+    # never a new results.json beside an old page.
+    staging = tempfile.mkdtemp(dir=out_dir, prefix=".fleet-merge-")  # mode 0700, a name nobody planted
+    try:
+        write_atomic(os.path.join(staging, "results.json"), results_report.json_pieces(doc))
+        write_atomic(os.path.join(staging, "metrics.prom"), metrics_text(merged))
+        write_atomic(os.path.join(staging, "fleet.html"), html_report.page(run))
+        # The page links each host of a fleet to its own page (every check, its evidence): written here too,
+        # one at a time, as the suite writes them beside compliance.html.
+        for name, text in html_report.host_pages(run, up="fleet.html"):
+            write_atomic(os.path.join(staging, name), text)  # makes hosts/ as it needs
+        _move_into_place(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     for line in _duplicate_lines(run):
         print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
     status = exit_status(run)

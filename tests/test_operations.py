@@ -882,7 +882,10 @@ def test_fleet_merge_ties_and_report_directories(tmp_path):
     (lambda d: [str(d / "out"), _write(d / "x.json", '{"format": "other"}')], "not a results file"),
     (lambda d: [str(d / "out"), _write(d / "x.json", json.dumps(
         {"format": "postfix-compliance-results/1", "results": [{"host": "h", "check_id": "X", "outcome": "meh"}]}))],
-     "results[0].outcome 'meh'"),
+     "results[0].outcome: 'meh' is not one of"),
+    (lambda d: [str(d / "out"), _write(d / "x.json", json.dumps(
+        {"format": "postfix-compliance-results/1", "generated_at": "2099-01-01T00:00:00Z", "results": []}))],
+     '"generated_at" 2099-01-01T00:00:00Z is in the future'),
     (lambda d: [_write(d / "file", "x"), _write(d / "x.json", json.dumps(
         {"format": "postfix-compliance-results/1", "results": []}))], "cannot create the output directory"),
 ])
@@ -897,3 +900,56 @@ def test_fleet_bad_input_is_one_line(tmp_path, make_args, expected):
 def _write(path, text: str) -> str:
     path.write_text(text)
     return str(path)
+
+
+def _hostile_field(record_key=None, doc_key=None, value=None):
+    def change(doc):
+        if doc_key:
+            doc[doc_key] = value
+        else:
+            failed = next(r for r in doc["results"] if r["outcome"] == "fail")
+            failed[record_key] = value
+    return change
+
+
+@pytest.mark.parametrize("change, expected", [
+    (_hostile_field("nodeid", value=["x"]), ".nodeid: ['x'] is not of type 'string', 'null'"),
+    (_hostile_field("waiver", value="yes"), ".waiver: 'yes' is not of type 'object', 'null'"),
+    (_hostile_field("host_clock", value="now"), ".host_clock: 'now' is not of type 'object', 'null'"),
+    (_hostile_field("notes", value="a note"), ".notes: 'a note' is not of type 'array', 'null'"),
+    (_hostile_field("diagnosis", value=[1]), ".diagnosis: [1] is not of type 'object', 'null'"),
+    (_hostile_field("message", value="x" * 100_000), None),  # a long message is data, not an error
+    (_hostile_field(doc_key="plan", value={"mail1.example.test": "rm -rf /"}), "is not of type 'object', 'null'"),
+    (_hostile_field(doc_key="generated_at", value="2099-01-01T00:00:00Z"), '"generated_at" 2099-01-01T00:00:00Z is in the future'),
+])
+def test_fleet_merge_validates_against_the_schema_and_keeps_the_last_good_output(tmp_path, change, expected):
+    """A results file that breaks the published schema (or is dated in the future) is one line, exit 4, and
+    the previous merge's files stay as they were, byte for byte: nothing is written unless all of it is."""
+    good = _site_results(tmp_path, "a", ("mail1.example.test", (snaps.permissive,)))
+    out = tmp_path / "fleet"
+    first = _run([sys.executable, "-m", "postfix_compliance.fleet", "merge", str(out), good])
+    assert first.returncode == 1, first.stderr
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    doc = json.load(open(good))
+    change(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    proc = _run([sys.executable, "-m", "postfix_compliance.fleet", "merge", str(out), str(bad)])
+    if expected is None:
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        return
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr, proc.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not list(out.glob(".fleet-merge-*"))
+
+
+def test_the_results_schema_is_published_and_holds_what_the_suite_writes(tmp_path):
+    """docs/reports.md names the schema; every results file a real run writes validates against it."""
+    from postfix_compliance.report import results as results_report
+    schema = json.load(open(results_report.SCHEMA_PATH))
+    assert schema["properties"]["format"]["enum"] == list(results_report.READABLE_FORMATS)
+    assert "postfix_compliance/schemas/results.schema.json" in open(os.path.join(REPO, "docs", "reports.md")).read()
+    written = _site_results(tmp_path, "a", ("mail1.example.test", (snaps.permissive,)),
+                            ("mail2.example.test", (snaps.hostile,)))
+    assert results_report.schema_error(json.load(open(written))) is None

@@ -30,8 +30,10 @@ whichever format it came from; `document` stores each once again.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import json
+import os
 import time
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -43,32 +45,31 @@ RESULTS_FORMAT = "postfix-compliance-results/2"
 FORMAT_1 = "postfix-compliance-results/1"
 READABLE_FORMATS = (FORMAT_1, RESULTS_FORMAT)
 
-# What a baseline must at least hold to be compared with (validated with jsonschema).
-BASELINE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["format", "results"],
-    "properties": {
-        "format": {"enum": list(READABLE_FORMATS)},
-        "evidence": {"type": "object",
-                     "additionalProperties": {"type": "object", "additionalProperties": {"type": "object"}}},
-        "results": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["host", "check_id", "outcome"],
-                "properties": {
-                    "host": {"type": "string", "minLength": 1},
-                    "host_name": {"type": ["string", "null"]},
-                    "check_id": {"type": "string", "minLength": 1},
-                    "outcome": {"enum": list(OUTCOMES)},
-                    "evidence": {"type": "array", "items": {"type": "object"}},
-                    "evidence_refs": {"type": "array", "items": {"type": "string"}},
-                    "waiver": {"type": ["object", "null"]},
-                },
-            },
-        },
-    },
-}
+# The published JSON Schema of the format (shipped in the package; docs/reports.md points to it): what every
+# reader of a results file (--baseline, fleet merge) checks before it uses a key.
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas",
+                           "results.schema.json")
+_ERROR_TEXT_MAX = 300  # a hostile value is named in the error line, cut to this
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return jsonschema.Draft202012Validator(json.load(handle))
+
+
+def schema_error(doc: Any) -> str | None:
+    """The first place where `doc` breaks the results schema, as "where: what" (one line), or None."""
+    import jsonschema
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
+    if error is None:
+        return None
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    message = " ".join(error.message.split())
+    if len(message) > _ERROR_TEXT_MAX:
+        message = message[:_ERROR_TEXT_MAX] + "…"
+    return f"{where or 'top level'}: {message}"
 
 
 def evidence_entries(evidence: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -280,8 +281,6 @@ def run_from_document(doc: Mapping[str, Any]) -> RunResult:
 def load(path: str) -> dict[str, Any]:
     """Read a results.json of format /1 or /2 (e.g. a baseline), its records given "evidence"
     (`inline_evidence`); any problem is one ValueError line naming the file."""
-    import jsonschema
-
     from postfix_compliance.inputfiles import load_json
 
     doc = load_json(path)
@@ -289,10 +288,9 @@ def load(path: str) -> dict[str, Any]:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ValueError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r} "
                          f"or {FORMAT_1!r})")
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(BASELINE_SCHEMA).iter_errors(doc))
+    error = schema_error(doc)
     if error is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-        raise ValueError(f"{path}: {where or 'top level'}: {error.message}")
+        raise ValueError(f"{path}: {error}")
     try:
         return inline_evidence(doc)
     except ValueError as exc:
