@@ -21,11 +21,12 @@ directory holding a results.json (e.g. `reports/latest`).
 runs the suite as N local shards of the same hosts (default: the cores + 1) and merges them into OUT_DIR
 (fleet_run.py).
 
-Hosts are identified by the name they report (`host_name`, else the host URL): two sites that
-each check themselves as `local` are two hosts, not one. When the same host × check comes from
-more than one file, the record from the newest file (its "generated_at") is kept; on a tie, the
-file named later on the command line. Every such choice is printed on stderr, listed under
-"fleet"."duplicates" in results.json and shown in the HTML page.
+A host is its target (the URL the run checked) and the name it reported: two sites that each check
+themselves as `local` are two hosts, not one, and two targets that report one name (a renamed clone, a
+forged file) are both kept and flagged ("fleet"."shared_names", a line on stderr), never merged into one.
+When the same host × check comes from more than one file, the record from the newest file (its
+"generated_at") is kept; on a tie, the file named later on the command line. Every such choice is printed
+on stderr, listed under "fleet"."duplicates" in results.json and shown in the HTML page.
 
 Exit status, as the suite's: 0 every merged check passed (or was waived / not applicable),
 1 a check failed, 2 a check could not be judged, 4 bad input (one `ERROR:` line).
@@ -129,7 +130,7 @@ class Merger:
     """A merge fed one results document at a time (`add`), with bounded memory: of each file it keeps
     only what the merged run needs, then lets the file go.
 
-    Per host x check (by host name and check id) it keeps the record that wins so far, the highest
+    Per host x check (by target, host name and check id) it keeps the record that wins so far, the highest
     (generated_at, position on the command line, position in the file); where a host x check is
     found more than once, also where each was found (a few numbers), to list the duplicates as the
     files' order says. Of each file's hosts it keeps only the evidence their kept records read. So
@@ -137,10 +138,10 @@ class Merger:
     cost about what the fleet's own results.json does, not N times it."""
 
     def __init__(self) -> None:
-        # (host name, check id) -> (rank, file index, host, check): the record kept so far.
-        self._best: dict[tuple[str, str], tuple[tuple[Any, ...], int, HostResult, CheckResult]] = {}
-        # (host name, check id) -> every (rank, file index, host id) where it was found, when more than once.
-        self._found: dict[tuple[str, str], list[tuple[tuple[Any, ...], int, str]]] = {}
+        # (target, host name, check id) -> (rank, file index, host, check): the record kept so far.
+        self._best: dict[tuple[str, str, str], tuple[tuple[Any, ...], int, HostResult, CheckResult]] = {}
+        # (target, host name, check id) -> every (rank, file index, host id) where it was found, when more than once.
+        self._found: dict[tuple[str, str, str], list[tuple[tuple[Any, ...], int, str]]] = {}
         self._files: list[dict[str, Any]] = []  # per file: what the sources list and the run's times need
 
     def add(self, doc: dict[str, Any]) -> None:
@@ -155,9 +156,9 @@ class Merger:
                             "records": len(doc["results"])})
         # Older first: a later (newer) one replaces it; a tie, the file named later; in one file, the later record.
         precedence = (generated or 0.0, index)
-        won: list[tuple[str, str]] = []
+        won: list[tuple[str, str, str]] = []
         for position, (host, check) in enumerate(results_report.run_from_document(doc).checks()):
-            key = (host.name, check.check_id)
+            key = (host.id, host.name, check.check_id)
             rank = (precedence, position)
             best = self._best.get(key)
             if best is not None:
@@ -206,20 +207,32 @@ class Merger:
                 reason = "same generated_at: kept the file named later"
             else:
                 reason = "kept the newer file"
-            entry = duplicates.setdefault((key[0], older["path"], newer["path"], reason), {
-                "host": key[0], "kept": newer["path"], "kept_generated_at": newer["generated_at"],
+            entry = duplicates.setdefault((key[1], key[0], older["path"], newer["path"], reason), {
+                "host": key[1], "target": key[0], "kept": newer["path"], "kept_generated_at": newer["generated_at"],
                 "dropped": older["path"], "dropped_generated_at": older["generated_at"],
                 "reason": reason, "checks": []})
-            entry["checks"].append(key[1])
-        chosen = sorted(self._best.values(), key=lambda k: (k[2].name, k[3].check_id))
-        source = {(host.id, check.check_id): files[index]["path"] for _, index, host, check in chosen}
-        # The merged hosts, by target id: each kept check with the evidence it read and its host's finding.
-        grouped: dict[str, list[tuple[HostResult, CheckResult]]] = {}
+            entry["checks"].append(key[2])
+        chosen = sorted(self._best.values(), key=lambda k: (k[2].name, k[2].id, k[3].check_id))
+        # The merged hosts, by target and name: each kept check with the evidence it read and its host's finding.
+        grouped: dict[tuple[str, str], list[tuple[HostResult, CheckResult]]] = {}
         for _, _, host, check in chosen:
-            grouped.setdefault(host.id, []).append((host, check))
+            grouped.setdefault((host.id, host.name), []).append((host, check))
+        # One target, two names (each site's `local`): the merged run names each "TARGET (NAME)", so that
+        # every host of it has its own id (records, pages, the source of each check).
+        names_of: dict[str, set[str]] = {}
+        targets_of: dict[str, set[str]] = {}
+        for host_id, name in grouped:
+            names_of.setdefault(host_id, set()).add(name)
+            targets_of.setdefault(name, set()).add(host_id)
+        merged_id = {(host_id, name): host_id if len(names_of[host_id]) == 1 else f"{host_id} ({name})"
+                     for host_id, name in grouped}
+        source = {(merged_id[(host.id, host.name)], check.check_id): files[index]["path"]
+                  for _, index, host, check in chosen}
+        shared = [{"host_name": name, "targets": sorted(ids)} for name, ids in sorted(targets_of.items())
+                  if len(ids) > 1]
         hosts = []
-        for host_id, pairs in grouped.items():
-            first = pairs[-1][0]
+        for ident, pairs in grouped.items():
+            first = dataclasses.replace(pairs[-1][0], id=merged_id[ident])
             evidence: dict[str, Any] = {}
             for host, check in pairs:
                 for ref in check.evidence_refs:
@@ -245,7 +258,8 @@ class Merger:
         for entry in dups:
             entry["checks"] = sorted(set(entry["checks"]))
         run = RunResult(started=started, ended=ended, profile=profiles.pop() if len(profiles) == 1 else None,
-                        hosts=tuple(hosts), sections={"fleet": {"sources": sources, "duplicates": dups}})
+                        hosts=tuple(hosts),
+                        sections={"fleet": {"sources": sources, "duplicates": dups, "shared_names": shared}})
         return Merged(run=run, source=source, generated=now)
 
 
@@ -266,10 +280,12 @@ def exit_status(run: RunResult) -> int:
 
 
 def _summary(run: RunResult) -> dict[str, dict[str, int]]:
-    """In a fleet document the summary is keyed by host name (results' "host_name")."""
+    """In a fleet document the summary is keyed by host name (results' "host_name"), or by "NAME (TARGET)"
+    where targets share a name."""
+    shared = {s["host_name"] for s in run.sections.get("fleet", {}).get("shared_names", ())}
     summary: dict[str, dict[str, int]] = {}
-    for host, check in sorted(run.checks(), key=lambda hc: (hc[0].name, hc[1].check_id)):
-        counts = summary.setdefault(host.name, {})
+    for host, check in sorted(run.checks(), key=lambda hc: (hc[0].name, hc[0].id, hc[1].check_id)):
+        counts = summary.setdefault(f"{host.name} ({host.id})" if host.name in shared else host.name, {})
         counts[check.outcome] = counts.get(check.outcome, 0) + 1
     return summary
 
@@ -345,6 +361,11 @@ def _duplicate_lines(run: RunResult) -> list[str]:
             f"{d['kept']}" for d in run.sections["fleet"]["duplicates"]]
 
 
+def _shared_name_lines(run: RunResult) -> list[str]:
+    return [f"fleet: host name {s['host_name']} is reported by {len(s['targets'])} targets, each kept as a host "
+            f"of its own: {', '.join(s['targets'])}" for s in run.sections["fleet"].get("shared_names", ())]
+
+
 def cmd_merge(out_dir: str, paths: list[str]) -> int:
     if not paths:
         raise FleetError("nothing to merge: name one or more results.json files")
@@ -372,7 +393,7 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
         _move_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for line in _duplicate_lines(run):
+    for line in _duplicate_lines(run) + _shared_name_lines(run):
         print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
     status = exit_status(run)
     print(inert(f"fleet: {len(doc['summary'])} hosts, {len(doc['results'])} results from {len(paths)} files "

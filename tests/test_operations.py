@@ -778,9 +778,10 @@ class _Tags(html.parser.HTMLParser):
         self.tags.append((tag, attrs))
 
 
-def _site_results(tmp_path, site: str, *hosts: tuple[str, tuple]) -> str:
-    """A real suite run over snapshot hosts (name, changes): one site's results.json."""
-    paths = [snaps.make(str(tmp_path / site), name.replace("<", "_").replace(">", "_").replace("/", "_"),
+def _site_results(tmp_path, site: str, *hosts: tuple[str, tuple], snap_dir: str | None = None) -> str:
+    """A real suite run over snapshot hosts (name, changes): one site's results.json. The snapshots go to
+    `snap_dir` (default: the site's own): one snapshot path is one target, in every run that checks it."""
+    paths = [snaps.make(snap_dir or str(tmp_path / site), name.replace("<", "_").replace(">", "_").replace("/", "_"),
                         *changes, host=name) for name, changes in hosts]
     report_dir = tmp_path / site / "reports"
     proc = _run([sys.executable, "-m", "pytest", "-q", f"--report-dir={report_dir}", "--no-flush",
@@ -799,8 +800,12 @@ HOSTILE_NAME = 'mail3<script>document.title="pwned"</script>'
 
 
 def test_fleet_merge_of_two_sites(tmp_path):
-    site_a = _site_results(tmp_path, "a", ("mail1.example.test", ()), ("mail2.example.test", (snaps.permissive,)))
-    site_b = _site_results(tmp_path, "b", ("mail2.example.test", ()), (HOSTILE_NAME, (snaps.hostile,)))
+    """mail2 is checked by both runs, through one target (yesterday permissive, today healthy)."""
+    shared = str(tmp_path / "targets")
+    site_a = _site_results(tmp_path, "a", ("mail1.example.test", ()), ("mail2.example.test", (snaps.permissive,)),
+                           snap_dir=shared)
+    site_b = _site_results(tmp_path, "b", ("mail2.example.test", ()), (HOSTILE_NAME, (snaps.hostile,)),
+                           snap_dir=shared)
     _set_generated(site_a, "2026-11-27T02:30:00Z")
     _set_generated(site_b, "2026-11-28T02:30:00Z")
     out = tmp_path / "fleet"
@@ -953,3 +958,42 @@ def test_the_results_schema_is_published_and_holds_what_the_suite_writes(tmp_pat
     written = _site_results(tmp_path, "a", ("mail1.example.test", (snaps.permissive,)),
                             ("mail2.example.test", (snaps.hostile,)))
     assert results_report.schema_error(json.load(open(written))) is None
+
+
+def test_fleet_merge_keeps_two_targets_that_report_one_name(tmp_path):
+    """Two targets, one host name (a clone, or a file that claims another's name): both hosts are kept and
+    judged, and flagged; neither silently replaces the other (a failing host dropped, exit 0, before)."""
+    failing = _site_results(tmp_path, "a", ("mail1.example.test", (snaps.permissive,)))
+    passing = _site_results(tmp_path, "b", ("mail1.example.test", ()))
+    _set_generated(passing, "2026-11-28T02:30:00Z")  # the passing one is newer: it used to win the host
+    out = tmp_path / "fleet"
+    proc = _run([sys.executable, "-m", "postfix_compliance.fleet", "merge", str(out), failing, passing])
+    assert proc.returncode == 1, proc.stderr
+    doc = json.load(open(out / "results.json"))
+    targets = {r["host"] for r in doc["results"]}
+    assert len(targets) == 2 and len(doc["results"]) == 2 * N_CHECKS
+    assert doc["fleet"]["duplicates"] == []
+    assert doc["fleet"]["shared_names"] == [{"host_name": "mail1.example.test", "targets": sorted(targets)}]
+    assert set(doc["summary"]) == {f"mail1.example.test ({t})" for t in targets}
+    assert "fleet: host name mail1.example.test is reported by 2 targets" in proc.stderr
+
+
+def test_fleet_merge_keeps_two_sites_that_each_check_local(tmp_path):
+    """`local` at two sites is two hosts (by the names they report), each with an id of its own."""
+    docs = []
+    for site, name in (("a", "mail1.example.test"), ("b", "mail2.example.test")):
+        path = _site_results(tmp_path, site, (name, ()))
+        doc = json.load(open(path))
+        for record in doc["results"]:
+            record["host"] = "local"
+        doc["evidence"] = {"local": next(iter(doc["evidence"].values()))}
+        doc["plan"] = {"local": next(iter(doc["plan"].values()))}
+        doc["diagnosis"] = {"local": next(iter(doc["diagnosis"].values()))}
+        (tmp_path / f"{site}.json").write_text(json.dumps(doc))
+        docs.append(str(tmp_path / f"{site}.json"))
+    proc = _run([sys.executable, "-m", "postfix_compliance.fleet", "merge", str(tmp_path / "out"), *docs])
+    assert proc.returncode == 0, proc.stderr
+    doc = json.load(open(tmp_path / "out" / "results.json"))
+    assert {r["host"] for r in doc["results"]} == {"local (mail1.example.test)", "local (mail2.example.test)"}
+    assert set(doc["summary"]) == {"mail1.example.test", "mail2.example.test"}
+    assert doc["fleet"]["shared_names"] == [] and doc["fleet"]["duplicates"] == []
