@@ -201,16 +201,18 @@ def load_profile(name_or_path: str, directory: str = PROFILES_DIR) -> Profile:
     return load_profile_file(known[name_or_path])
 
 
+ID_LIKE_MAX = 16
+
+
 def detect_profile(os_id: str, version_id: str, id_like: tuple[str, ...] = (),
                    directory: str = PROFILES_DIR) -> Profile | None:
-    """The first profile whose `match` fits the host's /etc/os-release, else None."""
-    for path in available_profiles(directory).values():
-        profile = load_profile_file(path)
-        if profile.matches(os_id, version_id, id_like):
-            return profile
-    for like in id_like:  # e.g. a rebuild that names itself only through ID_LIKE
-        for path in available_profiles(directory).values():
-            profile = load_profile_file(path)
-            if profile.matches(like, version_id):
+    """The first profile whose `match` fits the host's /etc/os-release, else None. Each profile is read
+    once; ID_LIKE is a short list (os-release(5)): its first ID_LIKE_MAX distinct names are tried, so a
+    host padding it with a million names costs nothing."""
+    profiles = [load_profile_file(path) for path in available_profiles(directory).values()]
+    likes = list(dict.fromkeys(id_like[:ID_LIKE_MAX * 8]))[:ID_LIKE_MAX]
+    for name in (os_id, *likes):  # then e.g. a rebuild that names itself only through ID_LIKE
+        for profile in profiles:
+            if profile.matches(name, version_id):
                 return profile
     return None

@@ -259,3 +259,23 @@ def test_a_bad_max_probe_output_is_one_error_line(suite, value):
     assert "Traceback" not in run.stdout + run.stderr
     [line] = [l for l in run.stderr.splitlines() if l.startswith("ERROR:")]
     assert f"--max-probe-output {value!r}" in line
+
+
+def test_a_snapshot_is_cut_at_the_cap_as_live_output_is(tmp_path):
+    """A recorded host that printed 3 MB of well-formed `ps -eZ` replays as a live one does under
+    --max-probe-output=64K: its evidence cut and marked, never parsed (SVC-004 an error, not a pass), and
+    results.json holds the cut evidence, not the 3 MB."""
+    with open(os.path.join(REPO, "fixtures", "hosts", "healthy-rhel9.json"), encoding="utf-8") as handle:
+        snapshot = json.load(handle)
+    [ps] = [e for e in snapshot["evidence"] if e["probe"] == "processes"]
+    ps["stdout"] += (PS_LINE + "\n") * (3_000_000 // len(PS_LINE))
+    flooded = tmp_path / "flooded.json"
+    flooded.write_text(json.dumps(snapshot))
+    run = run_suite(f"--hosts=snapshot://{flooded}", "--max-probe-output=64K", "--no-flush",
+                    report_dir=str(tmp_path / "r"))
+    doc = load_doc(run.report_dir)
+    [cut] = [e for table in doc["evidence"].values() for e in table.values() if e["probe"] == "processes"]
+    assert cut["truncated"] == 64 * 1024 and len(cut["stdout"].encode()) <= 64 * 1024
+    svc = next(r for r in doc["results"] if r["check_id"] == "SVC-004")
+    assert svc["outcome"] == "error" and "output truncated at 65536 bytes" in svc["message"], svc["message"]
+    assert os.path.getsize(os.path.join(run.report_dir, "results.json")) < 1_000_000

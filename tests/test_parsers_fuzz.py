@@ -3,6 +3,8 @@ Unavailable and never raises. Parsers are called directly, without `parse`'s saf
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,24 @@ def test_mangled_samples(probe, data, exit_status):
 @given(stdout=TEXT, error=st.text(min_size=1, max_size=40))
 def test_no_result(probe, stdout, error):
     run(probe, stdout, "", None, error)
+
+
+def test_the_audit_parser_keeps_its_reading_with_linear_patterns():
+    """The AVC patterns were made linear (a brace-free, bounded permission set; keys only where a word
+    starts): a permission set with spaces and a key glued to a longer word read as before."""
+    line = ("type=AVC msg=audit(1795869441.123:456): avc:  denied  {  read write  } for  pid=42 "
+            'comm="local" xpath="/decoy" path="/var/mail/root" scontext=system_u:system_r:postfix_local_t:s0 '
+            "tcontext=system_u:object_r:mail_spool_t:s0 tclass=file permissive=0")
+    ev = Evidence(probe="avc_denials", command=COMMANDS["avc_denials"], exit_status=0, stdout=line + "\n", stderr="")
+    [denial] = PARSERS["avc_denials"](ev).denials
+    assert denial.permissions == ("read", "write") and denial.path == "/var/mail/root" and denial.comm == "local"
+    flood = ev.__class__(**{**ev.__dict__, "stdout": "type=AVC msg=audit(1.1:2): " + "avc: denied { " * 20_000})
+    assert isinstance(PARSERS["avc_denials"](flood), m.Unparsed)
+
+
+def test_the_parser_benchmark_runs():
+    """bench/parser_bench.py (figures, not a timed test): it runs over every probe and prints its summary."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "bench" / "parser_bench.py"),
+                           "--size", "16K"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "parse_avc_denials_s" in proc.stdout and "parser_bench size=16384 worst" in proc.stdout

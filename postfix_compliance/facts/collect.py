@@ -24,6 +24,7 @@ marked (`Evidence.truncated`) and never parsed.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import re
 import secrets
 import shlex
@@ -200,7 +201,7 @@ class ProbeRunner:
         started = time.monotonic()
         replay = getattr(backend, "replay", None)
         if replay is not None:  # recorded evidence: no command runs anywhere
-            return replay(probe.name, probe.command)
+            return self._capped(replay(probe.name, probe.command))
 
         def failed(error: str) -> Evidence:
             return Evidence(probe.name, probe.command, None, "", "", time.monotonic() - started, error=error)
@@ -218,6 +219,18 @@ class ProbeRunner:
         cut = any(getattr(result, "truncated", ())) or len(out) > self.max_output or len(err) > self.max_output
         return self._evidence(probe, result.exit_status, _text(out[:self.max_output]), _text(err[:self.max_output]),
                               time.monotonic() - started, truncated=self.max_output if cut else None)
+
+    def _capped(self, ev: Evidence) -> Evidence:
+        """Recorded evidence cut at --max-probe-output as live output is: a snapshot of 60 MB is no
+        more to parse, hold and write than a host printing it."""
+        cap = self.max_output
+        if len(ev.stdout) <= cap // 4 and len(ev.stderr) <= cap // 4:  # UTF-8: at most 4 bytes a character
+            return ev
+        out, err = ev.stdout.encode("utf-8", "surrogateescape"), ev.stderr.encode("utf-8", "surrogateescape")
+        if len(out) <= cap and len(err) <= cap:
+            return ev
+        return dataclasses.replace(ev, stdout=_text(out[:cap]), stderr=_text(err[:cap]),
+                                   truncated=min(cap, ev.truncated or cap))
 
     def _evidence(self, probe: Probe, rc: int, stdout: str, stderr: str, duration: float,
                   truncated: int | None = None) -> Evidence:

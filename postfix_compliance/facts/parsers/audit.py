@@ -19,9 +19,12 @@ _STAMP_RAW = re.compile(r"^(?P<epoch>\d{1,12}(?:\.\d{1,9})?):(?P<serial>\d{1,20}
 # ausearch -i prints local time with strftime("%x %T") in the C locale: 11/28/26 13:10:20.476
 _STAMP_LOCAL = re.compile(
     r"^(?P<date>\d\d/\d\d/\d\d(?:\d\d)?) (?P<clock>\d\d:\d\d:\d\d)(?P<fraction>\.\d{1,9})?:(?P<serial>\d{1,20})$")
+# Linear on any line (a host may print megabytes): the permission set stops at the next brace and is
+# bounded, and a field's key is only tried where a word starts (`\w+=` tried inside a long word backtracks
+# through all of it at every position: quadratic).
 _DECISION = re.compile(
-    r"avc:\s+(?P<verdict>denied|granted)\s+\{\s*(?P<permissions>[^}]*?)\s*\}\s+for\s+(?P<fields>.*)$")
-_FIELD = re.compile(r"(?P<key>\w+)=(?P<value>\"[^\"]*\"|'[^']*'|\S*)")
+    r"avc:\s+(?P<verdict>denied|granted)\s+\{(?P<permissions>[^{}]{0,1024})\}\s+for\s+(?P<fields>.*)$")
+_FIELD = re.compile(r"(?<!\w)(?P<key>\w+)=(?P<value>\"[^\"]*\"|'[^']*'|\S*)")
 _HEX = re.compile(r"^(?:[0-9A-F]{2})+$")
 
 
