@@ -146,10 +146,12 @@ CHAINS = {
                                 "queue unreadable (the mail system is down: no running master) because "
                                 "postfix_master_t was denied read on /var/spool/postfix/deferred labelled tmp_t"),
     # recorded on the targeted-policy guest: the same change, Postfix runs; qmgr's hash subdirectories in the
-    # tmp_t deferred get postfix_qmgr_tmp_t and showq is denied one of them: the fix is their parent
+    # tmp_t deferred get postfix_qmgr_tmp_t and showq (the operator's mailq) is denied one of them; the suite
+    # does not read a queue so labelled: the fix is their parent
     "vm-targeted-mislabelled-deferred": ("selinux", QUEUE_RELABEL,
-                                         "queue unreadable (postqueue: fatal: malformed showq server response) "
-                                         "because postfix_showq_t was denied read on /var/spool/postfix/deferred/"),
+                                         "queue unreadable (not read: its directories do not carry the policy's "
+                                         "labels) because postfix_showq_t was denied read on "
+                                         "/var/spool/postfix/deferred/"),
     "boolean-off-local-delivery": ("selinux", "setsebool -P postfix_local_write_mail_spool on",
                                    "mail delivery fails because postfix_local_t was denied"),
     # not SELinux: a step for a person, with what to look at
