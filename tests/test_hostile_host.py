@@ -352,8 +352,9 @@ def test_fleet_merge_prints_no_control_character(hostile, tmp_path):
     for record in doc["results"]:  # as another tool (or an older suite) would write it: raw
         record["host_name"] = record["host"].removeprefix("ssh://")
     first, second = tmp_path / "a.json", tmp_path / "b.json"
+    doc["generated_at"] = "2026-01-01T00:00:00Z"
     first.write_text(json.dumps(doc))
-    doc["generated_at"] = "2099-01-01T00:00:00Z"
+    doc["generated_at"] = "2026-01-02T00:00:00Z"  # newer (a date in the future would be refused)
     second.write_text(json.dumps(doc))
     proc = run_raw(PYTHON, "-m", "postfix_compliance.fleet", "merge", str(tmp_path / "out"), str(first),
                    str(second))
