@@ -355,6 +355,8 @@ def _move_into_place(staging: str, out_dir: str) -> None:
         final = os.path.join(out_dir, rel)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(os.path.join(staging, rel), final)
+
+
 def _duplicate_lines(run: RunResult) -> list[str]:
     return [f"fleet: duplicate: host {d['host']}: {len(d['checks'])} checks in {d['dropped']} "
             f"({d['dropped_generated_at']}) and {d['kept']} ({d['kept_generated_at']}): {d['reason']}: "

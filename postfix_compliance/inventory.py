@@ -940,13 +940,12 @@ def resolve_host_specs(hosts: str | None, ansible_inventory: str | None, connect
                        reader: str = "auto") -> list[str]:
     """The host URLs a run checks, in order, from --hosts / --ansible-inventory, the inventory read by
     `reader` (--inventory-reader: auto, builtin, ansible; see the module doc)."""
-    from postfix_compliance.backends import with_scheme  # testinfra, only where --hosts is given
-
     default_scheme = connection or "paramiko"
     if hosts is None:
         if ansible_inventory:
             return inventory_urls(ansible_inventory, "all", connection, reader)
         return ["local"]
+    from postfix_compliance.backends import with_scheme  # imports testinfra: only where --hosts is given
     specs = [s.strip() for s in hosts.split(",") if s.strip()]
     if not specs:
         raise UsageError(f"--hosts={hosts!r} names no host: give host URLs (e.g. --hosts=ssh://root@mail1), "
