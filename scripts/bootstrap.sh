@@ -29,7 +29,7 @@ if [[ $DEV == 1 ]] && command -v apt-get >/dev/null; then
   as_root apt-get install -y -qq --no-install-recommends \
     python3 python3-venv postfix openssh-server openssh-client selinux-utils policycoreutils \
     policycoreutils-python-utils auditd setools sudo iproute2 procps chromium fonts-dejavu-core \
-    debootstrap prometheus podman openscap-utils >/dev/null
+    debootstrap prometheus podman openscap-utils gcc libc6-dev >/dev/null
 fi
 
 if command -v apt-get >/dev/null \

@@ -5,11 +5,15 @@
 #   scripts/image-gate.sh --image IMAGE     [...]   a podman image, mounted (`podman image mount`), not run
 #   scripts/image-gate.sh --container NAME  [...]   a running podman container (`podman exec`)
 #
-# Runs `python -m pytest -m static` on the image's root through testinfra's chroot backend (root
-# needed: chroot(2); a --chroot root is bind-mounted read-only for the run, an --image is mounted
-# read-only by podman) or, for a container, its podman backend: only the probes that read
-# persisted state run (postfix_compliance/facts/probes.py, static=True), nothing in the image is
-# started or changed, and the checks that need a running system are not run at all. Reports go to --report-dir (default
+# Runs `python -m pytest -m static` on the image's root through the suite's image:// backend
+# (postfix_compliance/backends/image_sandbox.py): only the probes that read persisted state run
+# (postfix_compliance/facts/probes.py, static=True), and each runs the image's own program in a
+# sandbox with no privilege on this machine: a user namespace whose root is an unprivileged uid here,
+# no network, a read-only id-mapped view of the root, pivot_root'ed into, an empty environment. Root is
+# needed to make that view; nothing of the image runs as root. A podman image's mount (overlayfs,
+# which cannot be id-mapped) is copied to a private directory first. A --container is checked through
+# podman exec, as the running container's own processes run. The checks that need a running system
+# are not run at all. Reports go to --report-dir (default
 # reports/image-gate): compliance.html, results.json, junit.xml, and LIMITS.txt (below).
 # The profile is detected from the image's /etc/os-release unless SUITE ARGS give --profile.
 # Do not pass -m in SUITE ARGS: the gate is `-m static`.
@@ -51,42 +55,30 @@ done
 mkdir -p "$report_dir" 2>/dev/null || die "cannot create the report directory $report_dir"
 report_dir=$(cd "$report_dir" && pwd)
 
-workdir=$(mktemp -d "${TMPDIR:-/tmp}/image-gate.XXXXXX") || die "cannot make a temporary directory"
+# /var/tmp: a podman image is copied here, and /tmp may be memory.
+workdir=$(mktemp -d "${TMPDIR:-/var/tmp}/image-gate.XXXXXX") || die "cannot make a temporary directory"
 mounted_image=""
-bind_mount=""
 # shellcheck disable=SC2317  # called by the trap
 cleanup() {
-  if [[ -n $bind_mount ]]; then umount "$bind_mount" 2>/dev/null || umount -l "$bind_mount"; fi
   if [[ -n $mounted_image ]]; then podman image unmount "$mounted_image" >/dev/null 2>&1; fi
-  # Only our own scratch files go: never into a root still mounted there, never across file systems.
-  if [[ -z $bind_mount ]] || ! mountpoint -q "$bind_mount"; then rm -rf --one-file-system -- "$workdir"; fi
+  # Only our own scratch files go (a symlink to a --chroot root is removed, never followed).
+  rm -rf --one-file-system -- "$workdir"
 }
 trap cleanup EXIT
 
-# testinfra takes a chroot host as chroot://NAME and runs `chroot NAME /bin/sh -c ...`; an absolute path
-# does not survive its URL parsing, so the suite runs in a scratch directory where NAME is a symlink to
-# the image root. NAME, the host in the reports, is made of the directory's or the image's name.
-chroot_host() {  # chroot_host ROOT LABEL [ro]: ro = mount ROOT read-only there first
+# The host is image://NAME, NAME a symlink to the root (or the copy of it) in the scratch directory: the
+# reports name the image by its directory's or its own name, not by a scratch path.
+image_host() {  # image_host ROOT LABEL [copy]: copy = copy ROOT there (a file system that cannot be id-mapped)
   local name
   name=$(printf '%s' "$2" | tr -c 'A-Za-z0-9._-' '_')
   [[ $name == "" || $name == "." || $name == ".." || $name =~ ^_+$ ]] && name=image-root
-  host="chroot://$name"
-  if [[ ${3:-} == ro ]]; then
-    # The gate reads; the image must not change under it. `postfix check` creates missing queue
-    # directories (postfix(1)): on a read-only root it reports them instead.
-    mkdir "$workdir/$name"
-    if mount --bind "$1" "$workdir/$name" 2>"$workdir/mount.err"; then
-      bind_mount="$workdir/$name"
-      if mount -o remount,bind,ro "$bind_mount" 2>>"$workdir/mount.err"; then
-        return
-      fi
-    fi
-    say "WARNING: could not mount $1 read-only ($(head -c 200 "$workdir/mount.err" | tr '\n' ' ')):" \
-        "checking it as it is; \`postfix check\` may create missing queue directories in it"
-    if [[ -n $bind_mount ]]; then umount "$bind_mount" && bind_mount=""; fi
-    rmdir "$workdir/$name"
+  host="image://$name"
+  if [[ ${3:-} == copy ]]; then
+    mkdir "$workdir/$name" && cp -a --one-file-system -- "$1/." "$workdir/$name/" 2>"$workdir/copy.err" \
+      || die "cannot copy the image to $workdir: $(head -c 300 "$workdir/copy.err" | tr '\n' ' ')"
+  else
+    ln -s "$1" "$workdir/$name"
   fi
-  ln -s "$1" "$workdir/$name"
 }
 check_root() {  # check_root DIR WHAT
   [[ -x $1/bin/sh || -L $1/bin/sh ]] || die "$2: no /bin/sh in it (not an image root?)"
@@ -97,13 +89,13 @@ case $mode in
   chroot)
     [[ -d $target ]] || die "--chroot $target: no such directory"
     check_root "$target" "--chroot $target"
-    [[ $(id -u) == 0 ]] || die "--chroot needs root (chroot(2)); run it with sudo"
+    [[ $(id -u) == 0 ]] || die "--chroot needs root (the sandbox's id-mapped view); run it with sudo"
     root=$(cd "$target" && pwd)
-    chroot_host "$root" "$(basename "$root")" ro
+    image_host "$root" "$(basename "$root")"
     ;;
   image)
     command -v podman >/dev/null || die "--image needs podman"
-    [[ $(id -u) == 0 ]] || die "--image needs root (podman image mount, chroot(2)); rootless: podman unshare $0 ..."
+    [[ $(id -u) == 0 ]] || die "--image needs root (podman image mount, the sandbox's id-mapped view)"
     if ! podman image exists "$target" && ! podman pull -q "$target" >/dev/null 2>"$workdir/podman.err"; then
       die "--image $target: not found, and podman could not pull it: $(head -c 300 "$workdir/podman.err" | tr '\n' ' ')"
     fi
@@ -112,7 +104,8 @@ case $mode in
     # shellcheck disable=SC2034  # read by cleanup (the EXIT trap)
     mounted_image=$target
     check_root "$root" "--image $target"
-    chroot_host "$root" "$target"  # podman's image mount is read-only already
+    image_host "$root" "$target" copy
+    podman image unmount "$target" >/dev/null 2>&1 && mounted_image=""
     ;;
   container)
     command -v podman >/dev/null || die "--container needs podman"
@@ -140,10 +133,18 @@ SVC-001/003/004 service, listeners and process domains, Q-001..003 queue, LOG-00
 REL-002/003 listeners and firewall. SVC-005: `postfix check` creates missing queue directories, so a
 static run never runs it.
 
-File labels (LBL-001/002/004): not applicable unless this machine's kernel runs SELinux. A chroot or
-container root carries the labels its files have as extended attributes (none when built on a
+How: each probe ran the image's own program (cat, grep, semanage, semodule, postconf, ls, restorecon,
+systemctl, stat) in a sandbox with no privilege on this machine (a --container: through podman exec):
+root in the sandbox is uid 1000000 here, no capability outside its namespaces, no network, a read-only
+id-mapped view of the image with nothing of this machine's file system in it, an empty environment.
+Nothing of the image ran as root. SEL-002/003 read /etc/selinux/config, SEL-004 the boot entries,
+SVC-002 the unit links (systemctl), BOOL-002/MOD-001/SEL-005/LBL-003 the policy store through the
+image's semanage and semodule, REL-004 the SASL map files' owners and modes.
+
+File labels (LBL-001/002/004): not applicable unless this machine's kernel runs SELinux. An image
+root carries the labels its files have as extended attributes (none when built on a
 non-SELinux machine or unpacked without --xattrs; container_file_t in a container), and `restorecon -n`
-says nothing in a chroot whatever the labels: labels are judged on the booted host.
+says nothing without a running policy whatever the labels: labels are judged on the booted host.
 EOF
 say "exit $status; what this gate cannot judge: $report_dir/LIMITS.txt"
 exit "$status"

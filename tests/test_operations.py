@@ -556,7 +556,7 @@ def test_image_gate_judges_a_debian_root_without_booting_it(tmp_path, debian_roo
     assert "SELINUX=permissive" in next(r["message"] for r in results["results"] if r["check_id"] == "SEL-002")
     assert outcomes["SEL-003"] == "pass"  # SELINUXTYPE=default, Debian's policy
     assert outcomes["SVC-005"] == "not_applicable"  # `postfix check` writes: never run by a static gate
-    assert {r["host"] for r in results["results"]} == {"chroot://mail-image"}
+    assert {r["host"] for r in results["results"]} == {"image://mail-image"}
     assert {r["profile"] for r in results["results"]} == {"debian12"}  # from the image's os-release
     # Only static checks, and only static probes ran: nothing that needs a running system.
     from postfix_compliance.catalog_doc import load_checks
@@ -584,7 +584,7 @@ def test_image_gate_judges_the_policy_store(pristine_gate):
 
 def test_image_gate_never_changes_the_image(tmp_path, debian_root):
     """`postfix check` creates missing queue directories (postfix(1)): a static run never runs it, and the
-    gate mounts the root read-only as well, so a root without them stays without them."""
+    gate's sandbox sees the root read-only as well, so a root without them stays without them."""
     root = _copy_root(debian_root, tmp_path / "unfinished")
     hold = os.path.join(root, "var", "spool", "postfix", "hold")
     os.rmdir(hold)  # a directory of the copy (cp -al copies directories)
@@ -599,7 +599,35 @@ def test_image_gate_never_changes_the_image(tmp_path, debian_root):
     assert after == before
     svc5 = next(r for r in results["results"] if r["check_id"] == "SVC-005")
     assert svc5["outcome"] == "not_applicable" and "read-only" in svc5["message"], svc5["message"]
-    assert os.listdir(scratch) == []  # its read-only mount and scratch directory are gone
+    assert os.listdir(scratch) == []  # its scratch directory is gone
+
+
+def test_image_gate_runs_nothing_of_the_image_with_privilege(tmp_path, debian_root):
+    """A hostile image whose /bin/sh leaves a chroot (chroot twice), remounts the image read-write and
+    prints the job's environment: it writes nothing on this machine or in the image, and sees no secret.
+    (testinfra's chroot backend, which the gate used, ran it as root: it wrote the marker as uid 0.)"""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc not installed (scripts/bootstrap.sh --dev installs it): cannot build the hostile shell")
+    root = _copy_root(debian_root, tmp_path / "hostile-image")
+    marker = tmp_path / "escaped"
+    shell = os.path.join(root, "usr", "bin", "sh")
+    os.unlink(shell)  # a symlink to dash in the copy
+    subprocess.run([gcc, "-static", "-O2", f'-DMARKER="{marker}"', "-o", shell,
+                    os.path.join(REPO, "tests", "data", "hostile", "image_sh.c")], check=True, timeout=120)
+    before = subprocess.run(["find", root, "-newer", shell], capture_output=True, text=True, timeout=120).stdout
+    proc, results = _gate(root, tmp_path / "gate", PFC_TEST_CI_SECRET="s3cr3t-token-value")
+    assert not marker.exists(), marker.read_text()
+    after = subprocess.run(["find", root, "-newer", shell], capture_output=True, text=True, timeout=120).stdout
+    assert after == before and not os.path.exists(os.path.join(root, "etc", "hostile-was-here"))
+    reports = "".join(open(os.path.join(d, f), errors="replace").read()
+                      for d, _, files in os.walk(tmp_path / "gate") for f in files)
+    assert "s3cr3t-token-value" not in reports
+    # The shell did run, in the sandbox: its attempts are in the evidence, and the gate judged the image.
+    stderr = "".join(e["stderr"] for r in results["results"] for e in r["evidence"])
+    assert "hostile:" not in stderr
+    assert {r["outcome"] for r in results["results"] if r["check_id"] in ("SEL-002", "SEL-003")} == {"fail", "pass"}
+    assert proc.returncode == 1, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -631,7 +659,7 @@ def test_image_gate_on_a_podman_image(tmp_path, podman_image, pristine_gate):
     assert outcomes == {r["check_id"]: r["outcome"] for r in chroot_results["results"]}
     assert proc.returncode == chroot_proc.returncode == 1
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", podman_image)
-    assert {r["host"] for r in results["results"]} == {f"chroot://{safe}"}
+    assert {r["host"] for r in results["results"]} == {f"image://{safe}"}
     mounted = subprocess.run(["podman", "image", "mount"], capture_output=True, text=True, timeout=120).stdout
     assert podman_image not in mounted  # unmounted again
 

@@ -3,7 +3,8 @@
 testinfra's own backends are taken as they are, except where the suite needs a safer or
 faster one: `paramiko://` and `ssh://` (and `safe-ssh://`) are the suite's own backends, which
 verify host keys, reuse one connection per host and put a deadline on every step (see
-docs/ssh.md); plus `snapshot://`, which replays recorded evidence offline.
+docs/ssh.md); plus `snapshot://`, which replays recorded evidence offline, and `image://`, which
+runs an unbooted image root's programs in a sandbox (image_sandbox).
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ BACKENDS: dict[str, str] = {
     "ssh": "postfix_compliance.backends.ssh_safe.SafeSshBackend",
     "safe-ssh": "postfix_compliance.backends.ssh_safe.SafeSshBackend",
     "snapshot": "postfix_compliance.backends.snapshot.SnapshotBackend",
+    "image": "postfix_compliance.backends.image_sandbox.ImageBackend",
 }
+
+# Schemes whose rest is a file system path, relative or absolute, not a network location.
+PATH_SCHEMES = ("snapshot", "image")
 
 # A host given without a scheme, as testinfra takes it: [USER@]HOST[:PORT][?OPTIONS], HOST a name, an IPv4
 # address or a bracketed IPv6 one. Anything else (`ssh//root@mail1`, `snapshot:/x`) is a mistyped URL, refused
@@ -50,8 +55,8 @@ def with_scheme(spec: str, default_scheme: str) -> str:
     if spec in ("local", "local://") or "://" in spec:
         return spec
     if not _BARE_HOST.fullmatch(spec):
-        raise UsageError(f"bad host URL {spec!r}: use SCHEME://[USER@]HOST[:PORT], snapshot://PATH, local, "
-                         "or a host name")
+        raise UsageError(f"bad host URL {spec!r}: use SCHEME://[USER@]HOST[:PORT], snapshot://PATH, image://ROOT, "
+                         "local, or a host name")
     return f"{default_scheme}://{spec}"
 
 
@@ -65,10 +70,10 @@ def parse_host_url(spec: str, default_scheme: str = "paramiko") -> tuple[str, st
         return "local", None, {}
     spec = with_scheme(spec, default_scheme)
     scheme = urllib.parse.urlparse(spec).scheme
-    if scheme == "snapshot":  # the rest is a file path, relative or absolute, not a network location
-        path = spec[len("snapshot://"):]
+    if scheme in PATH_SCHEMES:
+        path = spec[len(scheme) + 3:]
         if not path:
-            raise UsageError(f"bad host URL {spec!r}: snapshot:// needs a file path")
+            raise UsageError(f"bad host URL {spec!r}: {scheme}:// needs a path")
         return scheme, path, {}
     if not scheme:
         raise UsageError(f"bad host URL {spec!r}")
@@ -83,7 +88,7 @@ def parse_host_url(spec: str, default_scheme: str = "paramiko") -> tuple[str, st
     if port == 0:
         raise UsageError(f"bad host URL {spec!r}: the port must be a number from 1 to 65535")
     kwargs.pop("connection", None)
-    if scheme not in ("local", "snapshot") and not host:
+    if scheme != "local" and not host:
         raise UsageError(f"bad host URL {spec!r}: no host name")
     return scheme, host or None, kwargs
 

@@ -145,11 +145,11 @@ def _check_order(check_id: str) -> tuple[str, int, str]:
 
 
 def _target_address(url: str) -> str | None:
-    """The network address in a host URL (ssh://root@mail1:2222 -> mail1), None for local and snapshots."""
+    """The network address in a host URL (ssh://root@mail1:2222 -> mail1), None for local, snapshots, images."""
     if "://" not in url:
         return None
     parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme in ("snapshot", "local"):
+    if parsed.scheme in ("snapshot", "image", "local"):
         return None
     try:
         return parsed.hostname or None
