@@ -19,27 +19,23 @@ from typing import Iterable
 # Keep the temporary name well under NAME_MAX (255) even when the final name is long.
 _PREFIX_CHARS = 60
 
-
-def default_mode() -> int:
-    """The mode open() would give a new file under this process's umask (0644 under umask 022)."""
-    try:  # read it without os.umask(), which would change the umask for other threads meanwhile
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o644
+# Reports carry host evidence (configuration, process lists, audit records): the running user's alone,
+# whatever the umask, in directories the suite makes 0700. metrics.prom is the exception (READABLE_MODE):
+# node_exporter's textfile collector reads it as another user.
+PRIVATE_MODE = 0o600
+PRIVATE_EXECUTABLE_MODE = 0o700
+READABLE_MODE = 0o644
+PRIVATE_DIR_MODE = 0o700
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes | Iterable[str], mode: int | None = None) -> None:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes | Iterable[str], mode: int = PRIVATE_MODE) -> None:
     """Write `data` (text is UTF-8) to `path`: a new file, renamed into place. `data` may be an iterable
     of text pieces (e.g. a JSON encoder's `iterencode`): written as they come, never joined in memory.
 
-    `mode` is the final file's exact permission bits; None: what open() would create (umask)."""
+    `mode` is the final file's exact permission bits, whatever the umask; missing directories are made 0700."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=PRIVATE_DIR_MODE, exist_ok=True)
     prefix = "." + os.path.basename(path)[:_PREFIX_CHARS] + "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")  # O_EXCL, mode 0600
     try:
@@ -54,7 +50,7 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes | Iterable[str]
             handle.flush()
             os.fsync(handle.fileno())
             # By descriptor: the name could have been swapped meanwhile, the open file cannot.
-            os.fchmod(handle.fileno(), default_mode() if mode is None else mode)
+            os.fchmod(handle.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -86,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m postfix_compliance.atomicfile",
                                      description="write standard input to PATH atomically")
-    parser.add_argument("--mode", type=lambda text: int(text, 8), default=None, help="octal, e.g. 644")
+    parser.add_argument("--mode", type=lambda text: int(text, 8), default=PRIVATE_MODE, help="octal, e.g. 644")
     parser.add_argument("path")
     args = parser.parse_args(argv)
     try:

@@ -52,9 +52,11 @@ import tempfile
 import time
 from typing import Any, Iterable
 
+from postfix_compliance.atomicfile import PRIVATE_DIR_MODE, PRIVATE_MODE, READABLE_MODE
 from postfix_compliance.atomicfile import write_atomic as _write_atomic
 from postfix_compliance.errors import UsageError
 from postfix_compliance.inputfiles import load_json
+from postfix_compliance.private_dirs import private_dir
 from postfix_compliance.report import html as html_report
 from postfix_compliance.report import metrics as suite_metrics
 from postfix_compliance.report import results as results_report
@@ -337,10 +339,10 @@ def metrics_text(merged: Merged) -> str:
     return text + "\n".join(lines) + "\n"
 
 
-def write_atomic(path: str, text: str | Iterable[str]) -> None:
+def write_atomic(path: str, text: str | Iterable[str], mode: int = PRIVATE_MODE) -> None:
     """Exclusive temporary file, then rename: a reader never sees half a file, a planted symlink is
-    replaced, never followed (postfix_compliance/atomicfile.py)."""
-    _write_atomic(path, text, mode=0o644)  # whatever the umask: node_exporter reads metrics.prom as another user
+    replaced, never followed (postfix_compliance/atomicfile.py). Private unless `mode` says otherwise."""
+    _write_atomic(path, text, mode=mode)
 
 
 # ---------------------------------------------------------------------- CLI
@@ -353,7 +355,7 @@ def _move_into_place(staging: str, out_dir: str) -> None:
         staged += [os.path.relpath(os.path.join(directory, name), staging) for name in names]
     for rel in sorted(staged, key=lambda r: (r == "fleet.html", r)):
         final = os.path.join(out_dir, rel)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.makedirs(os.path.dirname(final), mode=PRIVATE_DIR_MODE, exist_ok=True)
         os.replace(os.path.join(staging, rel), final)
 
 
@@ -373,12 +375,10 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
         raise FleetError("nothing to merge: name one or more results.json files")
     merged = merge(load_results(p) for p in paths)  # one file at a time (Merger)
     run = merged.run
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as exc:
-        raise FleetError(f"{out_dir}: cannot create the output directory: {exc.strerror}") from None
-    if not os.path.isdir(out_dir):
-        raise FleetError(f"{out_dir}: not a directory")
+    try:  # the merged reports carry every host's evidence: a directory no other user can write
+        private_dir(out_dir, "output directory")
+    except UsageError as exc:
+        raise FleetError(str(exc)) from None
     doc = document(merged)
     # Everything is written into a staging directory first and moved into place only when all of it is
     # written: a merge that fails halfway leaves the previous results.json and fleet.html as they were,
@@ -386,7 +386,8 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
     staging = tempfile.mkdtemp(dir=out_dir, prefix=".fleet-merge-")  # mode 0700, a name nobody planted
     try:
         write_atomic(os.path.join(staging, "results.json"), results_report.json_pieces(doc))
-        write_atomic(os.path.join(staging, "metrics.prom"), metrics_text(merged))
+        # readable whatever the umask: node_exporter reads metrics.prom as another user
+        write_atomic(os.path.join(staging, "metrics.prom"), metrics_text(merged), mode=READABLE_MODE)
         write_atomic(os.path.join(staging, "fleet.html"), html_report.page(run))
         # The page links each host of a fleet to its own page (every check, its evidence): written here too,
         # one at a time, as the suite writes them beside compliance.html.

@@ -27,7 +27,10 @@ import sys
 import time
 from typing import Any, Sequence
 
+from postfix_compliance.atomicfile import PRIVATE_MODE
+from postfix_compliance.errors import UsageError
 from postfix_compliance.facts.collect import PREFETCH_HOSTS
+from postfix_compliance.private_dirs import private_dir
 from postfix_compliance.text import inert
 
 USAGE_EXIT = 4
@@ -110,6 +113,17 @@ def _last_line(log_path: str) -> str:
     return lines[-1].strip("= ") if lines else ""
 
 
+def _new_log(path: str) -> Any:
+    """A shard's log, a new file (O_EXCL, O_NOFOLLOW): one left by an earlier run is removed first, and a
+    name planted meanwhile is refused rather than written through."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_MODE)
+    return os.fdopen(fd, "wb")
+
+
 def run(out_dir: str, jobs: int, suite_args: Sequence[str], merge: Any) -> int:
     """Start `jobs` shards, wait for all, merge with `merge(out_dir, report_dirs)` (fleet.cmd_merge)."""
     suite_args = list(suite_args)
@@ -117,10 +131,11 @@ def run(out_dir: str, jobs: int, suite_args: Sequence[str], merge: Any) -> int:
         raise FleetRunError(f"--jobs {jobs}: give a number of shards from 1 to 256")
     check_suite_args(suite_args)
     shards_dir = os.path.join(out_dir, "shards")
-    try:
-        os.makedirs(shards_dir, exist_ok=True)
-    except OSError as exc:
-        raise FleetRunError(f"{out_dir}: cannot create the output directory: {exc.strerror}") from None
+    try:  # a directory another user could write would let them plant the shards' logs and results
+        private_dir(out_dir, "output directory")
+        private_dir(shards_dir, "shard directory")
+    except UsageError as exc:
+        raise FleetRunError(str(exc)) from None
     report_dirs = [os.path.join(shards_dir, str(k)) for k in range(1, jobs + 1)]
     logs = [os.path.join(shards_dir, f"{k}.log") for k in range(1, jobs + 1)]
     started = time.monotonic()
@@ -135,7 +150,7 @@ def run(out_dir: str, jobs: int, suite_args: Sequence[str], merge: Any) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         for index, (report_dir, log_path) in enumerate(zip(report_dirs, logs), start=1):
-            with open(log_path, "wb") as log:
+            with _new_log(log_path) as log:
                 procs.append(subprocess.Popen(shard_command(suite_args, index, jobs, report_dir),
                                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
         print(f"fleet run: {jobs} shard{'s' if jobs != 1 else ''} started, logs in {shards_dir}/K.log",

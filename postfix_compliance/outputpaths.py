@@ -16,6 +16,7 @@ import tempfile
 from typing import Any
 
 from postfix_compliance.errors import UsageError
+from postfix_compliance.private_dirs import check_private_dir
 
 # option dest -> (command-line spelling, "file" or "dir")
 OUTPUTS = (
@@ -62,8 +63,9 @@ def check_output_path(flag: str, path: str, kind: str) -> None:
                 raise UsageError(f"{where}: exists and is not a regular file")
             _probe_writable(where, os.path.dirname(os.path.abspath(path)))
         else:
-            if not os.path.isdir(path):
-                raise UsageError(f"{where}: is not a directory")
+            # Reports and snapshots carry host evidence, and --baseline may read them back: a directory
+            # another user can write is refused (private_dirs); one the suite makes is 0700.
+            check_private_dir(path, flag)
             _probe_writable(where, path)
         return
     # Not there yet: the writers create missing parents, so the nearest existing one must be a

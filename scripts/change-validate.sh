@@ -24,6 +24,7 @@
 # '.', '_', '-'. DIR defaults to the clone's reports/. The regression rules are the suite's
 # (--baseline, postfix_compliance/report/baseline.py); this script only reads its "changes".
 set -uo pipefail
+umask 077  # reports and logs carry host evidence: the running user's alone (metrics for node_exporter: 0644)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python="${PFC_PYTHON:-$REPO/.venv/bin/python}"
@@ -54,7 +55,10 @@ suite_args=("$@")
 [[ $name =~ ^[A-Za-z0-9._-]+$ && $name != . && $name != .. ]] \
   || die "--name '$name': use letters, digits, '.', '_' and '-' only"
 [[ -x $python ]] || die "no Python at $python: run scripts/bootstrap.sh, or give --python / PFC_PYTHON"
-mkdir -p "$reports_root" 2>/dev/null || die "cannot create the reports directory $reports_root"
+# post replays the arguments saved in the change directory, as root: made 0700 if missing, and refused in
+# one line if another user can write it or a directory above it (postfix_compliance/private_dirs.py).
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.private_dirs --create \
+  "change directory" "$reports_root" "$reports_root/change" "$reports_root/change/$name" || exit 4
 reports_root=$(cd "$reports_root" && pwd)
 change_dir="$reports_root/change/$name"
 for arg in "${suite_args[@]}"; do
@@ -66,13 +70,12 @@ done
 run_suite() {  # run_suite REPORT_DIR ARGS...: the suite as a user runs it, from the clone
   local dir=$1; shift
   rm -rf -- "$dir"
-  mkdir -p "$dir" || die "cannot create $dir"
+  mkdir -m 700 "$dir" || die "cannot create $dir"
   ( cd "$REPO" && exec "$python" -m pytest --report-dir="$dir" "$@" ) 2>&1 | tee "$dir/pytest.log"
   return "${PIPESTATUS[0]}"
 }
 
 if [[ $phase == pre ]]; then
-  mkdir -p "$change_dir" || die "cannot create $change_dir"
   [[ -f $change_dir/pre/results.json ]] && say "replacing the earlier baseline of change '$name'"
   rm -rf -- "$change_dir/post"
   run_suite "$change_dir/pre" "${suite_args[@]}"

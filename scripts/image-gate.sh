@@ -22,6 +22,7 @@
 # 4 also for bad input to this script (one ERROR: line). A CI job gates on it
 # (contrib/ci/image-gate.gitlab-ci.yml, contrib/ci/image-gate.github-workflow.yml).
 set -uo pipefail
+umask 077  # reports and logs carry host evidence: the running user's alone (metrics for node_exporter: 0644)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python="${PFC_PYTHON:-$REPO/.venv/bin/python}"

@@ -29,6 +29,7 @@
 # Exit status: the suite's (0 pass, 1 a check failed, 2 a check could not be judged, 4 bad input
 # to the suite); 4 bad input to this script (one ERROR: line); 75 another run holds the lock.
 set -uo pipefail
+umask 077  # reports and logs carry host evidence: the running user's alone (metrics for node_exporter: 0644)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCKED_EXIT=75
@@ -68,7 +69,10 @@ suite_args=("$@")
 [[ -z $wait_s || $wait_s =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--wait must be a number of seconds (got '$wait_s')"
 [[ -x $python ]] || die "no Python at $python: run scripts/bootstrap.sh, or give --python / PFC_PYTHON"
 [[ -n $reports_root ]] || die "--reports-root is empty"
-mkdir -p "$reports_root" 2>/dev/null || die "cannot create the reports directory $reports_root"
+# The root holds what later runs read back (latest, the previous results): made 0700 if missing, refused
+# in one line if another user can write it (postfix_compliance/private_dirs.py).
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.private_dirs --create --reports-root \
+  "$reports_root" || exit 4
 reports_root=$(cd "$reports_root" && pwd)
 lock=${lock:-$reports_root/.scheduled-run.lock}
 
@@ -94,14 +98,15 @@ started=$(date +%s.%N)
 printf 'pid %s on %s since %s\n' "$$" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$lock"
 
 # ------------------------------------------------------------------ this run's report set
+# A new directory, made here (mkdir fails on any existing name): never one found in place, which could hold
+# a planted pytest.log symlink.
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-set_name=$stamp
-for n in $(seq -w 1 99); do
-  mkdir "$reports_root/$set_name" 2>/dev/null && break
-  set_name="$stamp-$n"
+set_dir=""
+for n in "" $(seq -w 1 99); do
+  set_name=$stamp${n:+-$n}
+  if mkdir -m 700 "$reports_root/$set_name" 2>/dev/null; then set_dir="$reports_root/$set_name"; break; fi
 done
-set_dir="$reports_root/$set_name"
-[[ -d $set_dir ]] || die "cannot create a report set under $reports_root"
+[[ -n $set_dir ]] || die "cannot create a report set under $reports_root ($stamp and $stamp-01..99 exist)"
 
 baseline_args=()
 previous=$(readlink "$reports_root/latest" 2>/dev/null || true)

@@ -236,18 +236,20 @@ def test_the_units_own_defaults_check_this_host(tmp_path):
 
 # ====================================================================== lock, rotation, latest
 def _gated_python(tmp_path) -> tuple[str, str]:
-    """A PFC_PYTHON that waits for a `go` file before it becomes the real Python, and leaves a
+    """A PFC_PYTHON that, for the suite's run, waits for a `go` file before it becomes the real Python, and leaves a
     long-lived child behind (as an ssh ControlPersist master would): the run holds the lock meanwhile."""
     gate = tmp_path / "gate"
     gate.mkdir()
     wrapper = gate / "python"
     wrapper.write_text(f"""#!/bin/sh
-if [ ! -e {gate}/child.pid ]; then
-  sleep 120 </dev/null >/dev/null 2>&1 &
-  echo $! > {gate}/child.pid
-fi
-touch {gate}/started
-while [ ! -e {gate}/go ]; do sleep 0.05; done
+case "$*" in *"-m pytest"*)  # the suite's run; the script's own checks before the lock go through
+  if [ ! -e {gate}/child.pid ]; then
+    sleep 120 </dev/null >/dev/null 2>&1 &
+    echo $! > {gate}/child.pid
+  fi
+  touch {gate}/started
+  while [ ! -e {gate}/go ]; do sleep 0.05; done ;;
+esac
 exec {sys.executable} "$@"
 """)
     wrapper.chmod(0o755)
@@ -449,6 +451,63 @@ def test_change_validation_bad_input(tmp_path):
         assert proc.returncode == 4 and len(_errors(proc.stderr)) == 1 and expected in proc.stderr, proc.stderr
     pre = _change(tmp_path, "pre", "--", "--hosts=snapshot:///nonexistent.json")
     assert pre.returncode == 4 and not (tmp_path / "reports" / "change" / "CHG-1" / "args").exists()
+
+
+def test_change_validation_trusts_no_directory_another_user_can_write(tmp_path, healthy):
+    """post replays the arguments saved in the change directory, as root: a reports root others can write,
+    or a change directory that is not the running user's, is refused in one line before anything runs."""
+    shared = tmp_path / "reports"
+    shared.mkdir()
+    shared.chmod(0o777)
+    pre = _change(tmp_path, "pre", "--", f"--hosts=snapshot://{healthy}", "--no-flush")
+    assert pre.returncode == 4 and len(_errors(pre.stderr)) == 1, pre.stderr
+    assert "is writable by group or others (mode 0777)" in pre.stderr and os.listdir(shared) == []
+
+    shared.chmod(0o755)
+    pre = _change(tmp_path, "pre", "--", f"--hosts=snapshot://{healthy}", "--no-flush")
+    assert pre.returncode == 0, pre.stderr
+    change_dir = shared / "change" / "CHG-1"
+    assert oct(change_dir.stat().st_mode & 0o777) == "0o700"
+    if os.geteuid() != 0:
+        return
+    # Another local user who owns the change directory rewrites what post would replay (an ssh_config with a
+    # ProxyCommand runs a command as root): post refuses to read it.
+    os.chown(change_dir, 65534, 65534)
+    ran = tmp_path / "proxycommand-ran"
+    config = tmp_path / "evil_ssh_config"
+    config.write_text(f"Host *\n  ProxyCommand touch {ran}\n")
+    (change_dir / "args").write_bytes(f"--hosts=ssh://root@127.0.0.1\0--ssh-config={config}\0".encode())
+    post = _change(tmp_path, "post")
+    assert post.returncode == 4 and len(_errors(post.stderr)) == 1, post.stderr
+    assert "belongs to nobody, not to root" in post.stderr
+    assert not ran.exists() and not (change_dir / "post").exists()
+
+
+def test_scheduled_run_trusts_no_shared_root_and_never_reuses_a_set_directory(tmp_path, healthy):
+    """A reports root others can write is refused; a report set is always a directory the run made
+    (one planted at the run's name, with pytest.log a symlink, is never written into)."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    reports.chmod(0o1777)  # sticky, like /tmp: others still add names
+    run = [os.path.join(SCRIPTS, "scheduled-run.sh"), f"--reports-root={reports}", "--",
+           f"--hosts=snapshot://{healthy}", "--no-flush"]
+    proc = _run(run)
+    assert proc.returncode == 4 and len(_errors(proc.stderr)) == 1, proc.stderr
+    assert "is writable by group or others" in proc.stderr and os.listdir(reports) == []
+
+    reports.chmod(0o755)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    now = int(time.time())
+    for second in range(now, now + 8):  # every name the run may choose in the next seconds
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        for name in [stamp] + [f"{stamp}-{n:02d}" for n in range(1, 100)]:
+            os.mkdir(reports / name)
+            os.symlink(victim, reports / name / "pytest.log")
+    proc = _run(run)
+    assert proc.returncode == 4 and len(_errors(proc.stderr)) == 1, proc.stderr
+    assert "cannot create a report set" in proc.stderr
+    assert victim.read_text() == "precious\n"
 
 
 # ====================================================================== image gate on a real root
@@ -920,14 +979,33 @@ def test_fleet_merge_ties_and_report_directories(tmp_path):
         {"format": "postfix-compliance-results/1", "generated_at": "2099-01-01T00:00:00Z", "results": []}))],
      '"generated_at" 2099-01-01T00:00:00Z is in the future'),
     (lambda d: [_write(d / "file", "x"), _write(d / "x.json", json.dumps(
-        {"format": "postfix-compliance-results/1", "results": []}))], "cannot create the output directory"),
+        {"format": "postfix-compliance-results/1", "results": []}))], "output directory " + "{d}/file: is not a directory"),
+    # Another user could replace the merged reports or read them: refused before anything is written.
+    (lambda d: [_shared_dir(d / "out", 0o777), _write(d / "x.json", json.dumps(
+        {"format": "postfix-compliance-results/1", "results": []}))], "is writable by group or others (mode 0777)"),
+    (lambda d: [_shared_dir(d / "out", 0o755, owner=65534), _write(d / "x.json", json.dumps(
+        {"format": "postfix-compliance-results/1", "results": []}))], "belongs to nobody, not to root"),
+    (lambda d: [str(_shared_dir(d / "shared", 0o777) and d / "shared" / "out"), _write(d / "x.json", json.dumps(
+        {"format": "postfix-compliance-results/1", "results": []}))], "shared above it can be changed by another user"),
 ])
 def test_fleet_bad_input_is_one_line(tmp_path, make_args, expected):
     proc = _run([sys.executable, "-m", "postfix_compliance.fleet", "merge", *make_args(tmp_path)])
     assert proc.returncode == 4, proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("ERROR: fleet: ")
-    assert expected in proc.stderr, proc.stderr
+    assert expected.format(d=tmp_path) in proc.stderr, proc.stderr
+    assert not any((tmp_path / d / "results.json").exists() for d in ("out", "shared/out"))
+
+
+def _shared_dir(path, mode: int, owner: int | None = None) -> str:
+    """A directory another user can write (mode), or that belongs to another user (owner; needs root)."""
+    if owner is not None and os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    path.mkdir()
+    path.chmod(mode)
+    if owner is not None:
+        os.chown(path, owner, owner)
+    return str(path)
 
 
 def _write(path, text: str) -> str:

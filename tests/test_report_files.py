@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from selftest import REPO, run_suite, snapshot
+from selftest import REPO, assert_one_error_line, run_suite, snapshot
 from sshd import SshFleet, SshHost, free_port, keygen, require_sshd
 
 FAST = ("--no-flush", "--drain-timeout=1")
@@ -77,7 +77,7 @@ def test_write_atomic_replaces_what_is_at_the_path_and_leaves_nothing_behind(tmp
         os.umask(old_umask)
     _assert_untouched(victim)
     assert not os.path.islink(out / "r.json") and (out / "r.json").read_text() == "new\n"
-    assert oct(os.stat(out / "r.json").st_mode & 0o777) == "0o640"  # as open() would under the umask
+    assert oct(os.stat(out / "r.json").st_mode & 0o777) == "0o600"  # private whatever the umask (evidence)
     assert oct(os.stat(out / "m.prom").st_mode & 0o777) == "0o644"  # exactly as asked
     (out / "taken").mkdir()
     (out / "taken" / "x").write_text("")
@@ -293,3 +293,67 @@ def test_the_scheduled_run_writes_through_no_symlink_planted_at_its_lock(tmp_pat
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
     assert proc.returncode == 4 and len(errors) == 1 and "is a symlink" in errors[0], proc.stderr
     assert os.listdir(reports) == [".scheduled-run.lock"]  # no report set was started
+
+
+# ---------------------------------------------------------------------- who may read and write
+def test_reports_are_private_whatever_the_umask(tmp_path):
+    """Reports carry host evidence: 0600 in a 0700 directory the suite makes, under umask 022 too; the
+    metrics file stays readable for node_exporter, the remediation script is executable by its owner."""
+    reports = tmp_path / "new" / "reports"
+    old_umask = os.umask(0o022)
+    try:
+        run = run_suite(f"--hosts=snapshot://{FIXTURE}", f"--metrics={tmp_path / 'metrics.prom'}",
+                        f"--remediation-script={tmp_path / 'fix.sh'}", f"--xccdf={tmp_path / 'x.xml'}", *FAST,
+                        report_dir=str(reports))
+    finally:
+        os.umask(old_umask)
+    _no_traceback(run)
+    assert run.exit_status == 1, run.stdout[-2000:]
+
+    def mode(path):
+        return oct(os.stat(path).st_mode & 0o777)
+    assert mode(reports) == "0o700"
+    assert {name: mode(reports / name) for name in os.listdir(reports)} == {
+        "results.json": "0o600", "compliance.html": "0o600", "junit.xml": "0o600"}
+    assert mode(tmp_path / "x.xml") == "0o600" and mode(tmp_path / "fix.sh") == "0o700"
+    assert mode(tmp_path / "metrics.prom") == "0o644"
+
+
+@pytest.mark.parametrize("mode, owner, says", [
+    (0o777, None, "is writable by group or others (mode 0777)"),
+    (0o775, None, "is writable by group or others (mode 0775)"),
+    (0o755, 65534, "belongs to nobody, not to root"),
+])
+def test_a_report_directory_another_user_can_write_is_refused(tmp_path, mode, owner, says):
+    """--report-dir (results.json there is a later run's --baseline) must be the running user's alone."""
+    if owner is not None and os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    reports = tmp_path / "shared"
+    reports.mkdir()
+    reports.chmod(mode)
+    if owner is not None:
+        os.chown(reports, owner, owner)
+    run = run_suite(f"--hosts=snapshot://{FIXTURE}", *FAST, report_dir=str(reports))
+    line = assert_one_error_line(run, f"--report-dir {reports}: ", says)
+    assert "Traceback" not in line and os.listdir(reports) == []
+
+
+def test_a_fleet_run_refuses_a_shared_directory_and_never_writes_through_a_planted_log(tmp_path):
+    from postfix_compliance import fleet_run
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    proc = subprocess.run([sys.executable, "-m", "postfix_compliance.fleet", "run", str(shared / "out"), "--",
+                           f"--hosts=snapshot://{FIXTURE}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("ERROR: fleet: ") and "can be changed by another user" in proc.stderr
+    assert not (shared / "out").exists()
+    # In the suite's own directory, a log left in place (here a symlink) is replaced, never written through.
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT)
+    _plant(tmp_path / "1.log", victim)
+    with fleet_run._new_log(str(tmp_path / "1.log")) as log:
+        log.write(b"shard output\n")
+    _assert_untouched(victim)
+    assert not os.path.islink(tmp_path / "1.log") and oct(os.stat(tmp_path / "1.log").st_mode & 0o777) == "0o600"

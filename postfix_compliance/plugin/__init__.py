@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from postfix_compliance.atomicfile import PRIVATE_DIR_MODE
 from postfix_compliance.errors import UsageError
 from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.outputpaths import check_output_paths
@@ -77,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                              waivers, baseline, {"shard": shard} if shard else None))
     report_dir = config.stash[REPORT_DIR] = config.getoption("report_dir")
     if not config.getoption("no_reports"):
-        os.makedirs(report_dir, exist_ok=True)
+        os.makedirs(report_dir, mode=PRIVATE_DIR_MODE, exist_ok=True)
     # pytest-html and junitxml make nothing (and cost nothing per check) without a path: --results-only.
     if not config.getoption("no_reports") and not config.getoption("results_only"):
         if getattr(config.option, "htmlpath", None) is None and hasattr(config.option, "htmlpath"):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.atomicfile import PRIVATE_EXECUTABLE_MODE, READABLE_MODE, write_atomic
 from postfix_compliance.plugin.staging import html_report_path
 from postfix_compliance.run import RunResult
 from postfix_compliance.text import InertTerminal
@@ -31,17 +31,16 @@ def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profil
             from postfix_compliance.report import html
             for name, text in html.host_pages(run, catalog=CATALOG, up=os.path.basename(page_path)):
                 path = os.path.join(os.path.dirname(page_path), name)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                write_atomic(path, text)
+                write_atomic(path, text)  # makes hosts/ (0700) as it needs
     path = config.getoption("metrics", None)
-    if path:  # 0644 whatever the umask: node_exporter's textfile collector reads it as another user
-        write_atomic(path, metrics.render(run), mode=0o644)
+    if path:  # readable whatever the umask: node_exporter's textfile collector reads it as another user
+        write_atomic(path, metrics.render(run), mode=READABLE_MODE)
     path = config.getoption("remediation_script", None)
     if path:
-        write_atomic(path, remediation.render(run), mode=0o755)
+        write_atomic(path, remediation.render(run), mode=PRIVATE_EXECUTABLE_MODE)
     path = config.getoption("remediation_playbook", None)
     if path:
-        write_atomic(path, playbook.render(run, inventory_names=inventory_names(config)), mode=0o644)
+        write_atomic(path, playbook.render(run, inventory_names=inventory_names(config)))
     path = config.getoption("xccdf", None)
     if path:
         from postfix_compliance.checks import CATALOG

@@ -17,7 +17,7 @@ def write_snapshots(all_facts: list[HostFacts], target_ids: list[str], directory
     """--record-snapshot: each host's raw evidence (every probe, the drain's polls too), replayable with
     snapshot://. Written where the host was collected (each xdist worker its own hosts): a snapshot is
     what the host printed, not a result, so it comes from the facts, not from the run result."""
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=atomicfile.PRIVATE_DIR_MODE, exist_ok=True)
     recorded = [f for f in all_facts if not f.error]
     names = snapshot_stems([(f.name, f.host_id) for f in recorded], target_ids)
     for facts, stem in zip(recorded, names):

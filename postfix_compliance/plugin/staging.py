@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from postfix_compliance.atomicfile import PRIVATE_DIR_MODE, PRIVATE_MODE
+
 
 STAGED = pytest.StashKey[list]()
 
@@ -27,7 +29,7 @@ def stage_plugin_reports(config: pytest.Config) -> None:
             continue
         final = os.path.abspath(os.path.expanduser(os.path.expandvars(final)))
         try:
-            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.makedirs(os.path.dirname(final), mode=PRIVATE_DIR_MODE, exist_ok=True)
             private = tempfile.mkdtemp(dir=os.path.dirname(final), prefix=".staging-")
         except OSError as exc:
             raise pytest.UsageError(f"cannot write the report {final}: {exc.strerror}") from None
@@ -55,6 +57,7 @@ def pytest_sessionfinish_publish_reports(session: pytest.Session) -> Any:
         if not os.path.exists(staged):
             continue
         try:
+            os.chmod(staged, PRIVATE_MODE)  # in our private directory: the plugins created it under the umask
             os.replace(staged, final)
         except OSError as exc:
             sys.stderr.write(f"ERROR: cannot write the report {final}: {exc.strerror}\n")

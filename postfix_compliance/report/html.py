@@ -584,4 +584,4 @@ def render(run: RunResult, **options: Any) -> str:
 
 def write(run: RunResult, path: str, **options: Any) -> None:
     """`page(run, **options)` written atomically, mode 0644."""
-    write_atomic(path, page(run, **options), mode=0o644)
+    write_atomic(path, page(run, **options))

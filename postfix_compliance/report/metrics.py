@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from postfix_compliance import __version__
-from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.atomicfile import READABLE_MODE, write_atomic
 from postfix_compliance.run import OUTCOMES, RunResult
 
 OK_OUTCOMES = ("pass", "waived", "not_applicable")
@@ -88,4 +88,4 @@ def render(run: RunResult) -> str:
 
 def write(run: RunResult, path: str) -> None:
     # 0644 whatever the umask: node_exporter's textfile collector reads it as another user.
-    write_atomic(path, render(run), mode=0o644)
+    write_atomic(path, render(run), mode=READABLE_MODE)

@@ -343,7 +343,7 @@ def render(run: RunResult, *, generated: float | None = None,
 
 def write(run: RunResult, path: str, **options: Any) -> None:
     """`render(run, **options)` written atomically, mode 0644."""
-    write_atomic(path, render(run, **options), mode=0o644)
+    write_atomic(path, render(run, **options))
 
 
 def load(text: str) -> Any:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 
 from postfix_compliance import __version__
-from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.atomicfile import PRIVATE_EXECUTABLE_MODE, write_atomic
 from postfix_compliance.remediation_plan import HostPlan
 from postfix_compliance.run import HostResult, RunResult
 from postfix_compliance.text import inert, quote
@@ -208,4 +208,4 @@ def _host_block(host: HostResult, name: str, function: str, number: int) -> list
 
 
 def write(run: RunResult, path: str, *, generated: float | None = None) -> None:
-    write_atomic(path, render(run, generated=generated), mode=0o755)
+    write_atomic(path, render(run, generated=generated), mode=PRIVATE_EXECUTABLE_MODE)
