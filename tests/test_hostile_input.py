@@ -142,6 +142,25 @@ def test_number_of_seconds_out_of_range(suite, option):
     assert_one_error_line(run, option.split("=")[0], "must be a positive number of seconds")
 
 
+def test_an_image_url_without_a_root_is_bad_input(suite):
+    run = suite("--hosts=image://", "--no-flush")
+    assert_one_error_line(run, "bad host URL 'image://': image:// needs a path")
+
+
+@pytest.mark.parametrize("option, says", [
+    ("--command-timeout=abc", "--command-timeout 'abc': not a number of seconds"),
+    ("--drain-timeout=1O", "--drain-timeout '1O': not a number of seconds"),
+    ("--prefetch-hosts=many", "--prefetch-hosts 'many': not a whole number"),
+    ("--inventory-reader=yaml", "--inventory-reader 'yaml': use one of auto, builtin, ansible"),
+])
+def test_a_wrong_option_value_is_the_suites_one_line_not_pytests_usage(suite, option, says):
+    """argparse's type= and choices= errors are pytest's usage message (a `usage:` line, the error, the
+    ini file and rootdir): the suite's options take text and say what is wrong in one line."""
+    run = suite(f"--hosts=snapshot://{HEALTHY}", "--no-flush", option)
+    line = assert_one_error_line(run, says)
+    assert "usage:" not in run.stdout + run.stderr, line
+
+
 # ---------------------------------------------------------------------- profiles and snapshots
 def test_profile_value_that_reaches_a_command_is_checked_at_load(suite, tmp_path):
     with open(RHEL9_PROFILE, encoding="utf-8") as handle:

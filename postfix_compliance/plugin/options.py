@@ -23,7 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--profile", help="profile name (fixtures/profiles) or YAML path; default: detected "
                                       "per host from /etc/os-release")
     group.addoption("--profiles-dir", default=PROFILES_DIR, help="directory of profile YAML files")
-    group.addoption("--command-timeout", type=float, default=DEFAULT_TIMEOUT,
+    group.addoption("--command-timeout", default=DEFAULT_TIMEOUT, metavar="SECONDS",
                     help="seconds each probe command may run (default %(default)s)")
     group.addoption("--max-probe-output", metavar="BYTES", default=str(DEFAULT_MAX_OUTPUT),
                     help="bytes of stdout and of stderr kept from one probe, e.g. 4194304 or 4M (default 4M); "
@@ -40,8 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also run `postfix check` (SVC-005). Off by default: it runs Postfix's own programs as "
                          "root on the host, which create missing queue directories and, under SELinux, leave "
                          "audit records of the scan's own login session")
-    group.addoption("--drain-timeout", type=float, default=None, help="seconds Q-002 waits (default: profile, 60)")
-    group.addoption("--poll-interval", type=float, default=None, help="seconds between queue polls (default 0.5)")
+    group.addoption("--drain-timeout", default=None, metavar="SECONDS", help="seconds Q-002 waits (default: profile, 60)")
+    group.addoption("--poll-interval", default=None, metavar="SECONDS", help="seconds between queue polls (default 0.5)")
     group.addoption("--postfix-config-dir", default=None,
                     help="check the Postfix instance with this config directory (MAIL_CONFIG)")
     group.addoption("--record-snapshot", metavar="DIR", default=None,
@@ -62,12 +62,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     transport.addoption("--accept-new-host-keys", action="store_true",
                         help="record the key of a host never seen before in the known_hosts file and connect; "
                              "a CHANGED key is refused all the same")
-    transport.addoption("--connect-timeout", type=float, default=10.0,
+    transport.addoption("--connect-timeout", default=10.0, metavar="SECONDS",
                         help="seconds to reach and log in to a host (default %(default)s)")
-    transport.addoption("--prefetch-hosts", type=int, default=PREFETCH_HOSTS, metavar="N",
+    transport.addoption("--prefetch-hosts", default=PREFETCH_HOSTS, metavar="N",
                         help="collect up to N hosts ahead of their checks, so that a fleet's network waits "
                              "overlap (default %(default)s; 0: one host at a time; without xdist only)")
-    transport.addoption("--inventory-reader", choices=("auto", "builtin", "ansible"), default="auto",
+    transport.addoption("--inventory-reader", default="auto", metavar="auto|builtin|ansible",
                         help="how --ansible-inventory is read: 'ansible' through `ansible-inventory --list` "
                              "(group_vars, host_vars, vault files, plugins, as the playbooks see them), 'builtin' "
                              "without Ansible (group_vars/ and host_vars/ beside the file; no vault), 'auto' "
@@ -98,8 +98,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "slices' results.json with `python -m postfix_compliance.fleet merge`")
 
 
+# Numeric options are taken as text and converted here, so that a wrong value is the suite's one ERROR line
+# (argparse's own type= error is pytest's four-line usage message).
+_NUMBERS = (("command_timeout", "--command-timeout", float), ("drain_timeout", "--drain-timeout", float),
+            ("poll_interval", "--poll-interval", float), ("connect_timeout", "--connect-timeout", float),
+            ("prefetch_hosts", "--prefetch-hosts", int))
+INVENTORY_READERS = ("auto", "builtin", "ansible")
+
+
+def _convert_numbers(config: pytest.Config) -> None:
+    for dest, flag, kind in _NUMBERS:
+        value = getattr(config.option, dest, None)
+        if isinstance(value, str):
+            try:
+                setattr(config.option, dest, kind(value.strip()))
+            except ValueError:
+                what = "a whole number" if kind is int else "a number of seconds"
+                raise UsageError(f"{flag} {value!r}: not {what}") from None
+
+
 def validate(config: pytest.Config) -> None:
     """Option values that are wrong whatever the hosts: one UsageError line."""
+    _convert_numbers(config)
+    reader = config.getoption("inventory_reader", "auto")
+    if reader not in INVENTORY_READERS:
+        raise UsageError(f"--inventory-reader {reader!r}: use one of {', '.join(INVENTORY_READERS)}")
     since = config.getoption("avc_since")
     if since == BASELINE_WINDOW:
         if not config.getoption("baseline", None):
