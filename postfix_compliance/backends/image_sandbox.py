@@ -25,7 +25,6 @@ scripts/image-gate.sh copies the image to a private directory first. docs/operat
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import os
 import shutil
@@ -37,6 +36,7 @@ from typing import Any
 
 from testinfra.backend import base
 
+from postfix_compliance.backends import open_backends
 from postfix_compliance.backends.bounded import run_bounded
 from postfix_compliance.errors import ConnectError
 
@@ -193,7 +193,6 @@ class ImageSandbox:
         self._holders = []
 
 
-_OPEN: set["ImageBackend"] = set()
 
 
 class ImageBackend(base.BaseBackend):
@@ -229,7 +228,7 @@ class ImageBackend(base.BaseBackend):
                     self._failure = exc
                     raise
                 self._sandbox = sandbox
-                _OPEN.add(self)
+                open_backends.opened(self)
             return self._sandbox
 
     def run(self, command: str, *args: str, timeout: float | None = None, max_output: int | None = None,
@@ -246,13 +245,4 @@ class ImageBackend(base.BaseBackend):
             if self._sandbox is not None:
                 self._sandbox.close()
                 self._sandbox = None
-            _OPEN.discard(self)
-
-
-@atexit.register
-def _close_all() -> None:
-    for backend in list(_OPEN):
-        try:
-            backend.close()
-        except Exception:
-            pass
+            open_backends.closed(self)

@@ -19,7 +19,6 @@ Differences from testinfra's ssh backend (which it replaces in the registry):
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import shlex
@@ -33,6 +32,7 @@ from typing import Any
 
 from testinfra.backend import base
 
+from postfix_compliance.backends import open_backends
 from postfix_compliance.backends.bounded import run_bounded
 from postfix_compliance.backends.hostkeys import (AuthRefused, CommandTimeout, ConnectError, ConnectionLost,
                                                   HostKeyRefused, KnownHosts, host_key_name, scan_and_verify, where)
@@ -43,7 +43,6 @@ from postfix_compliance.errors import UsageError
 SSH = "ssh"
 _SESSION_REFUSED = re.compile(rb"Session open refused by peer"
                               rb"|open failed: (?:administratively prohibited|Connect failed)")
-_OPEN: set["SafeSshBackend"] = set()  # master connections to close at exit
 
 
 class SafeSshBackend(base.BaseBackend):
@@ -179,7 +178,7 @@ class SafeSshBackend(base.BaseBackend):
             finally:
                 sock.close()
         self._dir = tempfile.mkdtemp(prefix="pfc-ssh-")  # mode 0700: the control socket is private
-        _OPEN.add(self)
+        open_backends.opened(self)
         argv = [*self._base_args(), "-o", "ControlMaster=yes", "-o", f"ControlPersist={self.controlpersist}",
                 "-N", "-f", "--", self.host.name]
         try:
@@ -214,7 +213,7 @@ class SafeSshBackend(base.BaseBackend):
         shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
         self._connected = False
-        _OPEN.discard(self)
+        open_backends.closed(self)
 
     # ------------------------------------------------------------------ commands
     def run(self, command: str, *args: str, timeout: float | None = None, max_output: int | None = None,
@@ -253,14 +252,3 @@ class SafeSshBackend(base.BaseBackend):
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "(no message)"
-
-
-@atexit.register
-def _close_all() -> None:
-    for backend in list(_OPEN):
-        try:
-            backend.close()
-        except Exception:
-            pass
-
-
