@@ -6,11 +6,12 @@ import dataclasses
 import os
 from typing import Any
 
+from postfix_compliance import layout
 from postfix_compliance.errors import UsageError
 from postfix_compliance.facts.probes import AUSEARCH_KEYWORDS, validate_since
 from postfix_compliance.inputfiles import load_yaml, validate
 
-PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "profiles")
+PROFILES_DIR = layout.PROFILES_DIR
 
 _BOOLEAN = {
     "type": "object",

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from typing import Any
 
 import pytest
 
-from postfix_compliance import verdict
+from postfix_compliance import layout, verdict
 from postfix_compliance.checks import meta_of
 from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.plugin.collection import FACTS
@@ -210,7 +211,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         check_id=meta.id, title=meta.title, severity=meta.severity, section=meta.section, outcome=compliance,
         message=message, remediation=tuple(meta.remediation), rollback=tuple(meta.rollback),
         references=tuple(meta.references), evidence_refs=tuple(i for i, _ in entries),
-        evidence_digest=evidence_digest([d for _, d in entries]), nodeid=item.nodeid,
+        evidence_digest=evidence_digest([d for _, d in entries]), nodeid=check_nodeid(item),
         duration_s=round(report.duration, 3),
         notes=tuple(inert_data(list(host_facts.notes))) if host_facts else (),
         host_clock={"now": round(clock[0], 3), "utc_offset": clock[1]} if clock else None)
@@ -302,3 +303,14 @@ def pytest_sessionfinish_checks_done(session: pytest.Session) -> Any:
     if STAGE in session.config.stash:
         stage_of(session.config).finished = True
     yield
+
+
+def check_nodeid(item: pytest.Item) -> str:
+    """A check's id as the clone names it (tests_host/test_x.py::test_y[...]), wherever the checks are
+    installed and whatever the rootdir: results files of a clone's run and an installed run compare."""
+    path = str(item.path)
+    if path.startswith(layout.CHECKS_DIR + os.sep) and "::" in item.nodeid:
+        relative = os.path.relpath(path, os.path.dirname(layout.CHECKS_DIR)).replace(os.sep, "/")
+        return relative + "::" + item.nodeid.split("::", 1)[1]
+    return item.nodeid
+
