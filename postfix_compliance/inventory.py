@@ -88,6 +88,7 @@ class Inventory:
         self._membership: dict[str, set[str]] | None = None  # group -> all its hosts; built on first query
         self._depths: dict[str, int] | None = None
         self.vars_dirs: VarsDirs | None = None  # group_vars/ and host_vars/ beside the file (built-in reader)
+        self.ansible_program: str | None = None  # read by Ansible (--inventory-reader): Ansible selects too
         self.group("all")
         self.group("ungrouped")
 
@@ -180,28 +181,118 @@ class Inventory:
             return 1
 
     def select(self, pattern: str) -> list[str]:
-        """Ansible host patterns: `a:b` (or `a,b`) union, `:!x` exclusion, `:&x` intersection."""
-        selected: dict[str, None] = {}
-        for part in (p for p in re.split(r"[:,]", pattern) if p):
-            if part.startswith("!"):
-                drop = set(self._one(part[1:]))
-                selected = {h: None for h in selected if h not in drop}
-            elif part.startswith("&"):
-                keep = set(self._one(part[1:]))
-                selected = {h: None for h in selected if h in keep}
+        """The hosts of an Ansible host pattern, as `ansible PATTERN --list-hosts` gives them (Ansible's
+        InventoryManager: split_host_pattern, order_patterns, _evaluate_patterns): the patterns' inclusions
+        first, then intersections (`&x`), then exclusions (`!x`), whatever their written order; `~regex`,
+        wildcards, `group[n]`, `group[n:m]` (inclusive), `group[n:]`. tests/test_inventory_patterns.py
+        compares a table of patterns with Ansible's own answers."""
+        if self.ansible_program is not None:
+            return _ansible_list_hosts(self.ansible_program, self.source, pattern)
+        patterns = split_host_pattern(pattern)
+        regular = [p for p in patterns if p[0] not in "!&"] or ["all"]
+        ordered = regular + [p for p in patterns if p[0] == "&"] + [p for p in patterns if p[0] == "!"]
+        hosts: list[str] = []
+        for part in ordered:
+            if part in self.hostvars:  # a plain host name: no pattern matching
+                hosts.append(part)
+                continue
+            that = self._match_one(part)
+            if part[0] == "!":
+                drop = set(that)
+                hosts = [h for h in hosts if h not in drop]
+            elif part[0] == "&":
+                keep = set(that)
+                hosts = [h for h in hosts if h in keep]
             else:
-                selected.update(dict.fromkeys(self._one(part)))
-        return list(selected)
+                existing = set(hosts)
+                hosts.extend(h for h in that if h not in existing)
+        return list(dict.fromkeys(hosts))
 
-    def _one(self, pattern: str) -> list[str]:
-        if pattern in ("all", "*"):
-            return self.all_hosts()
-        hosts: dict[str, None] = {}
-        for group in self.groups:
-            if fnmatch.fnmatchcase(group, pattern):
-                hosts.update(dict.fromkeys(self.members(group)))
-        hosts.update(dict.fromkeys(h for h in self.all_hosts() if fnmatch.fnmatchcase(h, pattern)))
+    def _match_one(self, pattern: str) -> list[str]:
+        """One pattern's hosts (its & or ! ignored), its subscript applied; duplicates kept, as Ansible keeps
+        them until the end (a host in two matching groups counts twice for a subscript)."""
+        if pattern[0] in "&!":
+            pattern = pattern[1:]
+        expression, subscript = pattern, None
+        if not pattern.startswith("~"):
+            match = _SUBSCRIPT.match(pattern)
+            if match:
+                expression, index, start, _, end = match.groups()
+                subscript = (int(index), None) if index else (int(start), int(end) if end else -1)
+        hosts = self._enumerate(expression)
+        if subscript is None:
+            return hosts
+        start, stop = subscript
+        if stop:  # Ansible's own test: [n:0] is [n]
+            return hosts[start:(len(hosts) - 1 if stop == -1 else stop) + 1]
+        try:
+            return [hosts[start]]
+        except IndexError:
+            raise UsageError(f"ansible inventory {self.source}: no hosts matched the subscripted pattern "
+                             f"{_shown(pattern)}") from None
+
+    def _enumerate(self, pattern: str) -> list[str]:
+        matcher = _pattern_matcher(pattern, self.source)
+        groups = [g for g in self.groups if matcher(g)]
+        hosts: list[str] = []
+        for group in groups:
+            hosts.extend(self._group_hosts(group))
+        if not groups or pattern[0] == "~" or any(c in pattern for c in ".?*["):
+            hosts.extend(h for h in self.hostvars if matcher(h))
+        return hosts
+
+    def _group_hosts(self, group: str) -> list[str]:
+        """A group's hosts in Ansible's order: its own, then its children's level by level (Group.get_hosts)."""
+        order, seen, level = [group], {group}, [group]
+        while level:
+            following = []
+            for name in level:
+                for child in self._children(name):
+                    if child not in seen:
+                        seen.add(child)
+                        order.append(child)
+                        following.append(child)
+            level = following
+        hosts = dict.fromkeys(h for name in order for h in self.groups[name]["hosts"])
+        if group == "all":
+            hosts.update(dict.fromkeys(self.hostvars))
         return list(hosts)
+
+    def _children(self, group: str) -> list[str]:
+        """A group's child groups; all's are, as Ansible reconciles an inventory, ungrouped and every group
+        with no other parent, in the order they were first named."""
+        if group != "all":
+            return self.groups[group]["children"]
+        parented = {c for name, data in self.groups.items() if name != "all" for c in data["children"]}
+        return ["ungrouped", *(g for g in self.groups if g not in ("all", "ungrouped") and g not in parented)]
+
+
+# A pattern ending in a subscript: [n] (n may be negative), [n:m], [n:] (and the old [n-m]).
+_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
+# A pattern that is one name or address (a range or a port may hold ':'): not split at ':'.
+_ONE_NAME = re.compile(r"^(?:[A-Za-z0-9_.-]|\[[A-Za-z0-9]+:[A-Za-z0-9]+(?::[0-9]+)?\])+(?::[0-9]+)?$")
+_IPV6 = re.compile(r"^\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]?(?::[0-9]+)?$")
+
+
+def split_host_pattern(pattern: str) -> list[str]:
+    """Ansible's split_host_pattern: at commas if there are any; else one pattern if it is one host name or
+    address (ranges and IPv6 hold colons), else at colons outside brackets."""
+    if "," in pattern:
+        parts = pattern.split(",")
+    elif _ONE_NAME.match(pattern) or _IPV6.match(pattern):
+        parts = [pattern]
+    else:
+        parts = re.findall(r"(?:[^\s:\[\]]|\[[^\]]*\])+", pattern)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _pattern_matcher(pattern: str, source: str) -> Any:
+    """Ansible's _match_list: `~regex` matched at the start of a name, else a shell wildcard (fnmatch)."""
+    try:
+        compiled = re.compile(pattern[1:] if pattern.startswith("~") else fnmatch.translate(pattern))
+    except re.error as exc:
+        raise UsageError(f"ansible inventory {source}: host pattern {_shown(pattern)}: {exc}") from None
+    return lambda name: compiled.match(name) is not None
 
 
 # ---------------------------------------------------------------------- reading
@@ -397,7 +488,32 @@ def _from_ansible(program: str, path: str) -> Inventory:
                          f"{exc.lineno}") from None
     except (ValueError, RecursionError) as exc:
         raise UsageError(f"{where}: ansible-inventory's output cannot be read: {exc or 'nested too deeply'}") from None
-    return _from_json(data, path)
+    inv = _from_json(data, path)
+    inv.ansible_program = os.path.join(os.path.dirname(program), "ansible")
+    if not os.access(inv.ansible_program, os.X_OK):
+        inv.ansible_program = shutil.which("ansible")
+    return inv
+
+
+def _ansible_list_hosts(program: str, path: str, pattern: str) -> list[str]:
+    """`ansible PATTERN --list-hosts`: the hosts Ansible itself selects, in its order (its JSON inventory
+    lists child groups sorted, so their order, and a subscript's answer, is only Ansible's own)."""
+    where = f"ansible inventory {path}"
+    source = os.path.abspath(path)
+    env = {**ansible_environment(), "ANSIBLE_HOST_PATTERN_MISMATCH": "ignore", "ANSIBLE_LOCALHOST_WARNING": "False"}
+    try:  # `--` first: the pattern is data (`-x` would be an option)
+        proc = subprocess.run([program, f"--inventory={source}", "--list-hosts", "--", pattern],
+                              cwd=os.path.dirname(source), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=ANSIBLE_TIMEOUT, start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"{where}: cannot ask ansible for the hosts of {_shown(pattern)}: {exc}") from None
+    stdout, stderr = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise UsageError(f"{where}: host pattern {_shown(pattern)}: {_ansible_error(stderr)}")
+    match = re.search(r"^\s*hosts \(([0-9]+)\):\n((?:[ \t]+\S+\n?)*)", stdout, re.M)
+    if match is None:
+        raise UsageError(f"{where}: host pattern {_shown(pattern)}: ansible printed no host list")
+    return match.group(2).split()
 
 
 def _ansible_error(stderr: str) -> str:
