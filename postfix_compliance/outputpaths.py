@@ -24,6 +24,7 @@ OUTPUTS = (
     ("remediation_script", "--remediation-script", "file"),
     ("remediation_playbook", "--remediation-playbook", "file"),
     ("xccdf", "--xccdf", "file"),
+    ("xccdf_dir", "--xccdf-dir", "dir"),
     ("record_snapshot", "--record-snapshot", "dir"),
     ("report_dir", "--report-dir", "dir"),
 )

@@ -186,6 +186,35 @@ def test_oscap_renders_an_html_report(runs, tmp_path):
     assert shown and all(html.escape(m, quote=False) in text for m in shown)  # messages are in the report
 
 
+def test_xccdf_dir_writes_a_file_per_host_that_oscap_renders_whole(tmp_path):
+    """`oscap xccdf generate report` renders one TestResult of a file (the last): with --xccdf-dir each host
+    has a file of its own, valid, and its report is that host's."""
+    names = ["healthy-rhel9", "spool-mislabelled", "auditd-stopped"]
+    hosts = [f"snapshot://{os.path.join(HOSTS_DIR, n + '.json')}" for n in names]
+    out = tmp_path / "xccdf"
+    run = run_suite(f"--hosts={','.join(hosts)}", *EXTRA_ARGS, f"--xccdf-dir={out}", f"--xccdf={tmp_path / 'all.xml'}",
+                    report_dir=str(tmp_path / "reports"), timeout=300)
+    assert run.exit_status == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    files = sorted(os.listdir(out))
+    assert len(files) == 3 and all(f.endswith(".xccdf.xml") for f in files), files
+    whole = {r.get("id"): r for r in ET.parse(tmp_path / "all.xml").getroot().findall("x:TestResult", NS)}
+    for name in files:
+        path = str(out / name)
+        proc = validate(path)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        [result] = ET.parse(path).getroot().findall("x:TestResult", NS)
+        page = tmp_path / f"{name}.html"
+        proc = subprocess.run([oscap(), "xccdf", "generate", "report", "--output", str(page), path],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"{result.get('id')} | OpenSCAP Evaluation Report" in page.read_text(encoding="utf-8")
+        # The same rule-results as the host's TestResult in the one file for the fleet.
+        def outcomes(test_result):
+            return {rule: element.find("x:result", NS).text for rule, element in rule_results(test_result).items()}
+        assert outcomes(result) in [outcomes(r) for r in whole.values()]
+    assert len(files) == len(whole) == 3
+
+
 # ----------------------------------------------------------------------------- hostile input
 
 HOSTILE_NAME = "mail<1>&amp;]]>\x1b]0;pwned\x07.example.com"

@@ -85,6 +85,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xccdf", metavar="FILE", default=None,
                     help="write the results as an XCCDF 1.2 Benchmark with one TestResult per host (for "
                          "OpenSCAP and other SCAP tools; see docs/scap.md), atomically")
+    group.addoption("--xccdf-dir", metavar="DIR", default=None,
+                    help="write one XCCDF 1.2 file per host in DIR (HOST.xccdf.xml): `oscap xccdf generate "
+                         "report` renders one TestResult of a file, so a fleet needs a file each")
     group.addoption("--waivers", metavar="FILE", default=None,
                     help="YAML file of accepted exceptions (check, hosts, justification, owner, expires); "
                          "an expired waiver no longer covers its check")

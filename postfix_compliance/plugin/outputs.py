@@ -41,16 +41,23 @@ def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profil
     path = config.getoption("remediation_playbook", None)
     if path:
         write_atomic(path, playbook.render(run, inventory_names=inventory_names(config)))
-    path = config.getoption("xccdf", None)
-    if path:
+    path, directory = config.getoption("xccdf", None), config.getoption("xccdf_dir", None)
+    if path or directory:
         from postfix_compliance.checks import CATALOG
         try:
             user: str | None = getpass.getuser()
         except (KeyError, OSError):
             user = None
-        catalog = {cid: dataclasses.asdict(meta) for cid, meta in CATALOG.items()}
-        write_atomic(path, xccdf.render(run, catalog=catalog, local_user=user,
-                                        sudo=bool(config.getoption("sudo", False))))
+        options = {"catalog": {cid: dataclasses.asdict(meta) for cid, meta in CATALOG.items()},
+                   "local_user": user, "sudo": bool(config.getoption("sudo", False))}
+        if path:
+            write_atomic(path, xccdf.render(run, **options))
+        if directory:  # one file per host: SCAP consumers render one TestResult of a file
+            from postfix_compliance.plugin.snapshots import snapshot_stems
+            stems = snapshot_stems([(h.name, h.id) for h in run.hosts])
+            for host, stem in zip(run.hosts, stems):
+                write_atomic(os.path.join(directory, f"{stem}.xccdf.xml"),
+                             xccdf.render(dataclasses.replace(run, hosts=(host,)), **options))
 
 
 def inventory_names(config: pytest.Config) -> dict[str, str]:
