@@ -101,6 +101,30 @@ def messages(run, host):
     return {r["message"] for r in run.results["results"] if r["host"] == host}
 
 
+# ---------------------------------------------------------------------- a user's testinfra tests
+def test_testinfra_host_fixture_goes_through_the_suites_transport(fleet, suite, tmp_path):
+    """A user's plain testinfra tests (tests/data/site_checks) in a run of the suite, on real sshd hosts:
+    testinfra's `host` is the suite's backend, so a known key connects and an unknown one is refused (testinfra's
+    own paramiko backend only warns and connects)."""
+    import shutil
+    site = tmp_path / "site"
+    shutil.copytree(os.path.join(REPO, "tests", "data", "site_checks"), site)
+    host = fleet.live[2]
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    for url, known, expected in ((host.url("ssh"), None, "passed"), (host.url("paramiko"), str(empty), "refused")):
+        mark = host.mark()
+        run = suite(f"--hosts={url}", *transport_args(fleet, known), *FAST, "-c", os.path.join(REPO, "pytest.ini"),
+                    "-rA", str(site / "test_site_testinfra.py"))
+        lines = [line for line in run.stdout.splitlines() if "test_os_release_names_the_system" in line]
+        assert lines, run.stdout[-3000:] + run.stderr[-3000:]
+        if expected == "passed":
+            assert run.exit_status == 0 and all(line.startswith("PASSED") for line in lines), run.stdout[-3000:]
+        else:
+            assert run.exit_status != 0 and "is UNKNOWN" in run.stdout, run.stdout[-3000:]
+            assert "Accepted" not in host.log_text(mark)  # refused at the key exchange: no login
+
+
 # ---------------------------------------------------------------------- known / unknown / changed keys
 def test_known_key_connects_once_and_gives_the_same_results_as_local(fleet, suite):
     host = fleet.live[0]
@@ -517,9 +541,9 @@ ansible_user=scan
 [all:children]
 mail
 """)
-    assert inventory_urls(ini) == [
-        "ssh://root@mail01.example.test", "ssh://root@mail02.example.test",
-        "ssh://scan@10.0.0.3:2222?ssh_identity_file=%2Fk%2Fid&sudo=true", "ssh://10.0.0.9"]
+    assert inventory_urls(ini) == [  # Ansible's order (`ansible all --list-hosts`): ungrouped hosts first
+        "ssh://10.0.0.9", "ssh://root@mail01.example.test", "ssh://root@mail02.example.test",
+        "ssh://scan@10.0.0.3:2222?ssh_identity_file=%2Fk%2Fid&sudo=true"]
     assert inventory_urls(ini, "mail:!mail3", connection="paramiko") == [
         "paramiko://root@mail01.example.test", "paramiko://root@mail02.example.test"]
 

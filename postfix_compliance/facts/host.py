@@ -82,8 +82,9 @@ class HostFacts:
         with self._lock:
             if probe not in self._parsed:
                 ev = self.evidence.get(probe)
-                if ev is None:
-                    self._parsed[probe] = model.Unparsed(probe, "probe was not run")
+                if ev is None:  # nobody collected it: the check is an error naming the probe, never a fail
+                    self._parsed[probe] = model.Unparsed(probe, "probe was not run in this run (a probe of "
+                                                                "your own: register it with pytest_compliance_probes)")
                 else:
                     self._parsed[probe] = parse(ev)
             return self._parsed[probe]
@@ -172,7 +173,16 @@ class HostFacts:
         return fact
 
     def postconf(self, param: str) -> str | None:
-        return self.need("postconf").params.get(param)
+        """A Postfix parameter's value as `postconf` printed it. One that was not asked for is an error naming
+        the hook that asks for it (never None, which a check would read as "unset")."""
+        config = self.need("postconf")
+        ev = self.evidence.get("postconf")
+        asked = ev.command.split()[1:] if ev is not None else []
+        if param not in config.params and param not in asked:
+            raise EvidenceError(f"postconf parameter {param} is not in this host's postconf evidence ({ev.command if ev else 'none'}): "
+                                "ask for it with the pytest_compliance_postconf_params hook (docs/architecture.md, "
+                                "\"Extending the suite\"); a snapshot answers only what it recorded")
+        return config.params.get(param)
 
     def postfix_installed(self) -> bool:
         return self.usable(self.get("postconf"))

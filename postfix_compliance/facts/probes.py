@@ -189,10 +189,17 @@ def is_boolean_probe(probe: str) -> bool:
     return probe.startswith(BOOLEAN_PROBE_PREFIX)
 
 
-def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent", live: bool = True
-                 ) -> tuple[Probe, ...]:
+_POSTCONF_NAME = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent", live: bool = True,
+                 postconf_params: tuple[str, ...] = (), extra: tuple[Probe, ...] = ()) -> tuple[Probe, ...]:
     """All probes for one host run. `boolean_names` are the profile's names, as written there;
-    `live` is False for an image gate (no running kernel: getenforce cannot gate anything)."""
+    `live` is False for an image gate (no running kernel: getenforce cannot gate anything);
+    `postconf_params` and `extra` come from users' hooks (hookspecs.py), checked here."""
+    for name in postconf_params:
+        if not isinstance(name, str) or not _POSTCONF_NAME.fullmatch(name):
+            raise ValueError(f"postconf parameter {name!r}: not a Postfix parameter name")
     since = ausearch_since(avc_since)
     probes = [
         OS_RELEASE,
@@ -207,7 +214,8 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
               "/boot/loader/entries/*.conf /boot/grub2/grubenv 2>/dev/null", static=True),
         Probe("getsebool_all", "getsebool -a"),
         _semanage("semanage_boolean", "boolean -l", live),
-        Probe("postconf", "postconf " + " ".join(POSTCONF_PARAMS), static=True),
+        Probe("postconf", "postconf " + " ".join(dict.fromkeys(POSTCONF_PARAMS + tuple(postconf_params))),
+              static=True),
         Probe("queue_dir_label", f"ls -Zd {QUEUE_DIR}", static=True),
         Probe("queue_dir_relabel", f"restorecon -Rnv {QUEUE_DIR}", static=True, privileged=True),
         Probe("related_relabel", f"restorecon -Rnv {CONFIG_DIR} {DATA_DIR} {MAIL_SPOOL}",
@@ -254,6 +262,12 @@ def build_probes(boolean_names: tuple[str, ...] = (), avc_since: str = "recent",
     ]
     for name in dict.fromkeys(boolean_names):
         probes.append(Probe(boolean_probe_name(name), f"getsebool {shlex.quote(name)}"))
+    ours = {p.name for p in probes}
+    for probe in extra:
+        if not isinstance(probe, Probe) or probe.name in ours or is_boolean_probe(probe.name):
+            raise ValueError(f"{probe!r}: an extra probe must be a Probe with a name of its own")
+        ours.add(probe.name)
+        probes.append(probe)
     return tuple(probes)
 
 

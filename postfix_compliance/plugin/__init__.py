@@ -40,7 +40,8 @@ from postfix_compliance.plugin.scheduling import pytest_cmdline_main, pytest_xdi
 from postfix_compliance.plugin.snapshots import write_snapshots
 from postfix_compliance.plugin.staging import pytest_sessionfinish_publish_reports, pytest_unconfigure
 from postfix_compliance.plugin.staging import stage_plugin_reports
-from postfix_compliance.plugin.state import TARGETS
+from postfix_compliance.plugin.state import COLLECTOR, TARGETS
+from postfix_compliance.plugin.testinfra_host import register as register_testinfra_host
 from postfix_compliance.plugin.targets import HostTarget, resolve_targets, shard_section
 from postfix_compliance.profiles import Profile, load_profile
 from postfix_compliance.text import inert
@@ -49,7 +50,6 @@ __all__ = ["pytest_addhooks", "pytest_addoption", "pytest_cmdline_main", "pytest
            "pytest_runtest_makereport", "pytest_sessionfinish_checks_done", "pytest_sessionfinish_publish_reports",
            "pytest_unconfigure"]
 
-COLLECTOR = pytest.StashKey[HostCollector]()
 REPORT_DIR = pytest.StashKey[str]()
 PROFILE = pytest.StashKey[Any]()
 
@@ -61,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
                          ("intrusive", "changes the host: the documented queue flush")):
         config.addinivalue_line("markers", f"{marker}: {text}")
     register_lean_reports(config)
+    register_testinfra_host(config)
     try:
         validate(config)
         waivers, baseline, baseline_ends = _verdict_inputs(config)

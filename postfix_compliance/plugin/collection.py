@@ -52,6 +52,8 @@ class HostCollector:
                  baseline_ends: dict[str, tuple[float, int]]):
         self.config = config
         self.profile = profile
+        self._extensions: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
+        self._extensions_lock = threading.Lock()
         self.timeout = config.getoption("command_timeout")
         self.max_output = parse_size(config.getoption("max_probe_output", str(DEFAULT_MAX_OUTPUT)))
         self.baseline_ends = baseline_ends  # --avc-since=baseline: where the pre run ended per host
@@ -115,20 +117,26 @@ class HostCollector:
     def all_facts(self) -> list[HostFacts]:
         return list(self._facts.values())
 
+    def make_host(self, target: HostTarget) -> Any:
+        """A testinfra Host for a target through the suite's registry, with the run's transport options (host
+        keys, timeouts, sudo for the privileged probes only). Raises UsageError for a bad URL."""
+        config = self.config
+        return make_host(target.spec,
+                         ssh_config=config.getoption("ssh_config", None),
+                         ssh_identity_file=config.getoption("ssh_identity_file", None),
+                         ssh_extra_args=config.getoption("ssh_extra_args", None),
+                         sudo=config.getoption("sudo", False) or None,
+                         sudo_user=config.getoption("sudo_user", None),
+                         ansible_inventory=config.getoption("ansible_inventory", None),
+                         known_hosts=config.getoption("known_hosts", None),
+                         accept_new_host_keys=config.getoption("accept_new_host_keys", False) or None,
+                         connect_timeout=config.getoption("connect_timeout", None),
+                         command_timeout=self.timeout + CLIENT_GRACE)
+
     def _collect(self, target: HostTarget) -> HostFacts:
         config = self.config
         try:
-            host = make_host(target.spec,
-                             ssh_config=config.getoption("ssh_config", None),
-                             ssh_identity_file=config.getoption("ssh_identity_file", None),
-                             ssh_extra_args=config.getoption("ssh_extra_args", None),
-                             sudo=config.getoption("sudo", False) or None,
-                             sudo_user=config.getoption("sudo_user", None),
-                             ansible_inventory=config.getoption("ansible_inventory", None),
-                             known_hosts=config.getoption("known_hosts", None),
-                             accept_new_host_keys=config.getoption("accept_new_host_keys", False) or None,
-                             connect_timeout=config.getoption("connect_timeout", None),
-                             command_timeout=self.timeout + CLIENT_GRACE)
+            host = self.make_host(target)
         except UsageError as exc:
             return failed(target, str(exc))
         except Exception as exc:  # a backend that cannot even be set up: one error for this host
@@ -168,6 +176,25 @@ class HostCollector:
                                   "--profile", name, known)
         return self._collect_probes(target, runner, name, profile, known)
 
+    def extensions(self) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """What users' hooks add (hookspecs.py): postconf parameters, and probes with their parsers (registered
+        here). Asked once, at the first host's collection: conftest files of test paths load after configure."""
+        with self._extensions_lock:
+            return self._extensions_once()
+
+    def _extensions_once(self) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        if self._extensions is None:
+            from postfix_compliance.facts.parsers import register_parser
+            hook = self.config.hook
+            params = tuple(p for found in hook.pytest_compliance_postconf_params(config=self.config) for p in found)
+            extra = []
+            for found in hook.pytest_compliance_probes(config=self.config):
+                for probe, parser in found:
+                    register_parser(probe.name, parser)
+                    extra.append(probe)
+            self._extensions = (params, tuple(extra))
+        return self._extensions
+
     def _collect_probes(self, target: HostTarget, runner: ProbeRunner, name: str, profile: Profile,
                         known: dict[str, Evidence]) -> HostFacts:
         """Every probe of the host's run not in `known`, in one round (ProbeRunner.run_many)."""
@@ -177,8 +204,10 @@ class HostCollector:
         since = config.getoption("avc_since") or default_since
         if since == BASELINE_WINDOW:
             since = self.since_baseline(target, name) or default_since
+        postconf_params, extra = self.extensions()
         probes = [p for p in build_probes(tuple(n for n, _ in profile.booleans), since,
-                                          live=not selection.static_only)
+                                          live=not selection.static_only, postconf_params=postconf_params,
+                                          extra=extra)
                   if p.name not in known]
         if selection.static_only:
             # An image gate (-m static, e.g. on a chroot): only what needs no running system is asked.

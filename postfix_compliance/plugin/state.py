@@ -7,3 +7,4 @@ import pytest
 from postfix_compliance.plugin.targets import HostTarget
 
 TARGETS = pytest.StashKey[list[HostTarget]]()
+COLLECTOR = pytest.StashKey[object]()  # the run's HostCollector (plugin/collection.py)

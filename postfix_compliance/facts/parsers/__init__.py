@@ -61,11 +61,27 @@ PARSERS: dict[str, Parser] = {
     "sasl_maps": parse_sasl_maps,
 }
 
+# Parsers of the probes users add (hookspecs.pytest_compliance_probes), by probe name.
+EXTRA_PARSERS: dict[str, Parser] = {}
+
+
+def register_parser(probe_name: str, parser: Parser) -> None:
+    """A user's probe's parser; a name of the suite's own (or another user probe's) is refused."""
+    if probe_name in PARSERS or is_boolean_probe(probe_name):
+        raise ValueError(f"probe {probe_name!r} is one of the suite's own: give yours another name")
+    known = EXTRA_PARSERS.get(probe_name)
+    if known is not None and known is not parser:
+        raise ValueError(f"probe {probe_name!r} registered twice, with two parsers")
+    EXTRA_PARSERS[probe_name] = parser
+
+
 def parser_for(probe_name: str) -> Parser:
     """The parser of a probe; `getsebool:NAME` probes (one per profile boolean) share one.
     Raises KeyError for a probe nobody wrote a parser for."""
     if is_boolean_probe(probe_name):
         return parse_getsebool_one
+    if probe_name in EXTRA_PARSERS:
+        return EXTRA_PARSERS[probe_name]
     return PARSERS[probe_name]
 
 
@@ -87,6 +103,8 @@ def parse(ev: Evidence) -> object:
         run = parser_for(ev.probe)
     except KeyError:
         return Unparsed(ev.probe, "no parser for this probe")
+    if ev.error is not None and ev.probe in EXTRA_PARSERS:  # a user's parser sees output, never a transport error
+        return Unparsed(ev.probe, ev.error)
     try:
         return run(ev)
     except Exception as exc:  # noqa: BLE001 - the safety net is the point
