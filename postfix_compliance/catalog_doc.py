@@ -11,12 +11,11 @@ import importlib.util
 import os
 import sys
 
+from postfix_compliance import layout
 from postfix_compliance.checks import CATALOG, SECTIONS, CheckMeta
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def load_checks(directory: str = os.path.join(REPO, "tests_host")) -> dict[str, CheckMeta]:
+def load_checks(directory: str = layout.CHECKS_DIR) -> dict[str, CheckMeta]:
     for path in sorted(glob.glob(os.path.join(directory, "test_*.py"))):
         name = "tests_host_catalog_" + os.path.splitext(os.path.basename(path))[0]
         if name in sys.modules:

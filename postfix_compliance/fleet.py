@@ -50,15 +50,17 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from postfix_compliance.atomicfile import PRIVATE_DIR_MODE, PRIVATE_MODE, READABLE_MODE
 from postfix_compliance.atomicfile import write_atomic as _write_atomic
 from postfix_compliance.errors import UsageError
 from postfix_compliance.inputfiles import load_json
+from postfix_compliance.outputpaths import check_output_path
 from postfix_compliance.private_dirs import private_dir
 from postfix_compliance.report import html as html_report
 from postfix_compliance.report import metrics as suite_metrics
+from postfix_compliance.report import outputs as report_outputs
 from postfix_compliance.report import results as results_report
 from postfix_compliance.report.results import READABLE_FORMATS, RESULTS_FORMAT, inline_evidence, seconds_of
 from postfix_compliance.run import CheckResult, HostResult, RunResult
@@ -370,9 +372,19 @@ def _shared_name_lines(run: RunResult) -> list[str]:
             f"of its own: {', '.join(s['targets'])}" for s in run.sections["fleet"].get("shared_names", ())]
 
 
-def cmd_merge(out_dir: str, paths: list[str]) -> int:
+def cmd_merge(out_dir: str, paths: list[str], outputs: Mapping[str, str | None] | None = None,
+              sudo: bool = False) -> int:
+    """Merge `paths` into out_dir (results.json, metrics.prom, fleet.html, hosts/), and write each of the
+    renderers' `outputs` (report/outputs.py: dest -> path) as the single run writes it."""
+    outputs = {dest: path for dest, path in (outputs or {}).items() if path}
     if not paths:
         raise FleetError("nothing to merge: name one or more results.json files")
+    for output in report_outputs.OUTPUTS:  # before anything is read: a bad path is one line, nothing written
+        if output.dest in outputs:
+            try:
+                check_output_path(output.flag, outputs[output.dest], output.kind)
+            except UsageError as exc:
+                raise FleetError(str(exc)) from None
     merged = merge(load_results(p) for p in paths)  # one file at a time (Merger)
     run = merged.run
     try:  # the merged reports carry every host's evidence: a directory no other user can write
@@ -396,6 +408,10 @@ def cmd_merge(out_dir: str, paths: list[str]) -> int:
         _move_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if outputs:
+        from postfix_compliance.catalog_doc import load_checks
+        catalog = {cid: dataclasses.asdict(meta) for cid, meta in load_checks().items()}
+        report_outputs.write_outputs(run, outputs, report_outputs.RenderContext(catalog=catalog, sudo=sudo))
     for line in _duplicate_lines(run) + _shared_name_lines(run):
         print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
     status = exit_status(run)
@@ -417,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     p_merge = sub.add_parser("merge", help="merge results.json files (or report directories) into OUT_DIR")
     p_merge.add_argument("out_dir")
     p_merge.add_argument("results", nargs="*")
+    for output in report_outputs.OUTPUTS:  # what a single run writes, from the merged run
+        p_merge.add_argument(output.flag, dest=output.dest, metavar="DIR" if output.kind == "dir" else "FILE",
+                             help=f"also write {output.help}")
     p_merge.error = parser.error  # type: ignore[method-assign]
     p_run = sub.add_parser("run", help="check a fleet with N local shards of the suite (default: cores + 1), "
                                        "then merge them into OUT_DIR: fleet run OUT_DIR [--jobs N] -- SUITE ARGS")
@@ -439,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                                      suite_args, cmd_merge)
             except fleet_run.FleetRunError as exc:
                 raise FleetError(f"run: {exc}") from None
-        return cmd_merge(args.out_dir, args.results)
+        return cmd_merge(args.out_dir, args.results, {o.dest: getattr(args, o.dest) for o in report_outputs.OUTPUTS})
     except FleetError as exc:
         print(inert(f"ERROR: fleet: {exc}"), file=sys.stderr)
         return USAGE_EXIT

@@ -30,23 +30,23 @@ from typing import Any, Sequence
 from postfix_compliance.atomicfile import PRIVATE_MODE
 from postfix_compliance.errors import UsageError
 from postfix_compliance.facts.collect import PREFETCH_HOSTS
+from postfix_compliance.outputpaths import check_output_path
 from postfix_compliance.private_dirs import private_dir
+from postfix_compliance.report import outputs as report_outputs
 from postfix_compliance.text import inert
 
 USAGE_EXIT = 4
 JUDGED = (0, 1, 2)  # the suite's own verdicts: every host of the shard was checked
 
 # Options a shard cannot take from the command line: fleet run sets them, or each of N shards would
-# write the same single file (the merged OUT_DIR has results.json and metrics.prom instead).
+# write the same single file (the merged OUT_DIR has results.json and fleet.html instead). The renderers'
+# outputs (report/outputs.py: --metrics, --remediation-script, ...) are taken from the shards' arguments
+# and written by the merge, from the merged run (merge_outputs).
 _SET_BY_FLEET_RUN = {
     "--shard": "fleet run gives each shard its own --shard K/N",
     "--report-dir": "each shard reports to OUT_DIR/shards/K; the merged report is OUT_DIR",
     "--no-reports": "the shards' results.json are what fleet run merges",
     "--results-only": "fleet run's shards write results.json only already",
-    "--metrics": "the merged OUT_DIR/metrics.prom has the same series",
-    "--remediation-script": "one file from N shards; run the suite itself for it",
-    "--remediation-playbook": "one file from N shards; run the suite itself for it",
-    "--xccdf": "one file from N shards; run the suite itself for it",
     "--junitxml": "one file from N shards; the merged results are OUT_DIR/results.json",
     "--html": "one file from N shards; the merged page is OUT_DIR/fleet.html",
 }
@@ -70,6 +70,31 @@ def default_jobs() -> int:
 
 def _option_name(arg: str) -> str:
     return arg.split("=", 1)[0]  # "--metrics=FILE" and "--metrics FILE" alike
+
+
+def merge_outputs(args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """(the shards' arguments, the outputs the merge writes: dest -> path): `--xccdf FILE` and `--xccdf=FILE`
+    taken out of the arguments before `--` (what follows is pytest's positional arguments)."""
+    flags = {o.flag: o.dest for o in report_outputs.OUTPUTS}
+    shard_args: list[str] = []
+    outputs: dict[str, str] = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            shard_args += [arg, *rest]
+            break
+        name = _option_name(arg)
+        if name in flags:
+            if "=" in arg:
+                outputs[flags[name]] = arg.split("=", 1)[1]
+            elif rest:
+                outputs[flags[name]] = rest.pop(0)
+            else:
+                raise FleetRunError(f"{name} needs a value")
+            continue
+        shard_args.append(arg)
+    return shard_args, outputs
 
 
 def check_suite_args(args: Sequence[str]) -> None:
@@ -126,10 +151,16 @@ def _new_log(path: str) -> Any:
 
 def run(out_dir: str, jobs: int, suite_args: Sequence[str], merge: Any) -> int:
     """Start `jobs` shards, wait for all, merge with `merge(out_dir, report_dirs)` (fleet.cmd_merge)."""
-    suite_args = list(suite_args)
+    suite_args, outputs = merge_outputs(suite_args)
     if not 1 <= jobs <= 256:
         raise FleetRunError(f"--jobs {jobs}: give a number of shards from 1 to 256")
     check_suite_args(suite_args)
+    for output in report_outputs.OUTPUTS:  # before any shard starts: a bad path is one line
+        if output.dest in outputs:
+            try:
+                check_output_path(output.flag, outputs[output.dest], output.kind)
+            except UsageError as exc:
+                raise FleetRunError(str(exc)) from None
     shards_dir = os.path.join(out_dir, "shards")
     try:  # a directory another user could write would let them plant the shards' logs and results
         private_dir(out_dir, "output directory")
@@ -195,4 +226,4 @@ def run(out_dir: str, jobs: int, suite_args: Sequence[str], merge: Any) -> int:
         print(inert(f"ERROR: fleet run: shard {k}/{jobs} ended with exit {statuses[k]}, its hosts were not all "
                     f"checked; nothing merged: see {logs[k - 1]}"), file=sys.stderr)
         return 2
-    return max([merge(out_dir, report_dirs), *statuses.values()])
+    return max([merge(out_dir, report_dirs, outputs, "--sudo" in suite_args), *statuses.values()])

@@ -17,14 +17,11 @@ from typing import Any
 
 from postfix_compliance.errors import UsageError
 from postfix_compliance.private_dirs import check_private_dir
+from postfix_compliance.report import outputs as report_outputs
 
-# option dest -> (command-line spelling, "file" or "dir")
+# option dest -> (command-line spelling, "file" or "dir"): the renderers' table, and the suite's directories
 OUTPUTS = (
-    ("metrics", "--metrics", "file"),
-    ("remediation_script", "--remediation-script", "file"),
-    ("remediation_playbook", "--remediation-playbook", "file"),
-    ("xccdf", "--xccdf", "file"),
-    ("xccdf_dir", "--xccdf-dir", "dir"),
+    *((o.dest, o.flag, o.kind) for o in report_outputs.OUTPUTS),
     ("record_snapshot", "--record-snapshot", "dir"),
     ("report_dir", "--report-dir", "dir"),
 )

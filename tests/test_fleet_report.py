@@ -102,9 +102,13 @@ def test_fleet_run_in_local_shards_equals_the_single_run(fleet, fleet_hosts, tmp
     """`fleet run --jobs 3` over the same hosts: the merged results are the single run's, host by host and
     check by check; the exit status is its; fleet.html links every host's own page, and each is written."""
     out = str(tmp_path / "fleet")
+    script = str(tmp_path / "fix.sh")
     proc = _fleet("run", out, "--jobs", "3", "--", "-q", "-p", "no:randomly", f"--hosts={fleet_hosts}",
-                  "--profile=rhel9")
+                  "--profile=rhel9", "--remediation-script", script)
     assert proc.returncode == fleet.exit_status, proc.stdout + proc.stderr
+    # The script is the merge's, from the merged run: the shards wrote none of their own.
+    assert open(script).read().startswith("#!/usr/bin/env bash") and oct(os.stat(script).st_mode & 0o777) == "0o700"
+    assert not glob.glob(os.path.join(out, "shards", "*", "fix.sh"))
     with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         merged = json.load(handle)
     assert _by_host_check(merged) == _by_host_check(fleet.results) and len(merged["results"]) == N_CHECKS * (FLEET_HOSTS + 1)
@@ -131,7 +135,9 @@ def test_fleet_run_in_local_shards_equals_the_single_run(fleet, fleet_hosts, tmp
     (["--jobs", "2", "--", "--hosts=bogus://x"], "bogus"),
     (["--", "--hosts=snapshot://fixtures/hosts/healthy-rhel9.json", "--report-dir=elsewhere"], "--report-dir"),
     (["--", "--hosts=snapshot://fixtures/hosts/healthy-rhel9.json", "--shard=1/2"], "--shard"),
-    (["--", "--metrics", "m.prom"], "--metrics"),
+    (["--", "--hosts=snapshot://fixtures/hosts/healthy-rhel9.json", "--xccdf"], "--xccdf needs a value"),
+    (["--", "--hosts=snapshot://fixtures/hosts/healthy-rhel9.json", "--remediation-script=/proc/fix.sh"],
+     "--remediation-script /proc/fix.sh"),
     (["--jobs", "0", "--"], "--jobs 0"),
     ([], "after --"),
 ])

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results_golden import groups  # noqa: E402
+from results_golden import groups, normalise  # noqa: E402
 from selftest import N_CHECKS, REPO, assert_one_error_line, run_suite  # noqa: E402
 
 from postfix_compliance import fleet  # noqa: E402
@@ -61,6 +61,28 @@ def _by_host_check(doc: dict) -> dict[tuple[str, str], tuple[str, str]]:
     return {(r["host_name"], r["check_id"]): (r["outcome"], r["message"]) for r in doc["results"]}
 
 
+# Every output a renderer writes from the run (report/outputs.py), as the merge writes it too.
+OUTPUT_FILES = {"--remediation-script": "remediation.sh", "--remediation-playbook": "playbook.yml",
+                "--xccdf": "xccdf.xml", "--metrics": "metrics.prom", "--xccdf-dir": "xccdf"}
+
+
+def _output_args(directory: str) -> list[str]:
+    return [f"{flag}={os.path.join(directory, name)}" for flag, name in OUTPUT_FILES.items()]
+
+
+def _outputs(directory: str) -> dict[str, str]:
+    """Each output file under `directory` (the per-host XCCDF files by name), normalised as the golden
+    outputs are (times, the machine, where the files are)."""
+    found = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            kind = "xccdf.xml" if name.endswith(".xml") else name
+            with open(path, encoding="utf-8") as handle:
+                found[os.path.relpath(path, directory)] = normalise(kind, handle.read(), directory)
+    return found
+
+
 @pytest.fixture(scope="module")
 def fleet_run(tmp_path_factory):
     """12 snapshot hosts (the profile-detecting group of the scenarios), run unsharded and as 4 shards."""
@@ -68,7 +90,8 @@ def fleet_run(tmp_path_factory):
     snapshots = sorted(groups()["detect"])
     hosts = _hosts_from(snapshots[:12], os.path.join(base, "hosts"))
     extra = _hosts_from(snapshots[12:13], os.path.join(base, "hosts"))[0]
-    whole = run_suite(f"--hosts={','.join(hosts)}", *ARGS, report_dir=os.path.join(base, "whole"))
+    whole = run_suite(f"--hosts={','.join(hosts)}", *ARGS, *_output_args(os.path.join(base, "whole-outputs")),
+                      report_dir=os.path.join(base, "whole"))
     assert whole.exit_status in (0, 1, 2), whole.stdout + whole.stderr
     shards = []
     for k in range(1, SHARDS + 1):
@@ -99,6 +122,19 @@ def test_four_shards_merged_equal_the_unsharded_run(fleet_run):
         return {(r["host_name"], r["check_id"]): [doc["evidence"][r["host"]][ref] for ref in r["evidence_refs"]]
                 for r in doc["results"]}
     assert evidence(merged) == evidence(whole)
+
+
+def test_four_shards_merged_write_every_output_the_unsharded_run_writes(fleet_run):
+    """The script, the playbook, the XCCDF file and the per-host XCCDF files, the metrics: each rendered from
+    the merged run (report/outputs.py, the one table the single run uses too), the same as the single run's."""
+    base = fleet_run["base"]
+    out = os.path.join(base, "fleet-outputs")
+    proc = _merge(os.path.join(base, "fleet2"), *(s.report_dir for s in fleet_run["shards"]), *_output_args(out))
+    assert proc.returncode == fleet_run["whole"].exit_status, proc.stderr
+    whole, merged = _outputs(os.path.join(base, "whole-outputs")), _outputs(out)
+    assert sorted(merged) == sorted(whole) and len(whole) == 4 + 12
+    for name in whole:
+        assert merged[name] == whole[name], name
 
 
 def test_every_host_in_exactly_one_shard(fleet_run):

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from postfix_compliance.atomicfile import PRIVATE_EXECUTABLE_MODE, READABLE_MODE, write_atomic
+from postfix_compliance.atomicfile import write_atomic
 from postfix_compliance.plugin.staging import html_report_path
 from postfix_compliance.run import RunResult
 from postfix_compliance.text import InertTerminal
 
 
 def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profile: Any) -> None:
-    from postfix_compliance.report import metrics, playbook, remediation, results, xccdf
+    from postfix_compliance.report import results
 
     if not config.getoption("no_reports"):
         results.write(run, os.path.join(report_dir, "results.json"))
@@ -32,32 +32,24 @@ def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profil
             for name, text in html.host_pages(run, catalog=CATALOG, up=os.path.basename(page_path)):
                 path = os.path.join(os.path.dirname(page_path), name)
                 write_atomic(path, text)  # makes hosts/ (0700) as it needs
-    path = config.getoption("metrics", None)
-    if path:  # readable whatever the umask: node_exporter's textfile collector reads it as another user
-        write_atomic(path, metrics.render(run), mode=READABLE_MODE)
-    path = config.getoption("remediation_script", None)
-    if path:
-        write_atomic(path, remediation.render(run), mode=PRIVATE_EXECUTABLE_MODE)
-    path = config.getoption("remediation_playbook", None)
-    if path:
-        write_atomic(path, playbook.render(run, inventory_names=inventory_names(config)))
-    path, directory = config.getoption("xccdf", None), config.getoption("xccdf_dir", None)
-    if path or directory:
-        from postfix_compliance.checks import CATALOG
-        try:
-            user: str | None = getpass.getuser()
-        except (KeyError, OSError):
-            user = None
-        options = {"catalog": {cid: dataclasses.asdict(meta) for cid, meta in CATALOG.items()},
-                   "local_user": user, "sudo": bool(config.getoption("sudo", False))}
-        if path:
-            write_atomic(path, xccdf.render(run, **options))
-        if directory:  # one file per host: SCAP consumers render one TestResult of a file
-            from postfix_compliance.plugin.snapshots import snapshot_stems
-            stems = snapshot_stems([(h.name, h.id) for h in run.hosts])
-            for host, stem in zip(run.hosts, stems):
-                write_atomic(os.path.join(directory, f"{stem}.xccdf.xml"),
-                             xccdf.render(dataclasses.replace(run, hosts=(host,)), **options))
+    from postfix_compliance.report.outputs import OUTPUTS, write_outputs as write_files
+    paths = {o.dest: config.getoption(o.dest, None) for o in OUTPUTS}
+    if any(paths.values()):
+        write_files(run, paths, render_context(config, playbook=bool(paths.get("remediation_playbook"))))
+
+
+def render_context(config: pytest.Config, playbook: bool) -> Any:
+    """What the renderers know besides the run: the catalogue, who ran it, the inventory's host names (read
+    only for a playbook: it means reading the inventory again)."""
+    from postfix_compliance.checks import CATALOG
+    from postfix_compliance.report.outputs import RenderContext
+    try:
+        user: str | None = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    return RenderContext(catalog={cid: dataclasses.asdict(meta) for cid, meta in CATALOG.items()}, local_user=user,
+                         sudo=bool(config.getoption("sudo", False)),
+                         inventory_names=inventory_names(config) if playbook else {})
 
 
 def inventory_names(config: pytest.Config) -> dict[str, str]:

@@ -1,0 +1,80 @@
+"""Every output file a run or a merge writes from the run result, in one table.
+
+Each entry is an option (`--remediation-script FILE`), what it writes (a file, or a directory of files),
+the file mode, and `render(run, context)`: a pure function of the decided run and of what the writer
+knows besides it (RenderContext). The suite's plugin (plugin/outputs.py) and `fleet merge` both write
+through `write_outputs`, so a merge of shards writes what the single run writes. results.json and the
+HTML pages have their writers of their own (report/results.py, report/html.py); JUnit is pytest's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Mapping
+
+from postfix_compliance.atomicfile import PRIVATE_EXECUTABLE_MODE, PRIVATE_MODE, READABLE_MODE, write_atomic
+from postfix_compliance.filenames import host_file_stems
+from postfix_compliance.report import metrics, playbook, remediation, xccdf
+from postfix_compliance.run import RunResult
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderContext:
+    """What a renderer may know besides the run: the checks' catalogue (every check gets an XCCDF Rule, one
+    that did not run too), who ran it (XCCDF's identity), and the inventory's names of the hosts."""
+    catalog: Mapping[str, Mapping[str, Any]] | None = None
+    local_user: str | None = None
+    sudo: bool = False
+    inventory_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileOutput:
+    dest: str  # the option's dest, also fleet merge's
+    flag: str
+    kind: str  # "file", or "dir": render returns (file name, text) pairs
+    mode: int
+    help: str
+    render: Callable[[RunResult, RenderContext], Any]
+
+
+def _xccdf_options(context: RenderContext) -> dict[str, Any]:
+    return {"catalog": context.catalog, "local_user": context.local_user, "sudo": context.sudo}
+
+
+def _xccdf_per_host(run: RunResult, context: RenderContext) -> list[tuple[str, str]]:
+    """One file per host: SCAP consumers render one TestResult of a file."""
+    stems = host_file_stems([(h.name, h.id) for h in run.hosts])
+    return [(f"{stem}.xccdf.xml", xccdf.render(dataclasses.replace(run, hosts=(host,)), **_xccdf_options(context)))
+            for host, stem in zip(run.hosts, stems)]
+
+
+OUTPUTS: tuple[FileOutput, ...] = (
+    FileOutput("metrics", "--metrics", "file", READABLE_MODE,  # node_exporter reads it as another user
+               "Prometheus textfile metrics", lambda run, context: metrics.render(run)),
+    FileOutput("remediation_script", "--remediation-script", "file", PRIVATE_EXECUTABLE_MODE,
+               "each host's remediation plan as a bash script (never run by the suite)",
+               lambda run, context: remediation.render(run)),
+    FileOutput("remediation_playbook", "--remediation-playbook", "file", PRIVATE_MODE,
+               "the plans as an Ansible playbook (never run by the suite)",
+               lambda run, context: playbook.render(run, inventory_names=context.inventory_names)),
+    FileOutput("xccdf", "--xccdf", "file", PRIVATE_MODE, "XCCDF 1.2, one TestResult per host",
+               lambda run, context: xccdf.render(run, **_xccdf_options(context))),
+    FileOutput("xccdf_dir", "--xccdf-dir", "dir", PRIVATE_MODE, "one XCCDF 1.2 file per host",
+               _xccdf_per_host),
+)
+
+
+def write_outputs(run: RunResult, paths: Mapping[str, str | None], context: RenderContext) -> None:
+    """Each output whose path is given, written atomically (postfix_compliance/atomicfile.py)."""
+    for output in OUTPUTS:
+        path = paths.get(output.dest)
+        if not path:
+            continue
+        rendered = output.render(run, context)
+        if output.kind == "dir":
+            for name, text in rendered:
+                write_atomic(os.path.join(path, name), text, mode=output.mode)
+        else:
+            write_atomic(path, rendered, mode=output.mode)
