@@ -280,9 +280,11 @@ def render_collapsed(run: RunResult) -> list[str]:
 
 
 def summary_prefix(run: RunResult) -> list[str]:
-    """The pieces above the results table: run line, hosts, triage, changes, waivers."""
-    return [piece for piece in (run_line(run), host_summary_html(run), triage_html(run), changes_html(run),
-                                waivers_html(run), fleet_html(run)) if piece]
+    """The pieces above the results table: run line, the roll-up of a run of many hosts, hosts, triage,
+    changes, waivers."""
+    from postfix_compliance.report.rollup import rollup_html
+    return [piece for piece in (run_line(run), rollup_html(run, host_links=is_fleet(run)), host_summary_html(run),
+                                triage_html(run), changes_html(run), waivers_html(run), fleet_html(run)) if piece]
 
 
 def large_notice(run: RunResult, everything: str = "passed,skipped,failed,error,xfailed,xpassed,rerun") -> str:
