@@ -16,6 +16,9 @@
 #     textfile collector directory);
 #   - compares with the previous run (the suite's --baseline DIR/latest/results.json), so the
 #     report lists what changed since then (--no-compare-previous: don't).
+#   - writes DIR/history.html, history.json and history.prom (python -m postfix_compliance.history):
+#     per host and check, since when it fails, when it last passed, what flaps, which hosts dropped
+#     out of this run; their metrics join this run's.
 #
 # Never two at once on one reports directory: the run holds an flock on DIR/.scheduled-run.lock
 # (or --lock FILE) from start to finish. A second run exits 75 at once, saying who holds the lock;
@@ -138,9 +141,18 @@ from postfix_compliance.atomicfile import write_atomic  # never through a plante
 write_atomic(path, json.dumps(doc, indent=1) + "\n")
 PY
 
+# ------------------------------------------------------------------ history
+# Compliance over time across the kept sets (postfix_compliance/history.py): REPORTS/history.html, history.json,
+# and history.prom, whose series (a host that dropped out of this run) join this run's metrics below.
+if ! PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.history "$reports_root" \
+    "$reports_root" 2>"$set_dir/history.log" 9>&-; then
+  say "no history: $(head -c 300 "$set_dir/history.log" | tr '\n' ' ')"
+fi
+
 # ------------------------------------------------------------------ metrics
 {
   [[ -f $set_dir/suite.prom ]] && cat "$set_dir/suite.prom"
+  [[ -f $reports_root/history.prom ]] && cat "$reports_root/history.prom"
   echo "# HELP postfix_compliance_scheduled_run_exit_status Exit status of the last scheduled run: 0 pass, 1 a check failed, 2 a check could not be judged, 4 bad input."
   echo "# TYPE postfix_compliance_scheduled_run_exit_status gauge"
   echo "postfix_compliance_scheduled_run_exit_status $status"

@@ -30,7 +30,8 @@ class Rule:
 
 
 RENDERERS_ARE_PURE = Rule(
-    ("postfix_compliance.report", "postfix_compliance.fleet", "postfix_compliance.fleet_run"),
+    ("postfix_compliance.report", "postfix_compliance.fleet", "postfix_compliance.fleet_run",
+     "postfix_compliance.history", "postfix_compliance.filenames"),
     ("pytest", "_pytest", "pytest_html", "postfix_compliance.plugin", "postfix_compliance.facts.parsers"),
     "a renderer is a function of the decided run: no pytest, no plugin state, no parsing evidence again")
 FACTS_LOOK_NO_FURTHER = Rule(

@@ -327,6 +327,11 @@ def test_rotation_keeps_n_sets_and_latest_names_the_newest(tmp_path, healthy):
     assert len(set(made)) == 3  # distinct sets, even within one second
     assert _sets(reports) == sorted(made)[-2:] == made[-2:]
     assert "removed old report set" in proc.stderr
+    # Each run's history spans the sets kept when it ran (rotation comes after): here all three.
+    history = json.load(open(os.path.join(reports, "history.json")))
+    assert [os.path.basename(os.path.dirname(r["path"])) for r in history["runs"]] == sorted(made)
+    assert os.path.isfile(os.path.join(reports, "history.html"))
+    assert "postfix_compliance_history_runs 3" in open(metrics).read()
 
     # Runs that judge nothing (bad input: exit 4) keep their set for the log but never move latest,
     # and rotation never removes the set latest names, however many of them follow.
