@@ -666,6 +666,23 @@ def test_image_gate_never_changes_the_image(tmp_path, debian_root):
     assert os.listdir(scratch) == []  # its scratch directory is gone
 
 
+def test_an_image_root_that_cannot_be_read_says_why_once_with_its_evidence(tmp_path, debian_root):
+    """A root without /dev (so no /dev/null for the shell's redirections): the host cannot be judged, and every
+    check says the real cause, the shell's own words, with the probe's evidence kept."""
+    root = _copy_root(debian_root, tmp_path / "no-dev")
+    shutil.rmtree(os.path.join(root, "dev"))
+    proc, results = _gate(root, tmp_path / "gate")
+    assert proc.returncode == 2, proc.stderr
+    messages = {r["message"] for r in results["results"]}
+    assert len(messages) == 1 and {r["outcome"] for r in results["results"]} == {"error"}
+    [message] = messages
+    assert "no readable /etc/os-release: `cat /etc/os-release` exited 2: " in message
+    assert "cannot open /dev/null" in message
+    evidence = [e for r in results["results"] for e in r["evidence"]]
+    assert evidence and {e["probe"] for e in evidence} == {"os_release"}
+    assert "cannot open /dev/null" in evidence[0]["stderr"]
+
+
 def test_image_gate_runs_nothing_of_the_image_with_privilege(tmp_path, debian_root):
     """A hostile image whose /bin/sh leaves a chroot (chroot twice), remounts the image read-write and
     prints the job's environment: it writes nothing on this machine or in the image, and sees no secret.

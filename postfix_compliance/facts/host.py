@@ -14,6 +14,8 @@ from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.facts.parsers import parse
 from postfix_compliance.facts.probes import MAIL_SYSTEM_DOWN, QUEUE_MISLABELLED, boolean_probe_name
 
+COMMAND_IN_MESSAGE = 100  # characters of a probe's command a check's error message quotes
+
 
 NotApplicable = pytest.skip.Exception  # a check that does not apply to a host is skipped, with the reason
 
@@ -98,7 +100,9 @@ class HostFacts:
         fact = self.get(probe)
         if isinstance(fact, model.Unparsed):
             ev = self.evidence.get(probe)
-            command = f" ({ev.command})" if ev else ""
+            # A long probe script (the queue's guards) stays in the evidence, not in every message.
+            command = (f" ({ev.command})" if len(ev.command) <= COMMAND_IN_MESSAGE else " (its command: see the "
+                       "evidence)") if ev else ""
             raise EvidenceError(f"probe {probe}{command}: {fact.reason}")
         if isinstance(fact, model.Unavailable):
             raise not_applicable(f"{probe}: {fact.reason}")

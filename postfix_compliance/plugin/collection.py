@@ -172,7 +172,7 @@ class HostCollector:
             except UsageError as exc:
                 return failed(target, str(exc), name, known)
         if profile is None:
-            return failed(target, f"no profile matches host {target.id} ({_os_words(os_fact)}): choose one with "
+            return failed(target, f"no profile matches host {target.id} ({_os_words(os_fact, os_ev)}): choose one with "
                                   "--profile", name, known)
         return self._collect_probes(target, runner, name, profile, known)
 
@@ -254,10 +254,14 @@ def failed(target: HostTarget, error: str, name: str | None = None,
     return HostFacts(target.id, name or target.id, evidence or {}, None, error=error)
 
 
-def _os_words(fact: Any) -> str:
+def _os_words(fact: Any, ev: Evidence) -> str:
+    """What the host's os-release said, or why it could not be read: the command's own words (an image root
+    without /dev/null, a shell that is missing), not only "no readable /etc/os-release"."""
     if isinstance(fact, model.OsRelease):
         return f"ID={fact.id} VERSION_ID={fact.version_id}"
-    return "no readable /etc/os-release"
+    said = next((line.strip() for line in (ev.stderr or "").splitlines() if line.strip()), "")
+    why = f": `{ev.command}` exited {ev.exit_status}" + (f": {said[:200]}" if said else "")
+    return "no readable /etc/os-release" + (why if ev.exit_status else "")
 
 
 def select(collector: HostCollector, items: list[pytest.Item], markexpr: str) -> None:

@@ -203,7 +203,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         message = host_facts.message
     message = inert(message)
     stage = stage_of(item.config)
-    evidence = host_facts.evidence_for_report() if host_facts and not host_facts.error else []
+    # A host that could not be checked keeps what it did answer (its os-release probe: why it failed).
+    evidence = ((list(host_facts.evidence.values()) if host_facts.error else host_facts.evidence_for_report())
+                if host_facts else [])
     entries = stage.entries(target.id, evidence)
     # The host's clock now (an upper bound): a later --baseline run places this run's end on it.
     clock = host_facts.host_time() if host_facts and not host_facts.error else None
