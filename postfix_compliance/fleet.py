@@ -56,7 +56,7 @@ from postfix_compliance.atomicfile import PRIVATE_DIR_MODE, PRIVATE_MODE, READAB
 from postfix_compliance.atomicfile import write_atomic as _write_atomic
 from postfix_compliance.errors import UsageError
 from postfix_compliance.inputfiles import load_json
-from postfix_compliance.outputpaths import check_output_path
+from postfix_compliance.outputpaths import check_renderer_paths
 from postfix_compliance.private_dirs import private_dir
 from postfix_compliance.report import html as html_report
 from postfix_compliance.report import metrics as suite_metrics
@@ -379,12 +379,10 @@ def cmd_merge(out_dir: str, paths: list[str], outputs: Mapping[str, str | None] 
     outputs = {dest: path for dest, path in (outputs or {}).items() if path}
     if not paths:
         raise FleetError("nothing to merge: name one or more results.json files")
-    for output in report_outputs.OUTPUTS:  # before anything is read: a bad path is one line, nothing written
-        if output.dest in outputs:
-            try:
-                check_output_path(output.flag, outputs[output.dest], output.kind)
-            except UsageError as exc:
-                raise FleetError(str(exc)) from None
+    try:  # before anything is read: a bad path is one line, nothing written
+        check_renderer_paths(outputs)
+    except UsageError as exc:
+        raise FleetError(str(exc)) from None
     merged = merge(load_results(p) for p in paths)  # one file at a time (Merger)
     run = merged.run
     try:  # the merged reports carry every host's evidence: a directory no other user can write

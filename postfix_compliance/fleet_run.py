@@ -30,7 +30,7 @@ from typing import Any, Sequence
 from postfix_compliance.atomicfile import PRIVATE_MODE
 from postfix_compliance.errors import UsageError
 from postfix_compliance.facts.collect import PREFETCH_HOSTS
-from postfix_compliance.outputpaths import check_output_path
+from postfix_compliance.outputpaths import check_renderer_paths
 from postfix_compliance.private_dirs import private_dir
 from postfix_compliance.report import outputs as report_outputs
 from postfix_compliance.text import inert
@@ -155,12 +155,10 @@ def run(out_dir: str, jobs: int, suite_args: Sequence[str], merge: Any) -> int:
     if not 1 <= jobs <= 256:
         raise FleetRunError(f"--jobs {jobs}: give a number of shards from 1 to 256")
     check_suite_args(suite_args)
-    for output in report_outputs.OUTPUTS:  # before any shard starts: a bad path is one line
-        if output.dest in outputs:
-            try:
-                check_output_path(output.flag, outputs[output.dest], output.kind)
-            except UsageError as exc:
-                raise FleetRunError(str(exc)) from None
+    try:  # before any shard starts: a bad path is one line
+        check_renderer_paths(outputs)
+    except UsageError as exc:
+        raise FleetRunError(str(exc)) from None
     shards_dir = os.path.join(out_dir, "shards")
     try:  # a directory another user could write would let them plant the shards' logs and results
         private_dir(out_dir, "output directory")

@@ -45,6 +45,13 @@ def check_output_paths(config: Any) -> None:
                     raise UsageError(f"{flag} {path}: {inner} is a directory, where the report file goes")
 
 
+def check_renderer_paths(paths: Any) -> None:
+    """The renderers' outputs a merge writes (report/outputs.py: dest -> path), checked as the suite checks them."""
+    for output in report_outputs.OUTPUTS:
+        if paths.get(output.dest):
+            check_output_path(output.flag, paths[output.dest], output.kind)
+
+
 def check_output_path(flag: str, path: str, kind: str) -> None:
     where = f"{flag} {path}"
     if not path.strip():

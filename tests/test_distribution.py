@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -33,15 +34,23 @@ def _run(argv: list[str], cwd, timeout: float = 300) -> subprocess.CompletedProc
     return subprocess.run(argv, cwd=str(cwd), env=_clean_env(), capture_output=True, text=True, timeout=timeout)
 
 
+# Not copied into the build's source: what a clone has that the distribution must not depend on.
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache",
+                                     ".hypothesis", "reports")
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    """(wheel path, sdist path), built from this checkout."""
+    """(wheel path, sdist path), built from a copy of this checkout (a build in place writes build/ and
+    *.egg-info into the clone, and two builds at once there collide)."""
     out = tmp_path_factory.mktemp("dist")
+    source = out / "source"
+    shutil.copytree(REPO, source, ignore=_NOT_SOURCE, symlinks=True)
     proc = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
-                 REPO], cwd=out)
+                 str(source)], cwd=out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = _run([sys.executable, "-c", "import sys; from setuptools import build_meta as b; "
-                 "print(b.build_sdist(sys.argv[1]))", str(out)], cwd=REPO)
+                 "print(b.build_sdist(sys.argv[1]))", str(out)], cwd=source)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [wheel] = [p for p in os.listdir(out) if p.endswith(".whl")]
     [sdist] = [p for p in os.listdir(out) if p.endswith(".tar.gz")]

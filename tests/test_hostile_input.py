@@ -142,6 +142,13 @@ def test_number_of_seconds_out_of_range(suite, option):
     assert_one_error_line(run, option.split("=")[0], "must be a positive number of seconds")
 
 
+def test_an_option_nobody_knows_is_one_line(suite):
+    """pytest's own parser would print its usage line, the error, the ini file and the rootdir."""
+    run = suite(f"--hosts=snapshot://{HEALTHY}", "--hots=mail1", "--no-flush")
+    line = assert_one_error_line(run, "unrecognized arguments: --hots=mail1")
+    assert "usage:" not in run.stdout + run.stderr, line
+
+
 def test_an_image_url_without_a_root_is_bad_input(suite):
     run = suite("--hosts=image://", "--no-flush")
     assert_one_error_line(run, "bad host URL 'image://': image:// needs a path")

@@ -31,6 +31,7 @@ from postfix_compliance.facts.host import HostFacts
 from postfix_compliance.outputpaths import check_output_paths
 from postfix_compliance.plugin.collection import FACTS, HostCollector, facts_fixture, host_of, select
 from postfix_compliance.plugin.options import BASELINE_WINDOW, pytest_addhooks, pytest_addoption, validate
+from postfix_compliance.plugin.options import pytest_load_initial_conftests
 from postfix_compliance.plugin.lean_reports import register as register_lean_reports
 from postfix_compliance.plugin.outputs import changes_summary, plan_summary, waivers_summary, write_outputs
 from postfix_compliance.plugin.results_stage import ResultsStage, decided_run, pytest_runtest_makereport, stage_of
@@ -46,7 +47,8 @@ from postfix_compliance.plugin.targets import HostTarget, resolve_targets, shard
 from postfix_compliance.profiles import Profile, load_profile
 from postfix_compliance.text import inert
 
-__all__ = ["pytest_addhooks", "pytest_addoption", "pytest_cmdline_main", "pytest_xdist_make_scheduler",
+__all__ = ["pytest_addhooks", "pytest_addoption", "pytest_cmdline_main", "pytest_load_initial_conftests",
+           "pytest_xdist_make_scheduler",
            "pytest_runtest_makereport", "pytest_sessionfinish_checks_done", "pytest_sessionfinish_publish_reports",
            "pytest_unconfigure"]
 

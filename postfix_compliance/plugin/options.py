@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from postfix_compliance.errors import UsageError
@@ -99,6 +101,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="check only slice K of N of the run's hosts (1 <= K <= N), chosen by a hash of each "
                          "host's id, so adding a host moves no other; a slice may be empty (exit 0). Join the "
                          "slices' results.json with `python -m postfix_compliance.fleet merge`")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Any:
+    """Every usage error one `ERROR:` line: once the plugins and initial conftests are in (so that every
+    option is known), the arguments are parsed here first, and an option nobody knows, or a value
+    argparse refuses, is said in one line. pytest's own parse would say it as its four-line usage message.
+    (This plugin is loaded by -p in a clone's pytest.ini and by the postfix-compliance command; installed
+    and brought in by the entry point, the command's own OneLineUsage does it.)"""
+    result = yield
+    try:
+        _, unknown = parser.parse_known_and_unknown_args(args)
+    except pytest.UsageError as exc:
+        from postfix_compliance.cli import one_line
+        raise pytest.UsageError(one_line(str(exc))) from None
+    unknown = [arg for arg in unknown if arg.startswith("-")]
+    if unknown:
+        raise pytest.UsageError(f"unrecognized arguments: {' '.join(unknown)}")
+    return result
 
 
 # Numeric options are taken as text and converted here, so that a wrong value is the suite's one ERROR line
