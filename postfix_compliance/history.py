@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 from postfix_compliance.atomicfile import READABLE_MODE, write_atomic
 from postfix_compliance.errors import UsageError
+from postfix_compliance.fleet import FleetError, _timestamp, load_results
 from postfix_compliance.private_dirs import private_dir
 from postfix_compliance.text import inert
 
@@ -107,14 +108,12 @@ def result_files(paths: Iterable[str]) -> list[str]:
 
 def build(paths: Iterable[str]) -> History:
     """The history of the runs in `paths` (result_files), one file in memory at a time."""
-    from postfix_compliance.fleet import FleetError, load_results
     runs: list[tuple[float, str, RunPoint, dict[tuple[str, str], tuple[str, str, str]]]] = []
     for path in result_files(paths):
         try:
             doc = load_results(path)
         except FleetError as exc:
             raise UsageError(str(exc)) from None
-        from postfix_compliance.fleet import _timestamp
         when = _timestamp(doc.get("generated_at")) or 0.0
         outcomes: dict[tuple[str, str], tuple[str, str, str]] = {}
         judged = passed = 0
@@ -177,7 +176,6 @@ def metrics(history: History) -> str:
               for h, n in history.dropped]
     lines += ["# HELP postfix_compliance_history_failing_since_timestamp_seconds When a failing check's current "
               "failing streak began.", "# TYPE postfix_compliance_history_failing_since_timestamp_seconds gauge"]
-    from postfix_compliance.fleet import _timestamp
     for check in history.checks:
         if check.failing_since:
             when = _timestamp(check.failing_since)
@@ -205,10 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         history = build(args.results)
         write(history, args.out_dir)
-    except UsageError as exc:
-        print(inert(f"ERROR: history: {exc}"), file=sys.stderr)
-        return 4
-    except OSError as exc:
+    except (UsageError, OSError) as exc:
         print(inert(f"ERROR: history: {exc}"), file=sys.stderr)
         return 4
     latest = history.runs[-1]

@@ -458,29 +458,13 @@ def ansible_environment() -> dict[str, str]:
 def _from_ansible(program: str, path: str) -> Inventory:
     """`ansible-inventory --list` of the file, read as data by the built-in JSON reader."""
     where = f"ansible inventory {path}"
-    source = os.path.abspath(path)  # absolute: it never starts with `-`, and it is passed as `--inventory=`
-    try:
-        proc = subprocess.Popen([program, f"--inventory={source}", "--list"], cwd=os.path.dirname(source),
-                                env=ansible_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as exc:
-        raise UsageError(f"{where}: cannot run {program}: {exc}") from None
-    try:
-        out, err = proc.communicate(timeout=ANSIBLE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: an inventory script it started goes too
-        except OSError:
-            pass
-        proc.communicate()
-        raise UsageError(f"{where}: ansible-inventory gave no answer within {ANSIBLE_TIMEOUT} s") from None
-    stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-    if proc.returncode != 0:
+    returncode, stdout, stderr = _run_ansible([program, "--list"], path, ansible_environment())
+    if returncode != 0:
         message = _ansible_error(stderr)
         if "vault" in message.lower() or "decrypt" in message.lower():
             message += (" (a vault-encrypted file: give ansible-inventory the vault password as your playbooks "
                         "get it, e.g. ANSIBLE_VAULT_PASSWORD_FILE or vault_password_file in ansible.cfg)")
-        raise UsageError(f"{where}: ansible-inventory exited {proc.returncode}: {message}")
+        raise UsageError(f"{where}: ansible-inventory exited {returncode}: {message}")
     try:
         data = json.loads(stdout)
     except json.JSONDecodeError as exc:
@@ -499,21 +483,39 @@ def _ansible_list_hosts(program: str, path: str, pattern: str) -> list[str]:
     """`ansible PATTERN --list-hosts`: the hosts Ansible itself selects, in its order (its JSON inventory
     lists child groups sorted, so their order, and a subscript's answer, is only Ansible's own)."""
     where = f"ansible inventory {path}"
-    source = os.path.abspath(path)
     env = {**ansible_environment(), "ANSIBLE_HOST_PATTERN_MISMATCH": "ignore", "ANSIBLE_LOCALHOST_WARNING": "False"}
-    try:  # `--` first: the pattern is data (`-x` would be an option)
-        proc = subprocess.run([program, f"--inventory={source}", "--list-hosts", "--", pattern],
-                              cwd=os.path.dirname(source), env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=ANSIBLE_TIMEOUT, start_new_session=True)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"{where}: cannot ask ansible for the hosts of {_shown(pattern)}: {exc}") from None
-    stdout, stderr = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
+    # `--` first: the pattern is data (`-x` would be an option)
+    returncode, stdout, stderr = _run_ansible([program, "--list-hosts", "--", pattern], path, env)
+    if returncode != 0:
         raise UsageError(f"{where}: host pattern {_shown(pattern)}: {_ansible_error(stderr)}")
     match = re.search(r"^\s*hosts \(([0-9]+)\):\n((?:[ \t]+\S+\n?)*)", stdout, re.M)
     if match is None:
         raise UsageError(f"{where}: host pattern {_shown(pattern)}: ansible printed no host list")
     return match.group(2).split()
+
+
+def _run_ansible(argv: list[str], path: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of an Ansible program on the inventory `path` (given as `--inventory=`,
+    absolute, after the program's name), in the file's directory, in a session of its own; past
+    ANSIBLE_TIMEOUT the whole session is killed (an inventory script it started too) and it is a UsageError."""
+    where = f"ansible inventory {path}"
+    source = os.path.abspath(path)  # absolute: it never starts with `-`
+    try:
+        proc = subprocess.Popen([argv[0], f"--inventory={source}", *argv[1:]], cwd=os.path.dirname(source), env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot run {argv[0]}: {exc}") from None
+    try:
+        out, err = proc.communicate(timeout=ANSIBLE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.communicate()
+        raise UsageError(f"{where}: {os.path.basename(argv[0])} gave no answer within {ANSIBLE_TIMEOUT} s") from None
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def _ansible_error(stderr: str) -> str:
