@@ -1,9 +1,11 @@
-"""File names for per-host files (snapshots, XCCDF results): one per host URL, readable, bounded, safe."""
+"""File names for per-host files (snapshots, XCCDF results, a fleet's host pages): one per host, readable,
+bounded, safe."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 STEM_MAX = 100  # far below NAME_MAX (255 bytes), with room for ".json" and a hash
 
@@ -38,3 +40,10 @@ def host_file_stems(hosts: list[tuple[str, str]], all_urls: list[str] | None = N
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "host"
+
+
+def host_page(host: Any) -> str:
+    """The file name (under hosts/ beside the page) of a fleet host's own page: readable, bounded, unique
+    (a HostResult's name and a hash of its target id)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", host.name).strip("._")[:60] or "host"
+    return f"hosts/{safe}-{hashlib.sha256(host.id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}.html"

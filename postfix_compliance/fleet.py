@@ -1,15 +1,15 @@
 """Fleet reports: merge results.json files from several runs into one, and Prometheus metrics.
 
 Several controllers (one per site), or CI shards of one inventory, each write a results.json
-(format "postfix-compliance-results/2", or /1 from older runs; see report/results.py). This module merges them:
+(format "postfix-compliance-results/2", or /1 from older runs; see results_file.py). This module merges them:
 
     python -m postfix_compliance.fleet merge OUT_DIR a.json b.json [DIR ...]
 
-reads the files one at a time, each into a run result (report/results.py `run_from_document`: the
+reads the files one at a time, each into a run result (results_file.py `run_from_document`: the
 suite's own type, postfix_compliance/run.py), and merges it into the run so far (`Merger`), keeping of
 each file only its records that win so far and the evidence they read: memory is bounded by the merged
 run plus one input, not by the sum of the inputs. It writes the merged run with the suite's own renderers:
-OUT_DIR/results.json (report/results.py; the same format: usable as a --baseline, mergeable
+OUT_DIR/results.json (results_file.py; the same format: usable as a --baseline, mergeable
 again), OUT_DIR/metrics.prom (report/metrics.py, Prometheus textfile) and OUT_DIR/fleet.html
 (report/html.py `page`: the suite's report as one self-contained page, every string from a host
 escaped, plus the files merged and the duplicates) and, for a fleet (more than html.FLEET_HOSTS hosts),
@@ -55,22 +55,18 @@ from typing import Any, Iterable, Mapping
 from postfix_compliance.atomicfile import PRIVATE_DIR_MODE, PRIVATE_MODE, READABLE_MODE
 from postfix_compliance.atomicfile import write_atomic as _write_atomic
 from postfix_compliance.errors import UsageError
-from postfix_compliance.inputfiles import load_json
 from postfix_compliance.outputpaths import check_renderer_paths
 from postfix_compliance.private_dirs import private_dir
 from postfix_compliance.report import html as html_report
+from postfix_compliance.report import junit as junit_report
 from postfix_compliance.report import metrics as suite_metrics
 from postfix_compliance.report import outputs as report_outputs
-from postfix_compliance.report import results as results_report
-from postfix_compliance.report.results import READABLE_FORMATS, RESULTS_FORMAT, inline_evidence, seconds_of
+from postfix_compliance import results_file
+from postfix_compliance.results_file import seconds_of
 from postfix_compliance.run import CheckResult, HostResult, RunResult
 from postfix_compliance.text import inert
 
 USAGE_EXIT = 4
-# How far ahead of this machine's clock a file's time stamps may be (clocks differ a little): a file dated
-# later than that is refused, or it would win every host x check against the real results, and its date
-# would keep the staleness alert quiet.
-CLOCK_SKEW_S = 300
 
 
 class FleetError(Exception):
@@ -78,45 +74,14 @@ class FleetError(Exception):
 
 
 # ---------------------------------------------------------------------- reading
-def host_key(record: dict[str, Any]) -> str:
-    """A host's identity across runs: the name it reports, else its URL."""
-    return str(record.get("host_name") or record.get("host"))
-
-
-_timestamp = seconds_of  # results.json's time stamps, read one way
-
-
 def load_results(path: str) -> dict[str, Any]:
-    """Read one results.json (or a report directory holding one); FleetError names the problem."""
-    if os.path.isdir(path):
-        candidate = os.path.join(path, "results.json")
-        if not os.path.exists(candidate):
-            raise FleetError(f"{path}: a directory without results.json")
-        path = candidate
+    """Read one results.json (or a report directory holding one) as results_file.load reads any, refusing
+    one dated in the future (it would win every host x check); FleetError names the problem."""
     try:
-        doc = load_json(path)
-    except UsageError as exc:
+        doc = results_file.load(path, directory=True, refuse_future=True)
+    except results_file.ResultsFileError as exc:
         raise FleetError(str(exc)) from None
-    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
-        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise FleetError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r})")
-    error = results_report.schema_error(doc)  # every key merging, metrics and the pages read, typed
-    if error is not None:
-        raise FleetError(f"{path}: {error}")
-    generated = doc.get("generated_at")
-    if generated is not None and _timestamp(generated) is None:
-        raise FleetError(f"{path}: \"generated_at\" {generated!r} is not YYYY-MM-DDTHH:MM:SSZ")
-    latest = time.time() + CLOCK_SKEW_S
-    for key in ("generated_at", "started_at"):
-        when = _timestamp(doc.get(key))
-        if when is not None and when > latest:
-            raise FleetError(f"{path}: \"{key}\" {doc[key]} is in the future (more than {CLOCK_SKEW_S} s "
-                             "ahead of this machine's clock): refused, it would outrank every real result")
-    try:
-        inline_evidence(doc)  # format /2: each record given its evidence from the host's table (shared)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise FleetError(f"{path}: {exc}") from None
-    doc["_path"] = path
+    doc["_path"] = os.path.join(path, "results.json") if os.path.isdir(path) else path
     return doc
 
 
@@ -152,16 +117,16 @@ class Merger:
         """Merge one document (as `load_results` returns it); nothing of it is kept but the records
         that win so far and the evidence they read."""
         index = len(self._files)
-        generated = _timestamp(doc.get("generated_at"))
+        generated = seconds_of(doc.get("generated_at"))
         self._files.append({"path": doc["_path"], "generated": generated, "generated_at": doc.get("generated_at"),
                             "started_at": doc.get("started_at"), "suite_version": doc.get("suite_version"),
                             "profile": doc.get("profile"),
-                            "hosts": sorted({results_report.host_key(r) for r in doc["results"]}),
+                            "hosts": sorted({results_file.host_key(r) for r in doc["results"]}),
                             "records": len(doc["results"])})
         # Older first: a later (newer) one replaces it; a tie, the file named later; in one file, the later record.
         precedence = (generated or 0.0, index)
         won: list[tuple[str, str, str]] = []
-        for position, (host, check) in enumerate(results_report.run_from_document(doc).checks()):
+        for position, (host, check) in enumerate(results_file.run_from_document(doc).checks()):
             key = (host.id, host.name, check.check_id)
             rank = (precedence, position)
             best = self._best.get(key)
@@ -245,7 +210,7 @@ class Merger:
             hosts.append(dataclasses.replace(first, checks=tuple(c for _, c in pairs), evidence=evidence,
                                              diagnosis=next((h.diagnosis for h, _ in reversed(pairs)
                                                              if h.diagnosis), None)))
-        starts = [t for t in (_timestamp(f["started_at"]) for f in files) if t is not None]
+        starts = [t for t in (seconds_of(f["started_at"]) for f in files) if t is not None]
         ends = [f["generated"] for f in files if f["generated"] is not None]
         now = time.time()
         # For a fleet, "the run" spans every run merged: from the earliest start to the latest end.
@@ -295,19 +260,19 @@ def _summary(run: RunResult) -> dict[str, dict[str, int]]:
 
 
 def document(merged: Merged) -> dict[str, Any]:
-    """The merged results.json: report/results.py's document of the run, as a fleet has it: records
+    """The merged results.json: results_file.py's document of the run, as a fleet has it: records
     ordered by host name and naming the file each came from ("source"), the summary by host name,
     generated when merged, started at the earliest run's start (none known: null), no duration."""
     run = merged.run
-    doc = results_report.document(run)
+    doc = results_file.document(run)
     doc.pop("diagnosis", None)  # each record carries its host's finding
-    starts = [s.get("started_at") for s in run.sections["fleet"]["sources"] if _timestamp(s.get("started_at"))]
+    starts = [s.get("started_at") for s in run.sections["fleet"]["sources"] if seconds_of(s.get("started_at"))]
     doc.update({"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(merged.generated)),
                 "started_at": doc["started_at"] if starts else None, "duration_s": None,
                 "summary": _summary(run)})
     for record in doc["results"]:
         record["source"] = merged.source[(record["host"], record["check_id"])]
-    doc["results"].sort(key=lambda r: (results_report.host_key(r), r["check_id"]))
+    doc["results"].sort(key=lambda r: (results_file.host_key(r), r["check_id"]))
     return doc
 
 
@@ -319,7 +284,7 @@ def metrics_text(merged: Merged) -> str:
     fleet = run.sections["fleet"]
     sources = fleet.get("sources", [])
     text = suite_metrics.render(run)
-    when = {s["path"]: _timestamp(s.get("generated_at")) for s in sources}
+    when = {s["path"]: seconds_of(s.get("generated_at")) for s in sources}
     per_host: dict[str, float] = {}
     for host, check in run.checks():
         stamp = when.get(merged.source.get((host.id, check.check_id)))
@@ -374,7 +339,7 @@ def _shared_name_lines(run: RunResult) -> list[str]:
 
 def cmd_merge(out_dir: str, paths: list[str], outputs: Mapping[str, str | None] | None = None,
               sudo: bool = False) -> int:
-    """Merge `paths` into out_dir (results.json, metrics.prom, fleet.html, hosts/), and write each of the
+    """Merge `paths` into out_dir (results.json, metrics.prom, fleet.html, hosts/, junit.xml), and write each of the
     renderers' `outputs` (report/outputs.py: dest -> path) as the single run writes it."""
     outputs = {dest: path for dest, path in (outputs or {}).items() if path}
     if not paths:
@@ -395,10 +360,11 @@ def cmd_merge(out_dir: str, paths: list[str], outputs: Mapping[str, str | None] 
     # never a new results.json beside an old page.
     staging = tempfile.mkdtemp(dir=out_dir, prefix=".fleet-merge-")  # mode 0700, a name nobody planted
     try:
-        write_atomic(os.path.join(staging, "results.json"), results_report.json_pieces(doc))
+        write_atomic(os.path.join(staging, "results.json"), results_file.json_pieces(doc))
         # readable whatever the umask: node_exporter reads metrics.prom as another user
         write_atomic(os.path.join(staging, "metrics.prom"), metrics_text(merged), mode=READABLE_MODE)
         write_atomic(os.path.join(staging, "fleet.html"), html_report.page(run))
+        write_atomic(os.path.join(staging, "junit.xml"), junit_report.render(run))  # a CI server's test list
         # The page links each host of a fleet to its own page (every check, its evidence): written here too,
         # one at a time, as the suite writes them beside compliance.html.
         for name, text in html_report.host_pages(run, up="fleet.html"):
@@ -414,7 +380,7 @@ def cmd_merge(out_dir: str, paths: list[str], outputs: Mapping[str, str | None] 
         print(inert(line), file=sys.stderr)  # host names and paths from files: shown, never obeyed
     status = exit_status(run)
     print(inert(f"fleet: {len(doc['summary'])} hosts, {len(doc['results'])} results from {len(paths)} files "
-                f"-> {out_dir}/fleet.html, results.json, metrics.prom (exit {status})"), file=sys.stderr)
+                f"-> {out_dir}/fleet.html, results.json, junit.xml, metrics.prom (exit {status})"), file=sys.stderr)
     return status
 
 

@@ -47,7 +47,6 @@ _SET_BY_FLEET_RUN = {
     "--report-dir": "each shard reports to OUT_DIR/shards/K; the merged report is OUT_DIR",
     "--no-reports": "the shards' results.json are what fleet run merges",
     "--results-only": "fleet run's shards write results.json only already",
-    "--junitxml": "one file from N shards; the merged results are OUT_DIR/results.json",
     "--html": "one file from N shards; the merged page is OUT_DIR/fleet.html",
 }
 

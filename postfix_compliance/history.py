@@ -29,7 +29,8 @@ from typing import Any, Iterable
 
 from postfix_compliance.atomicfile import READABLE_MODE, write_atomic
 from postfix_compliance.errors import UsageError
-from postfix_compliance.fleet import FleetError, _timestamp, load_results
+from postfix_compliance.fleet import FleetError, load_results
+from postfix_compliance.results_file import seconds_of
 from postfix_compliance.private_dirs import private_dir
 from postfix_compliance.text import inert
 
@@ -72,6 +73,7 @@ class History:
     runs: tuple[RunPoint, ...]
     checks: tuple[CheckHistory, ...]
     dropped: tuple[tuple[str, str], ...]  # (target, host name) checked by the previous run, not the latest
+    flapping_flips: int = FLAPPING_FLIPS  # what `flapping` means here (the page says it)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "postfix-compliance-history/1",
@@ -114,7 +116,7 @@ def build(paths: Iterable[str]) -> History:
             doc = load_results(path)
         except FleetError as exc:
             raise UsageError(str(exc)) from None
-        when = _timestamp(doc.get("generated_at")) or 0.0
+        when = seconds_of(doc.get("generated_at")) or 0.0
         outcomes: dict[tuple[str, str], tuple[str, str, str]] = {}
         judged = passed = 0
         for record in doc["results"]:
@@ -178,7 +180,7 @@ def metrics(history: History) -> str:
               "failing streak began.", "# TYPE postfix_compliance_history_failing_since_timestamp_seconds gauge"]
     for check in history.checks:
         if check.failing_since:
-            when = _timestamp(check.failing_since)
+            when = seconds_of(check.failing_since)
             if when is not None:
                 lines.append(f'postfix_compliance_history_failing_since_timestamp_seconds{{host="{_label(check.host)}",'
                              f'check="{_label(check.check_id)}"}} {when:.0f}')

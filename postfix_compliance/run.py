@@ -86,7 +86,7 @@ class HostResult:
         return next((c for c in self.checks if c.check_id == check_id), None)
 
     def record(self, check: CheckResult, *, with_evidence: bool = False) -> dict[str, Any]:
-        """The check as a results.json record (report/results.py documents the format)."""
+        """The check as a results.json record (results_file.py documents the format)."""
         record = {
             "host": self.id, "host_name": self.name, "profile": self.profile, "check_id": check.check_id,
             "title": check.title, "severity": check.severity, "section": check.section,
@@ -138,7 +138,7 @@ class RunResult:
 
 
 def check_from_record(record: Mapping[str, Any]) -> CheckResult:
-    """A results.json record (format /1 or /2, as report/results.load returns it) as a CheckResult."""
+    """A results.json record (format /1 or /2, as results_file.load returns it) as a CheckResult."""
     return CheckResult(
         check_id=record["check_id"], title=record.get("title") or "", severity=record.get("severity") or "",
         section=record.get("section") or "", outcome=record["outcome"], message=record.get("message") or "",
@@ -155,7 +155,6 @@ def hosts_from_records(records: Iterable[Mapping[str, Any]],
                        plans: Mapping[str, Any] | None = None) -> tuple[HostResult, ...]:
     """Records (with "evidence_refs" and a per-host evidence table, or format /1's inline "evidence")
     grouped into HostResults, in the order their hosts first appear; each with its plan when given."""
-    from postfix_compliance.remediation_plan import HostPlan
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         grouped.setdefault(record["host"], []).append(record)
@@ -166,7 +165,6 @@ def hosts_from_records(records: Iterable[Mapping[str, Any]],
         for record in recs:
             check = check_from_record(record)
             if "evidence" in record and not record.get("evidence_refs"):  # format /1: inline
-                from postfix_compliance.report.results import evidence_entries
                 entries = evidence_entries(record["evidence"])
                 table.update(entries)
                 check = dataclasses.replace(check, evidence_refs=tuple(i for i, _ in entries))
@@ -176,5 +174,13 @@ def hosts_from_records(records: Iterable[Mapping[str, Any]],
         plan = (plans or {}).get(host_id)
         hosts.append(HostResult(id=host_id, name=first.get("host_name") or host_id, profile=first.get("profile"),
                                 checks=tuple(checks), evidence=table, diagnosis=found,
-                                plan=HostPlan.from_dict(plan) if isinstance(plan, Mapping) else None))
+                                plan=plan))
     return tuple(hosts)
+
+
+def evidence_entries(evidence: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(evidence id, evidence dict) for Evidence objects (or dicts already): how a host's evidence table
+    (HostResult.evidence, results.json's "evidence") names each."""
+    from postfix_compliance.facts.evidence import evidence_id
+    dicts = [e if isinstance(e, dict) else e.to_dict() for e in evidence]
+    return [(evidence_id(d), d) for d in dicts]

@@ -20,15 +20,18 @@ it asks `waive` here, the same function step 2 applies, so both always agree.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from postfix_compliance import triage
 from postfix_compliance.run import CheckResult, HostResult, RunResult
 from postfix_compliance.waivers import WaiverFile
 
+if TYPE_CHECKING:  # read by the baseline step only
+    from postfix_compliance.baseline import Baseline
+
 
 def decide(run: RunResult, *, waivers: WaiverFile | None = None,
-           baseline: dict[str, Any] | None = None) -> RunResult:
+           baseline: Baseline | None = None) -> RunResult:
     run = triage_step(run)
     run = waiver_step(run, waivers)
     run = plan_step(run)
@@ -90,7 +93,7 @@ def host_with_plan(host: HostResult) -> HostResult:
     return _replace_host(host, plan=plan, diagnosis=diagnosis)
 
 
-def baseline_step(run: RunResult, baseline: dict[str, Any] | None) -> RunResult:
+def baseline_step(run: RunResult, baseline: Baseline | None) -> RunResult:
     if baseline is None:
         return run
     from postfix_compliance.baseline import compare

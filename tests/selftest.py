@@ -34,7 +34,7 @@ class SuiteRun:
 
     @property
     def results(self) -> dict[str, Any]:
-        from postfix_compliance.report.results import inline_evidence
+        from postfix_compliance.results_file import inline_evidence
         with open(os.path.join(self.report_dir, "results.json"), encoding="utf-8") as handle:
             # As the suite's own readers see it: every record with its "evidence" (stored once per host).
             return inline_evidence(json.load(handle))

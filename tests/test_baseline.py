@@ -131,7 +131,8 @@ def test_compare_pairs_hosts_by_name_and_sees_waived_as_failing():
         {"host": "snapshot://b.json", "host_name": "mx1", "check_id": "SEL-002", "outcome": "pass"},
         {"host": "snapshot://b.json", "host_name": "mx1", "check_id": "SVC-001", "outcome": "fail"},
     ]
-    changes = baseline.compare(base, RunResult(0.0, 0.0, None, hosts_from_records(now)))
+    before = baseline.Baseline(RunResult(0.0, 0.0, None, hosts_from_records(base["results"])), {})
+    changes = baseline.compare(before, RunResult(0.0, 0.0, None, hosts_from_records(now)))
     assert [c["check_id"] for c in changes["regressions"]] == ["SEL-001"]
     assert [c["check_id"] for c in changes["fixes"]] == ["SEL-002"]
     assert [(c["check_id"], c["before"], c["after"]) for c in changes["other"]] == [

@@ -24,7 +24,7 @@ from postfix_compliance.facts.evidence import Evidence, evidence
 from postfix_compliance.facts.model import Unparsed
 from postfix_compliance.facts.parsers import parse
 from postfix_compliance.facts.probes import Probe
-from postfix_compliance.report import results as results_report
+from postfix_compliance import results_file as results_report
 
 FLOOD_BYTES = 100_000_000
 # A real `ps -eZ` line, over and over: parseable, so only the cap rule keeps a check from passing on it.
@@ -215,12 +215,11 @@ def test_results_json_stores_each_probes_evidence_once_and_old_files_stay_readab
     old_path.write_text(json.dumps(old))
     new_path = os.path.join(pre.report_dir, "results.json")
     # A baseline's AVC-002 evidence reads the same from either format (the comparison's new denials).
-    from postfix_compliance.baseline import denials_of
+    from postfix_compliance import baseline
     denials = []
     for path in (str(old_path), new_path):
-        loaded = results_report.load(path)
-        [avc] = [r for r in loaded["results"] if r["check_id"] == "AVC-002" and "avc-denials" in r["host"]]
-        denials.append(denials_of(avc, "postfix_"))
+        [host] = [h for h in baseline.read(path).run.hosts if "avc-denials" in h.id]
+        denials.append(baseline.current_denials(host))
     assert denials[0] and denials[0] == denials[1]
     changes = []
     for baseline in (str(old_path), new_path):

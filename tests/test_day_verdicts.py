@@ -13,7 +13,8 @@ import pytest
 import report_snapshots as snaps
 from selftest import run_suite
 from postfix_compliance.facts.probes import MAIL_SYSTEM_DOWN, build_probes
-from postfix_compliance.report import results as results_report
+from postfix_compliance import baseline
+from postfix_compliance import results_file as results_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOSTS = os.path.join(REPO, "fixtures", "hosts")
@@ -80,8 +81,8 @@ def test_a_denial_before_the_baseline_ended_is_not_new(tmp_path):
     stamped after it is new."""
     pre_host = snaps.make(tmp_path, "pre", with_clock(CLOCK), host="mail1.example.test")
     pre = run_suite(f"--hosts=snapshot://{pre_host}", "--profile=debian12", report_dir=str(tmp_path / "pre"))
-    pre_doc = results_report.load(os.path.join(pre.report_dir, "results.json"))
-    ended, offset = results_report.run_ends(pre_doc)[f"snapshot://{pre_host}"]
+    pre_run = baseline.read(os.path.join(pre.report_dir, "results.json")).run
+    ended, offset = baseline.run_ends(pre_run)[f"snapshot://{pre_host}"]
     assert CLOCK < ended < CLOCK + 120 and offset == 0, ended
     post_host = snaps.make(tmp_path, "post", with_clock(CLOCK + 600), with_denials(
         SHOWQ_DENIAL.format(stamp=f"{CLOCK - 5}.100", serial=700, pid=901),   # during the pre run

@@ -51,7 +51,15 @@ THE_PLAN_READS_FACTS_ONLY = Rule(
     "triage and the remediation plan read the typed facts of the run: no parsing, no transport, no renderer "
     "(the renderers are views of the plan, never its source)")
 
-RULES = (RENDERERS_ARE_PURE, FACTS_LOOK_NO_FURTHER, CHECKS_RUN_NO_COMMANDS, THE_PLAN_READS_FACTS_ONLY)
+THE_RESULTS_FILE_IS_DATA = Rule(
+    ("postfix_compliance.results_file", "postfix_compliance.run"),
+    ("pytest", "_pytest", "postfix_compliance.plugin", "postfix_compliance.report", "postfix_compliance.fleet",
+     "postfix_compliance.verdict", "postfix_compliance.baseline", "postfix_compliance.facts.parsers"),
+    "the run result and its file sit below everything that reads them: renderers, the merge, the verdict, "
+    "the baseline")
+
+RULES = (RENDERERS_ARE_PURE, FACTS_LOOK_NO_FURTHER, CHECKS_RUN_NO_COMMANDS, THE_PLAN_READS_FACTS_ONLY,
+         THE_RESULTS_FILE_IS_DATA)
 
 
 def _within(module: str, prefix: str) -> bool:
@@ -136,6 +144,75 @@ def test_checks_import_nothing_that_runs_commands():
 
 def test_triage_and_the_plan_read_facts_only():
     assert_none(THE_PLAN_READS_FACTS_ONLY)
+
+
+def test_the_results_file_and_the_run_import_nothing_that_reads_them():
+    assert_none(THE_RESULTS_FILE_IS_DATA)
+
+
+def import_graph(root: str = REPO) -> dict[str, set[str]]:
+    """Module -> the modules of postfix_compliance/ it imports (anywhere in it: a function's import counts)."""
+    found = modules(root, ("postfix_compliance",))
+    graph: dict[str, set[str]] = {}
+    for module, path in found.items():
+        edges = set()
+        for _, target, names in imports(module, path):
+            # `from a import b`: the submodule a.b if there is one, else a
+            named = [f"{target}.{n}" for n in names if f"{target}.{n}" in found]
+            edges.update(named or ([target] if target in found else []))
+        edges.discard(module)
+        graph[module] = edges
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The modules that import each other, directly or around a circle (strongly connected components of
+    more than one module), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]  # Tarjan's, without recursion
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+                    break
+                if nxt in stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        circles.append(sorted(component))
+    return circles
+
+
+def test_no_import_circle():
+    """Data walks one way: no two modules of the package import each other, however far around."""
+    circles = import_circles(import_graph())
+    assert not circles, "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in circles)
+
+
+def test_the_circle_finder_finds_circles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a", "e"}, "e": {"d"}, "f": set(), "g": {"g2"}, "g2": set()}
+    assert sorted(import_circles(graph)) == [["a", "b", "c"], ["d", "e"]]
 
 
 def test_the_checker_finds_forbidden_arrows(tmp_path):

@@ -29,7 +29,7 @@ import yaml
 
 import report_snapshots as snaps
 from selftest import N_CHECKS
-from postfix_compliance.report.results import inline_evidence
+from postfix_compliance.results_file import inline_evidence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
@@ -1081,7 +1081,7 @@ def test_fleet_merge_validates_against_the_schema_and_keeps_the_last_good_output
 
 def test_the_results_schema_is_published_and_holds_what_the_suite_writes(tmp_path):
     """docs/reports.md names the schema; every results file a real run writes validates against it."""
-    from postfix_compliance.report import results as results_report
+    from postfix_compliance import results_file as results_report
     schema = json.load(open(results_report.SCHEMA_PATH))
     assert schema["properties"]["format"]["enum"] == list(results_report.READABLE_FORMATS)
     assert "postfix_compliance/schemas/results.schema.json" in open(os.path.join(REPO, "docs", "reports.md")).read()

@@ -20,7 +20,8 @@ from selftest import N_CHECKS, run_suite
 from postfix_compliance.checks import SECTIONS
 from postfix_compliance.remediation_plan import PHASES
 from postfix_compliance.report import metrics, remediation
-from postfix_compliance.report.results import OUTCOMES, RESULTS_FORMAT
+from postfix_compliance.results_file import RESULTS_FORMAT
+from postfix_compliance.run import OUTCOMES
 
 
 @pytest.fixture(scope="module")

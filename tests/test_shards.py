@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results_golden import groups, normalise  # noqa: E402
+from results_golden import comparable, groups, normalise  # noqa: E402
 from selftest import N_CHECKS, REPO, assert_one_error_line, run_suite  # noqa: E402
 
 from postfix_compliance import fleet  # noqa: E402
@@ -63,7 +63,9 @@ def _by_host_check(doc: dict) -> dict[tuple[str, str], tuple[str, str]]:
 
 # Every output a renderer writes from the run (report/outputs.py), as the merge writes it too.
 OUTPUT_FILES = {"--remediation-script": "remediation.sh", "--remediation-playbook": "playbook.yml",
-                "--xccdf": "xccdf.xml", "--metrics": "metrics.prom", "--xccdf-dir": "xccdf"}
+                "--xccdf": "xccdf.xml", "--metrics": "metrics.prom", "--xccdf-dir": "xccdf", "--junitxml": "junit.xml"}
+# The one thing of pytest's JUnit a run result does not hold: the source line before a skip's reason.
+_SKIP_LOCATION = re.compile(r'(<skipped type="pytest.skip" message="[^"]*">)<repo>/[\w./-]+\.py:<line>: ')
 
 
 def _output_args(directory: str) -> list[str]:
@@ -77,9 +79,11 @@ def _outputs(directory: str) -> dict[str, str]:
     for root, _, names in os.walk(directory):
         for name in names:
             path = os.path.join(root, name)
-            kind = "xccdf.xml" if name.endswith(".xml") else name
+            kind = "junit.xml" if name == "junit.xml" else "xccdf.xml" if name.endswith(".xml") else name
             with open(path, encoding="utf-8") as handle:
-                found[os.path.relpath(path, directory)] = normalise(kind, handle.read(), directory)
+                text = normalise(kind, handle.read(), directory)
+            # pytest writes testcases as checks finish, the merge host by host: the same set, sorted
+            found[os.path.relpath(path, directory)] = comparable(kind, _SKIP_LOCATION.sub(r"\1", text))
     return found
 
 
@@ -125,16 +129,24 @@ def test_four_shards_merged_equal_the_unsharded_run(fleet_run):
 
 
 def test_four_shards_merged_write_every_output_the_unsharded_run_writes(fleet_run):
-    """The script, the playbook, the XCCDF file and the per-host XCCDF files, the metrics: each rendered from
-    the merged run (report/outputs.py, the one table the single run uses too), the same as the single run's."""
+    """The script, the playbook, the XCCDF file and the per-host XCCDF files, the metrics, JUnit: each rendered
+    from the merged run (report/outputs.py, the one table the single run uses too), the same as the single
+    run's (its JUnit is pytest's own: the merge's has the same testcases, element for element)."""
     base = fleet_run["base"]
     out = os.path.join(base, "fleet-outputs")
     proc = _merge(os.path.join(base, "fleet2"), *(s.report_dir for s in fleet_run["shards"]), *_output_args(out))
     assert proc.returncode == fleet_run["whole"].exit_status, proc.stderr
     whole, merged = _outputs(os.path.join(base, "whole-outputs")), _outputs(out)
-    assert sorted(merged) == sorted(whole) and len(whole) == 4 + 12
+    assert sorted(merged) == sorted(whole) and len(whole) == 5 + 12
     for name in whole:
         assert merged[name] == whole[name], name
+    # pytest's JUnit of the single run and the merge's: every outcome is in it (fail, skip, waived aside).
+    junit = whole["junit.xml"]
+    assert junit.count("<testcase ") == 12 * N_CHECKS and "<failure " in junit and "<skipped " in junit
+    # and the merge directory has its junit.xml, as a single run's report directory has
+    with open(os.path.join(base, "fleet2", "junit.xml"), encoding="utf-8") as handle:
+        assert comparable("junit.xml", _SKIP_LOCATION.sub(r"\1", normalise("junit.xml", handle.read(), out))) \
+            == merged["junit.xml"]
 
 
 def test_every_host_in_exactly_one_shard(fleet_run):

@@ -93,10 +93,10 @@ def pytest_configure(config: pytest.Config) -> None:
         stage_plugin_reports(config)
 
 
-def _verdict_inputs(config: pytest.Config) -> tuple[Any, dict[str, Any] | None, dict[str, tuple[float, int]]]:
+def _verdict_inputs(config: pytest.Config) -> tuple[Any, Any, dict[str, tuple[float, int]]]:
     """--waivers and --baseline, read and validated up front: (waivers, baseline, where it ended per host)."""
     from postfix_compliance import waivers as waiver_file
-    from postfix_compliance.report import results as results_report
+    from postfix_compliance import baseline as baseline_file
     waivers = baseline = None
     path = config.getoption("waivers", None)
     if path:
@@ -108,12 +108,11 @@ def _verdict_inputs(config: pytest.Config) -> tuple[Any, dict[str, Any] | None, 
     ends: dict[str, tuple[float, int]] = {}
     if path:
         try:
-            baseline = results_report.load(path)
+            baseline = baseline_file.read(path)
         except ValueError as exc:
             raise UsageError(f"--baseline {exc}") from None
-        baseline["_path"] = path
         if config.getoption("avc_since") == BASELINE_WINDOW:
-            ends = results_report.run_ends(baseline)
+            ends = baseline_file.run_ends(baseline.run)
     return waivers, baseline, ends
 
 

@@ -75,21 +75,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                              "without Ansible (group_vars/ and host_vars/ beside the file; no vault), 'auto' "
                              "(default): ansible-inventory where it is installed")
     # Outputs and the verdict's inputs (plugin/outputs.py writes the files).
-    group.addoption("--metrics", metavar="FILE", default=None,
-                    help="write Prometheus textfile-collector metrics (one gauge per host x check) to FILE, "
-                         "atomically")
-    group.addoption("--remediation-script", metavar="FILE", default=None,
-                    help="write a shell script (for review, never run by the suite) of the fixes for the failed "
-                         "checks, one block per host, in runbook order")
-    group.addoption("--remediation-playbook", metavar="FILE", default=None,
-                    help="write an Ansible playbook (for review, never run by the suite) of the fixes for the "
-                         "failed checks, one play per host, in runbook order (docs/ansible.md)")
-    group.addoption("--xccdf", metavar="FILE", default=None,
-                    help="write the results as an XCCDF 1.2 Benchmark with one TestResult per host (for "
-                         "OpenSCAP and other SCAP tools; see docs/scap.md), atomically")
-    group.addoption("--xccdf-dir", metavar="DIR", default=None,
-                    help="write one XCCDF 1.2 file per host in DIR (HOST.xccdf.xml): `oscap xccdf generate "
-                         "report` renders one TestResult of a file, so a fleet needs a file each")
+    from postfix_compliance.report.outputs import OUTPUTS
+    for output in OUTPUTS:  # the renderers' table: the merge takes the same options
+        if not output.pytest_writes:  # --junitxml is pytest's own option
+            group.addoption(output.flag, dest=output.dest, metavar="DIR" if output.kind == "dir" else "FILE",
+                            default=None, help=f"write {output.help}")
     group.addoption("--waivers", metavar="FILE", default=None,
                     help="YAML file of accepted exceptions (check, hosts, justification, owner, expires); "
                          "an expired waiver no longer covers its check")

@@ -21,10 +21,10 @@ from postfix_compliance.text import InertTerminal
 
 
 def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profile: Any) -> None:
-    from postfix_compliance.report import results
+    from postfix_compliance import results_file
 
     if not config.getoption("no_reports"):
-        results.write(run, os.path.join(report_dir, "results.json"))
+        results_file.write(run, os.path.join(report_dir, "results.json"))
         page_path = html_report_path(config)
         if page_path:  # a fleet: each host's own page, under hosts/ beside the report that links to it
             from postfix_compliance.checks import CATALOG
@@ -33,9 +33,10 @@ def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profil
                 path = os.path.join(os.path.dirname(page_path), name)
                 write_atomic(path, text)  # makes hosts/ (0700) as it needs
     from postfix_compliance.report.outputs import OUTPUTS, write_outputs as write_files
-    paths = {o.dest: config.getoption(o.dest, None) for o in OUTPUTS}
+    paths = {o.dest: config.getoption(o.dest, None) for o in OUTPUTS if not o.pytest_writes}
     if any(paths.values()):
-        write_files(run, paths, render_context(config, playbook=bool(paths.get("remediation_playbook"))))
+        write_files(run, paths, render_context(config, playbook=bool(paths.get("remediation_playbook"))),
+                    in_pytest=True)
 
 
 def render_context(config: pytest.Config, playbook: bool) -> Any:

@@ -24,8 +24,8 @@ from postfix_compliance.facts.evidence import Evidence
 from postfix_compliance.plugin.collection import FACTS
 from postfix_compliance.plugin.outcomes import classify, expected, make_inert
 from postfix_compliance.plugin.targets import HostTarget
-from postfix_compliance.report.results import evidence_digest, evidence_entries
-from postfix_compliance.run import CheckResult, HostResult, RunResult
+from postfix_compliance.results_file import evidence_digest
+from postfix_compliance.run import CheckResult, HostResult, RunResult, evidence_entries
 from postfix_compliance.stage_probes import stage_probe_names
 from postfix_compliance.text import inert, inert_data
 
@@ -36,7 +36,7 @@ class ResultsStage:
     """Per process: the checks' results as they arrive, and (on the controller) the run at the end."""
 
     def __init__(self, targets: list[HostTarget], started: float, profile: str | None, waivers: Any,
-                 baseline: dict[str, Any] | None, sections: dict[str, Any] | None = None):
+                 baseline: Any, sections: dict[str, Any] | None = None):
         self.targets = targets
         self.started = started
         self.profile = profile

@@ -10,7 +10,6 @@ import html
 import os
 from typing import Any
 
-from postfix_compliance.history import FLAPPING_FLIPS
 from postfix_compliance.text import inert
 
 CHART_W, CHART_H, PAD = 720, 180, 36
@@ -101,7 +100,7 @@ def page(history: Any, base: str | None = None) -> str:
     out.append(f'<h2>Failing now</h2><table id="history-failing"><thead>{_HEAD}</thead><tbody>'
                f"{_check_rows(failing)}</tbody></table>")
     if flapping:
-        out.append(f'<h2>Flapping (changed outcome {FLAPPING_FLIPS} times or more)</h2><table id="history-flapping"><thead>'
+        out.append(f'<h2>Flapping (changed outcome {history.flapping_flips} times or more)</h2><table id="history-flapping"><thead>'
                    f"{_HEAD}</thead><tbody>{_check_rows(flapping)}</tbody></table>")
     out.append('<h2>Runs</h2><table id="history-runs"><thead><tr><th>Run</th><th>Hosts</th><th>Passed / judged</th>'
                "<th>Results</th></tr></thead><tbody>")

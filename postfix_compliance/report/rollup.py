@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 from typing import Iterable
 
+from postfix_compliance.filenames import host_page
 from postfix_compliance.run import CheckResult, HostResult, RunResult
 from postfix_compliance.text import inert
 
@@ -115,7 +116,6 @@ def rollup_html(run: RunResult, host_links: bool = False) -> str:
     hosts = [h for h in run.hosts if h.checks or h.error]
     if len(hosts) < 2:
         return ""
-    from postfix_compliance.report.html import host_page  # the page names are html's
 
     failing_hosts = sum(1 for h in hosts if any(c.outcome == "fail" for c in h.checks))
     error_hosts = sum(1 for h in hosts if h.error or any(c.outcome == "error" for c in h.checks))

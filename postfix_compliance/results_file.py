@@ -1,4 +1,8 @@
-"""results.json: one record per host x check; the baseline format for pre/post-change runs.
+"""results.json, the file: its one module. Written from a run, read back into one, validated, upgraded.
+
+Every reader and writer of a results file goes through here: the suite's report (plugin/outputs.py),
+`--baseline` (baseline.py), `fleet merge` (fleet.py), the history (history.py), the scripts. The renderers
+(report/) only ever see the RunResult.
 
 Format "postfix-compliance-results/2" (documented in docs/reports.md; readers must ignore keys they
 do not know, writers only add keys within a format version):
@@ -17,14 +21,14 @@ do not know, writers only add keys within a format version):
 
 Each probe's evidence is stored once per host (a host printing megabytes is not copied into every
 check that read it); a record names what it read in "evidence_refs". Format /1 (still read, e.g. as
-a baseline) had each record's evidence inline as "evidence": [...].
+a baseline) had each record's evidence inline as "evidence": [...]; reading upgrades it (`load`:
+each record given "evidence", whichever the format; `run_from_document`: the same RunResult).
 
-In memory the run is a `run.RunResult` (postfix_compliance/run.py): `document(run)` / `render(run)` /
-`write(run, path)` produce the file from it, `run_from_document(load(path))` reads one back into it
-(as `fleet merge` does). A document's records (from `load`, `inline_evidence`) carry
-"evidence": the list of its evidence objects, shared with the host's table (not copies), so
-readers such as the HTML report and the baseline comparison read a record's evidence the same way
-whichever format it came from; `document` stores each once again.
+Write: `document(run)` / `render(run)` / `write(run, path)`. Read: `load(path)` (format, schema, time
+stamps checked; a problem is one ResultsFileError line naming the file), then `run_from_document(doc)`.
+A document's records (from `load`, `inline_evidence`) carry "evidence": the list of its evidence objects,
+shared with the host's table (not copies), so readers read a record's evidence the same way whichever
+format it came from; `document` stores each once again.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from postfix_compliance import __version__
 from postfix_compliance.atomicfile import write_atomic
-from postfix_compliance.run import OUTCOMES, RunResult, hosts_from_records
+from postfix_compliance.run import RunResult, evidence_entries, hosts_from_records
 
 RESULTS_FORMAT = "postfix-compliance-results/2"
 FORMAT_1 = "postfix-compliance-results/1"
@@ -47,8 +51,7 @@ READABLE_FORMATS = (FORMAT_1, RESULTS_FORMAT)
 
 # The published JSON Schema of the format (shipped in the package; docs/reports.md points to it): what every
 # reader of a results file (--baseline, fleet merge) checks before it uses a key.
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas",
-                           "results.schema.json")
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "results.schema.json")
 _ERROR_TEXT_MAX = 300  # a hostile value is named in the error line, cut to this
 
 
@@ -70,13 +73,6 @@ def schema_error(doc: Any) -> str | None:
     if len(message) > _ERROR_TEXT_MAX:
         message = message[:_ERROR_TEXT_MAX] + "…"
     return f"{where or 'top level'}: {message}"
-
-
-def evidence_entries(evidence: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(evidence id, evidence dict) for Evidence objects (or dicts already)."""
-    from postfix_compliance.facts.evidence import evidence_id
-    dicts = [e if isinstance(e, dict) else e.to_dict() for e in evidence]
-    return [(evidence_id(d), d) for d in dicts]
 
 
 def inline_evidence(doc: dict[str, Any]) -> dict[str, Any]:
@@ -126,39 +122,10 @@ def evidence_digest(evidence: list[dict[str, Any]]) -> str:
                                       for e in evidence]).encode()).hexdigest()[:16]
 
 
-def underlying_outcome(record: dict[str, Any]) -> str:
-    """The check's own verdict: a waived record's is the outcome the waiver covered ("fail")."""
-    if record.get("outcome") == "waived":
-        return (record.get("waiver") or {}).get("outcome") or "fail"
-    return record.get("outcome", "error")
-
-
 def host_key(record: dict[str, Any]) -> str:
     """How runs are matched host by host: the name the host reports (its hostname, or a snapshot's
     "host"), so a pre-change snapshot and a post-change one of the same machine pair up."""
     return record.get("host_name") or record["host"]
-
-
-def run_ends(doc: dict[str, Any]) -> dict[str, tuple[float, int]]:
-    """When a results.json's run ended on each host's own clock: host URL (and the reported name, where
-    only one host has it) -> (seconds since the epoch, the host's UTC offset). Read from each record's
-    `host_clock` (the latest); hosts without one (older results, snapshots) are left out."""
-    ends: dict[str, tuple[float, int]] = {}
-    for r in doc.get("results") or []:
-        clock = r.get("host_clock") if isinstance(r, dict) else None
-        if not isinstance(clock, dict) or not isinstance(clock.get("now"), (int, float)) \
-                or not isinstance(clock.get("utc_offset"), int):
-            continue
-        if r["host"] not in ends or clock["now"] > ends[r["host"]][0]:
-            ends[r["host"]] = (float(clock["now"]), clock["utc_offset"])
-    names: dict[str, set[str]] = {}
-    for r in doc.get("results") or []:
-        if isinstance(r, dict) and r.get("host") in ends:
-            names.setdefault(host_key(r), set()).add(r["host"])
-    for name, hosts in names.items():
-        if len(hosts) == 1 and name not in ends:
-            ends[name] = ends[next(iter(hosts))]
-    return ends
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -264,9 +231,12 @@ def run_from_document(doc: Mapping[str, Any]) -> RunResult:
     the results stage's job, not a reader's."""
     records = [r for r in doc.get("results") or [] if isinstance(r, dict)]
     tables = doc.get("evidence") if doc.get("format") != FORMAT_1 else None
+    from postfix_compliance.remediation_plan import HostPlan
+    plans = doc.get("plan") if isinstance(doc.get("plan"), dict) else {}
     hosts = hosts_from_records(records, tables if isinstance(tables, dict) else None,
                                doc.get("diagnosis") if isinstance(doc.get("diagnosis"), dict) else None,
-                               doc.get("plan") if isinstance(doc.get("plan"), dict) else None)
+                               {host: HostPlan.from_dict(plan) for host, plan in plans.items()
+                                if isinstance(plan, Mapping)})
     started = seconds_of(doc.get("started_at"))
     ended = seconds_of(doc.get("generated_at"))
     if started is None and ended is None:
@@ -278,20 +248,52 @@ def run_from_document(doc: Mapping[str, Any]) -> RunResult:
                      sections={k: v for k, v in doc.items() if k not in _DOCUMENT_KEYS and not k.startswith("_")})
 
 
-def load(path: str) -> dict[str, Any]:
-    """Read a results.json of format /1 or /2 (e.g. a baseline), its records given "evidence"
-    (`inline_evidence`); any problem is one ValueError line naming the file."""
+class ResultsFileError(ValueError):
+    """A results file that cannot be used: one line, naming the file."""
+
+
+# How far ahead of this machine's clock a file's time stamps may be (clocks differ a little): a file dated
+# later than that is refused where it would outrank real results (`fleet merge` keeps the newest record).
+CLOCK_SKEW_S = 300
+
+
+def load(path: str, *, directory: bool = False, refuse_future: bool = False) -> dict[str, Any]:
+    """Read a results.json of format /1 or /2 (a baseline, a file to merge), validated against the
+    schema, its records given "evidence" (`inline_evidence`: format /1 upgraded as it is read). With
+    `directory`, a report directory holding a results.json is taken too; with `refuse_future`, a file
+    dated ahead of this machine's clock is refused. Any problem is one ResultsFileError naming the file."""
+    from postfix_compliance.errors import UsageError
     from postfix_compliance.inputfiles import load_json
 
-    doc = load_json(path)
+    if directory and os.path.isdir(path):
+        candidate = os.path.join(path, "results.json")
+        if not os.path.exists(candidate):
+            raise ResultsFileError(f"{path}: a directory without results.json")
+        path = candidate
+    try:
+        doc = load_json(path)
+    except UsageError as exc:
+        raise ResultsFileError(str(exc)) from None
     if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise ValueError(f"{path}: not a results file (\"format\" is {found!r}, expected {RESULTS_FORMAT!r} "
-                         f"or {FORMAT_1!r})")
-    error = schema_error(doc)
+        raise ResultsFileError(f"{path}: not a results file (\"format\" is {found!r}, expected "
+                               f"{RESULTS_FORMAT!r} or {FORMAT_1!r})")
+    error = schema_error(doc)  # every key a reader uses, typed
     if error is not None:
-        raise ValueError(f"{path}: {error}")
+        raise ResultsFileError(f"{path}: {error}")
+    generated = doc.get("generated_at")
+    if generated is not None and seconds_of(generated) is None:
+        raise ResultsFileError(f"{path}: \"generated_at\" {generated!r} is not YYYY-MM-DDTHH:MM:SSZ")
+    if refuse_future:
+        latest = time.time() + CLOCK_SKEW_S
+        for key in ("generated_at", "started_at"):
+            when = seconds_of(doc.get(key))
+            if when is not None and when > latest:
+                raise ResultsFileError(f"{path}: \"{key}\" {doc[key]} is in the future (more than {CLOCK_SKEW_S} "
+                                       "s ahead of this machine's clock): refused, it would outrank every real "
+                                       "result")
     try:
-        return inline_evidence(doc)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        inline_evidence(doc)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ResultsFileError(f"{path}: {exc}") from None
+    return doc
