@@ -41,7 +41,9 @@ def test_rendered_from_results_equals_pytests_own(tmp_path):
     hosts = [snapshot(n) for n in ("boolean-runtime-only", "permissive", "avc-permissive-denials", "disabled",
                                  "vm-targeted-auditd-stopped")]  # the last one did not record `postfix check`
     out = str(tmp_path / "run")
-    run = run_suite(f"--hosts={','.join('snapshot://' + h for h in hosts)}", f"--waivers={waivers}",
+    # and a host that cannot be reached: its checks' errors are raised in set-up, not in the call
+    unreachable = "ssh://root@127.0.0.1:9"
+    run = run_suite(f"--hosts={','.join('snapshot://' + h for h in hosts)},{unreachable}", f"--waivers={waivers}",
                     "--poll-interval=0.1", "--postfix-check", report_dir=out)
     assert run.exit_status in (1, 2), run.stdout + run.stderr
     outcomes = {r["outcome"] for r in run.results["results"]}
@@ -52,6 +54,9 @@ def test_rendered_from_results_equals_pytests_own(tmp_path):
                            out)
     assert rendered == pytests
     assert 'type="pytest.skip" message="waived: a waiver the junit test applies"' in rendered
+    # a check the suite could not judge is an <error>, in pytest's file as in the renderer's
+    assert '<error message="SVC-005 snapshot://' in pytests and "ERROR: probe postfix_check" in pytests
+    assert '<error message="SEL-001 ssh://root@127.0.0.1:9: ERROR: ' in pytests and "failed on setup" not in pytests
 
 
 def _run(message: str, outcome: str = "fail") -> RunResult:
@@ -75,8 +80,8 @@ def test_a_hosts_control_characters_and_markup_stay_text():
 def test_a_long_message_is_cut_in_the_attribute_and_whole_in_the_text():
     long = "\n".join(f"- denial {i}" for i in range(200))
     case = ET.fromstring(junit.render(_run(long, "error")).split("?>", 1)[1]).find("testsuite/testcase")
-    failure = case.find("failure")
+    failure = case.find("error")
     assert failure.text.endswith("- denial 199") and failure.text.startswith("SEL-001 ssh://mail1: ERROR: ")
     assert len(failure.get("message")) < 600 and failure.get("message").endswith("full report in element text]")
     suite = ET.fromstring(junit.render(_run(long, "error")).split("?>", 1)[1]).find("testsuite")
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("1", "1", "0")
+    assert (suite.get("tests"), suite.get("errors"), suite.get("failures"), suite.get("skipped")) == ("1", "1", "0", "0")

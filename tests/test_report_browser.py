@@ -125,15 +125,17 @@ def test_per_host_summary(page, report):
 
 
 def test_columns_and_outcomes_read_as_such(page, report):
-    head = page.evaluate("[...document.querySelectorAll('#results-table thead th')].map(th => th.textContent)")
-    assert head[:6] == ["Result", "Outcome", "Host", "Check", "Severity", "Runbook section"]
+    # One outcome column: pytest-html's Result cell is there (its filters read it) but not shown.
+    head = page.evaluate("[...document.querySelectorAll('#results-table thead th')]"
+                         ".filter(th => th.offsetParent !== null).map(th => th.textContent)")
+    assert head == ["Outcome", "Host", "Check", "Severity", "Runbook section", "Test", "Duration"]
     rows = page.evaluate("""[...document.querySelectorAll('tbody.results-table-row')].map(tb => ({
         outcome: tb.querySelector('.col-outcome b').textContent, check: tb.querySelector('.col-check b').textContent,
         host: tb.querySelector('.col-host').firstChild.textContent, result: tb.querySelector('.col-result').textContent,
         severity: tb.querySelector('.col-severity').innerText, section: tb.querySelector('.col-section').innerText}))""")
     assert len(rows) == 3 * N_CHECKS
     error = [r for r in rows if r["host"] == "evil.example.test" and r["check"] == "SEL-001"][0]
-    assert error["outcome"] == "ERROR" and error["result"] == "Failed"  # pytest calls it Failed; we do not
+    assert error["outcome"] == "ERROR" and error["result"] == "Error"  # pytest calls it failed; the page does not
     na = [r for r in rows if r["outcome"] == "not applicable"]
     assert na and all(r["result"] == "Skipped" for r in na)
     first = rows[0]  # failures first: high severity, runbook order
@@ -210,6 +212,83 @@ def test_hostile_output_stays_text(page, report):
     env = page.evaluate("document.getElementById('environment').innerText")
     assert "<img src=x onerror=\"document.title='pwned'\">" in env
     page.screenshot(os.path.join(report.report_dir, "screenshot-hostile.png"))
+
+
+WORDS = {"pass": "Passed", "FAIL": "Failed", "ERROR": "Error", "waived": "Skipped", "not applicable": "Skipped"}
+
+
+@pytest.fixture(scope="module")
+def mixed_report(tmp_path_factory):
+    """Every outcome: failed checks (one waived), a check that raised in its call phase (hostile: pytest
+    says failed), a host that could not be read at all (its checks error in their set-up), checks that do
+    not apply, passes."""
+    tmp = tmp_path_factory.mktemp("vocabulary")
+    broken = snaps.make(tmp, "broken", snaps.permissive, snaps.spool_mislabelled, host="mail1.example.test")
+    hostile = snaps.make(tmp, "hostile", snaps.hostile, host="evil.example.test")
+    healthy = snaps.make(tmp, "healthy", host="mail2.example.test")
+    unreadable = snaps.make(tmp, "unreadable", lambda doc: snaps.set_output(
+        doc, "os_release", "", "cat: /etc/os-release: No such file or directory\n", 1), host="mail3.example.test")
+    waivers = tmp / "waivers.yaml"
+    waivers.write_text('waivers:\n  - check: LBL-002\n    hosts: "mail1*"\n    justification: "CHG-1"\n')
+    run = run_suite("--hosts=" + ",".join(f"snapshot://{p}" for p in (broken, hostile, unreadable, healthy)),
+                    f"--waivers={waivers}", "--postfix-check", report_dir=str(tmp / "reports"))
+    assert run.exit_status == 2, run.stdout[-3000:]
+    return run
+
+
+def test_counters_and_filters_count_the_suites_outcomes(browser, mixed_report):
+    """pytest-html's counters and filter boxes (rendered by its script) agree with the suite: a check that could
+    not be judged is an error whether it raised in set-up or in its call; Skipped says what it holds; the page
+    has one outcome column, no "N tests took" line beside the suite's, and no empty Environment heading."""
+    run = mixed_report
+    outcomes = [r["outcome"] for r in run.results["results"]]
+    count = {o: outcomes.count(o) for o in ("pass", "fail", "error", "waived", "not_applicable")}
+    assert all(count.values()), count
+    page = browser.new_page(width=1280, height=900)
+    try:
+        page.navigate("file://" + os.path.join(run.report_dir, "compliance.html"))
+        page.evaluate(SETTLE)
+        counters = page.evaluate("""Object.fromEntries([...document.querySelectorAll('.filters input')].map(box =>
+            [box.dataset.testResult, {text: box.nextElementSibling.textContent, enabled: !box.disabled}]))""")
+        assert counters["failed"] == {"text": f"{count['fail']} Failed,", "enabled": True}
+        assert counters["error"] == {"text": f"{count['error']} Errors,", "enabled": True}
+        assert counters["passed"] == {"text": f"{count['pass']} Passed,", "enabled": True}
+        assert counters["skipped"] == {"text": f"{count['waived'] + count['not_applicable']} Skipped ({count['waived']} "
+                                               f"waived, {count['not_applicable']} not applicable),", "enabled": True}
+        assert counters["xfailed"]["text"] == "0 Expected failures," and not counters["xfailed"]["enabled"]
+        # Every row's (hidden) Result word is its outcome's; the visible header has one outcome column.
+        rows = "[...document.querySelectorAll('tbody.results-table-row')]"
+        shown = page.evaluate(f"{rows}.map(tb => [tb.querySelector('.col-outcome b').textContent, "
+                              "tb.querySelector('.col-result').textContent, tb.className])")
+        assert len(shown) == len(outcomes)
+        assert all(result == WORDS[outcome] and cls.endswith(" " + result.lower()) for outcome, result, cls in shown)
+        head = page.evaluate("[...document.querySelectorAll('#results-table thead th')]"
+                             ".filter(th => th.offsetParent !== null).map(th => th.textContent)")
+        assert head == ["Outcome", "Host", "Check", "Severity", "Runbook section", "Test", "Duration"]
+        # Unticking Errors lists every check but those not judged (pytest-html's filter, by the row's word).
+        page.click("input[data-test-result=error]")
+        page.evaluate(SETTLE)
+        left = page.evaluate(f"{rows}.map(tb => tb.querySelector('.col-outcome b').textContent)")
+        assert len(left) == len(outcomes) - count["error"] and "ERROR" not in left
+        page.click("input[data-test-result=error]")
+        page.click("input[data-test-result=failed]")
+        page.evaluate(SETTLE)
+        left = page.evaluate(f"{rows}.map(tb => tb.querySelector('.col-outcome b').textContent)")
+        assert len(left) == len(outcomes) - count["fail"] and "FAIL" not in left and "ERROR" in left
+        # One count of the run: the suite's line; pytest-html's "N tests took ..." is not shown.
+        summary = page.evaluate("document.querySelector('.summary').innerText")
+        assert "tests took" not in summary and f"{len(outcomes)} checks run in " in summary
+        # The Environment heading says what it holds; open, it lists the run's suite, profile and hosts first.
+        heading = page.evaluate("document.getElementById('environment-header').innerText")
+        assert heading.startswith("Environment") and "the suite, profile and hosts of this run" in heading
+        page.click("#environment-header")
+        page.evaluate(SETTLE)
+        env = page.evaluate("[...document.querySelectorAll('#environment tr')].map(tr => tr.cells[0].textContent)")
+        assert env[:5] == ["Suite", "Profile", "Hosts", "Checks", "Run"] and "Python" in env
+        assert page.evaluate("document.getElementById('environment').rows[2].cells[1].textContent") == "4"
+        page.screenshot(os.path.join(run.report_dir, "screenshot-counters.png"))
+    finally:
+        _close(page)
 
 
 def test_large_report_opens_on_failing_checks(browser, tmp_path):

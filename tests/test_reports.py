@@ -1,4 +1,5 @@
-"""Reports without a browser: results.json, JUnit names, Prometheus metrics, the remediation script.
+"""Reports without a browser: results.json, JUnit names, the HTML page's counters, Prometheus metrics, the
+remediation script.
 
 One suite run over three snapshot hosts (broken, hostile, healthy) feeds most tests here; unit tests
 of the renderers cover what a run cannot produce (label escaping, shell injection attempts).
@@ -6,11 +7,14 @@ of the renderers cover what a run cannot produce (label escaping, shell injectio
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import stat
 import subprocess
 import xml.etree.ElementTree as ET
+from collections import Counter
 
 import pytest
 
@@ -85,6 +89,63 @@ def test_junit_names_carry_check_id_title_and_host(run):
     # The module stays the classname (pytest's own); every name is unique.
     assert all(case.get("classname").startswith("tests_host.") for case in cases)
     assert len(names) == len(cases)
+
+
+def _html_page(run) -> tuple[str, dict]:
+    """compliance.html, and pytest-html's data blob in it (every row's cells and words, the environment)."""
+    with open(os.path.join(run.report_dir, "compliance.html"), encoding="utf-8") as handle:
+        page = handle.read()
+    return page, json.loads(html.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+
+
+def test_html_counters_and_filters_speak_the_suites_outcomes(run):
+    """pytest-html's counters count each check as the suite judged it: the hostile host's SEL-001 could not
+    be judged (its exception came in the call phase, which pytest calls "failed") and is counted under
+    Errors, as its row is filtered; Skipped says what it holds. Before: "4 Failed, 0 Errors"."""
+    page, blob = _html_page(run)
+    counters = {kind: (int(n), label) for kind, n, label in
+                re.findall(r'<span class="(\w+)">(\d+) ([^<]*?),?</span>', page)}
+    outcomes = Counter(r["outcome"] for r in run.results["results"])
+    assert outcomes["error"] >= 1 and outcomes["fail"] >= 1
+    assert counters["failed"] == (outcomes["fail"], "Failed")
+    assert counters["error"] == (outcomes["error"], "Errors")
+    assert counters["passed"] == (outcomes["pass"], "Passed")
+    assert counters["skipped"] == (outcomes["not_applicable"], f"Skipped ({outcomes['not_applicable']} not applicable)")
+    assert counters["xfailed"][0] == counters["xpassed"][0] == counters["rerun"][0] == 0
+    # Each row's word (the one pytest-html's filter boxes select rows by) is the suite's outcome's.
+    words = {(t["testId"], t["result"]) for tests in blob["tests"].values() for t in tests}
+    expected = {"pass": "Passed", "fail": "Failed", "error": "Error", "not_applicable": "Skipped"}
+    assert words == {(r["nodeid"], expected[r["outcome"]]) for r in run.results["results"]}
+
+
+def test_html_environment_says_the_run_and_the_page_has_one_outcome_column(run):
+    page, blob = _html_page(run)
+    env = blob["environment"]
+    assert list(env)[:5] == ["Suite", "Profile", "Hosts", "Checks", "Run"]  # the run's own lines first
+    assert env["Suite"] == "postfix-compliance 0.1.0" and env["Profile"] == "debian12"
+    assert (env["Hosts"], env["Checks"]) == ("3", str(3 * N_CHECKS))
+    assert "Python" in env and "Plugins" in env  # pytest-metadata's, after them
+    # pytest-html's Result column is hidden (its word drives the filters); the Outcome column says it.
+    assert '#results-table th[data-column-type="result"], #results-table .col-result { display: none; }' in page
+    assert "Result</b> is pytest" not in page and "Failed is FAIL, Errors is ERROR" in page
+    # pytest-html's "N tests took" line is hidden: the suite's line counts every check.
+    assert ".summary .run-count { display: none; }" in page
+    assert re.search(rf"{3 * N_CHECKS} checks run in \d+\.\d\d s", page)
+
+
+def test_html_result_word_settles_failed_against_error_only():
+    from postfix_compliance.report.html import result_word, skipped_label
+    assert result_word("error", "Failed") == "Error"  # raised in the call phase: pytest's "failed"
+    assert result_word("error", "Error") == "Error"   # raised in setup (an unreachable host)
+    assert result_word("fail", "Failed") == "Failed"
+    assert result_word("not_applicable", "XFailed") == "XFailed"  # an xfail-marked check keeps pytest's counts
+    assert result_word("pass", "XPassed") == "XPassed"
+    assert result_word("fail", "Rerun") == "Rerun"
+    assert result_word("waived", "Skipped") == "Skipped"
+    assert [result_word(o) for o in ("pass", "fail", "error", "waived", "not_applicable")] == [
+        "Passed", "Failed", "Error", "Skipped", "Skipped"]
+    assert skipped_label({"waived": 1, "not_applicable": 24}) == "Skipped (1 waived, 24 not applicable)"
+    assert skipped_label({}) == "Skipped"
 
 
 def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:

@@ -3,11 +3,17 @@
 Data comes only from the results stage (plugin/results_stage.py): `check_of(config, report)` for a
 row, `decided_run(config)` for the summary (valid once every check ran: the summary hooks run at
 session finish). Everything put into the page is made by report/html.py's pure functions.
+
+One vocabulary: pytest says "failed" for a check that raised in its call phase, which the suite calls
+an error (it could not be judged). pytest's report is left as it is (the terminal, JUnit and the exit
+status read it); only the row's word in pytest-html says Error (`html.result_word`), and the counters
+above the table count the rows by that word, the one its filters select rows by (`count_rows`).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -68,11 +74,23 @@ def _test_id(report: Any) -> str:
     return report.nodeid + (f"::{report.when}" if getattr(report, "when", "call") != "call" else "")
 
 
+def count_rows(report_data: Any) -> None:
+    """pytest-html's counters (and which of its filter boxes are enabled) count the page's rows by the word
+    each row's Result cell holds, the word its filters select rows by. pytest-html counted each report by
+    pytest's outcome ("Failed" for a check that raised in its call phase) before the row hook gave the row
+    the suite's word ("Error": it could not be judged), so the two disagreed."""
+    counts = Counter(str(test.get("result", "")).lower()
+                     for tests in report_data.data["tests"].values() for test in tests)
+    for key, entry in report_data.outcomes.items():
+        entry["value"] = counts.get(key, 0)
+
+
 class HtmlRows:
     """The rows' hooks: pytest-html hands them only the report, so the run's config is bound here."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
+        self.skipped: Counter[str] = Counter()  # the page's Skipped rows of checks, by outcome
 
     @property
     def fleet(self) -> bool:
@@ -91,24 +109,35 @@ class HtmlRows:
             cells.clear()  # a fleet's page lists its failing checks; each host's own page has the rest
             return
         # pytest-html's own cells are HTML: keep their words only (it puts the node id in unescaped).
-        cells[:] = html.row_cells(row, result=re.sub(r"<[^>]*>", "", cells[0]),
-                                  test_id=_test_id(report), duration=re.sub(r"<[^>]*>", "", cells[2]))
+        word = re.sub(r"<[^>]*>", "", cells[0])
+        if row is not None:
+            word = html.result_word(row[1].outcome, word)  # a check that could not be judged: Error
+            if word == "Skipped":
+                self.skipped[row[1].outcome] += 1
+        cells[:] = html.row_cells(row, result=word, test_id=_test_id(report),
+                                  duration=re.sub(r"<[^>]*>", "", cells[2]))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_html(self, report: Any, data: list[str]) -> None:
         data[:] = html.row_detail(check_of(self.config, report), list(data), report.longreprtext or "")
 
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: Any) -> None:
-    config = session.config
-    run = decided_run(config)
-    if run is None:
-        return
-    report_data = config.stash.get(REPORT_DATA, None)
-    if report_data is not None:
-        report_data.title = html.title(run)
-        if config.getini("render_collapsed") == "passed":  # the default: ours instead
-            report_data.set_data("renderCollapsed", html.render_collapsed(run))
-    prefix.extend(html.summary_prefix(run))
-    postfix.extend(html.summary_postfix(run, CATALOG))
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
+                                    session: Any) -> None:
+        config = session.config
+        run = decided_run(config)
+        if run is None:
+            return
+        report_data = config.stash.get(REPORT_DATA, None)
+        if report_data is not None:
+            report_data.title = html.title(run)
+            if config.getini("render_collapsed") == "passed":  # the default: ours instead
+                report_data.set_data("renderCollapsed", html.render_collapsed(run))
+            # One vocabulary: the counters count the rows as the filters select them, Skipped says what it holds.
+            count_rows(report_data)
+            report_data.outcomes["skipped"]["label"] = html.skipped_label(self.skipped)
+            # The Environment table: the run's own lines, then pytest-metadata's (escaped at session start).
+            report_data.set_data("environment", {**html.environment(run),
+                                                 **(report_data.data.get("environment") or {})})
+        prefix.extend(html.summary_prefix(run))
+        postfix.extend(html.summary_postfix(run, CATALOG))

@@ -35,6 +35,7 @@ from typing import Any, Iterator, Mapping
 
 from postfix_compliance import __version__
 from postfix_compliance.atomicfile import write_atomic
+from postfix_compliance.filenames import host_page
 from postfix_compliance.run import OUTCOMES, CheckResult, HostResult, RunResult
 from postfix_compliance.runbook import SECTIONS, SEVERITIES
 from postfix_compliance.text import inert, inert_data
@@ -59,10 +60,21 @@ e = html.escape
 
 
 Row = tuple[HostResult, CheckResult]
-# pytest's own word for a check's outcome (the Result column): a check error is a test failure,
-# waived and not applicable are skips.
-PYTEST_RESULTS = {"pass": "Passed", "fail": "Failed", "error": "Failed", "waived": "Skipped",
-                  "not_applicable": "Skipped"}
+# pytest-html's word for a check's row: its filters select rows by it, its counters count them by it
+# (Passed, Failed, Skipped, XFailed, XPassed, Error, Rerun). It follows the suite's outcome: a check that
+# could not be judged is an "Error" (pytest itself calls an exception in the call phase "Failed"), a
+# failed one "Failed"; waived and not applicable are "Skipped" (pytest says so too).
+RESULT_WORDS = {"pass": "Passed", "fail": "Failed", "error": "Error", "waived": "Skipped",
+                "not_applicable": "Skipped"}
+
+
+def result_word(outcome: str, pytest_word: str | None = None) -> str:
+    """pytest-html's word for a check of this outcome. Given pytest's own (`pytest_word`), the suite's
+    verdict only settles Failed against Error; every other word stays (an xfail-marked check XFailed or
+    XPassed, a rerun attempt Rerun)."""
+    if pytest_word is None or (pytest_word in ("Failed", "Error") and outcome in ("fail", "error")):
+        return RESULT_WORDS.get(outcome, pytest_word or "Error")
+    return pytest_word
 
 
 # ---------------------------------------------------------------------- title
@@ -115,8 +127,10 @@ COLUMNS = (("outcome", "Outcome"), ("host", "Host"), ("check", "Check"), ("sever
 
 
 def header_cells(cells: list[str]) -> list[str]:
-    """pytest-html's header cells (Result, its own pass/fail view and the row's expand handle; Test;
-    Duration; Links) with ours between Result and Test."""
+    """pytest-html's header cells (Result; Test; Duration; Links) with ours between Result and Test.
+    Result stays, hidden (report.css): its cell holds the word pytest-html's filters, counters and
+    expand state read (`result_word`); the Outcome column shows it in the suite's words, so the page
+    has one outcome column."""
     result, test, duration = cells[0], cells[1], cells[2]
     ours = [f'<th class="sortable" data-column-type="{name}">{label}</th>' for name, label in COLUMNS]
     return [result, *ours, test, duration]
@@ -125,8 +139,9 @@ def header_cells(cells: list[str]) -> list[str]:
 def row_cells(row: Row | None, *, result: str, test_id: str, duration: str) -> list[str]:
     """A row's cells: HTML that pytest-html's script parses, so escaped, and small (unquoted class
     names, short sort keys), since it holds 3 copies of each in the page and rebuilds every row on
-    each expand/collapse. `result` (pytest's word: Passed, Failed...), `test_id` and `duration` are
-    text; `row` None: a test that is not a check (a collection error...)."""
+    each expand/collapse. `result` (pytest-html's word for the row, `result_word`: Passed, Failed,
+    Error...), `test_id` and `duration` are text; `row` None: a test that is not a check (a collection
+    error...)."""
     head = f"<td class=col-result>{e(result)}</td>"
     tail = [f"<td class=col-testId>{e(test_id)}</td>", f"<td class=col-duration>{e(duration)}</td>"]
     if row is None:
@@ -188,12 +203,6 @@ def shown_checks(run: RunResult) -> list[tuple[HostResult, CheckResult]]:
     """The checks that have a row on the run's page: all, or a fleet's failing ones."""
     fleet = is_fleet(run)
     return [(h, c) for h, c in run.checks() if not fleet or c.outcome in SHOWN_IN_FLEET]
-
-
-def host_page(host: HostResult) -> str:
-    """The file name (under hosts/ beside the page) of a fleet host's own page: readable, bounded, unique."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", host.name).strip("._")[:60] or "host"
-    return f"hosts/{safe}-{hashlib.sha256(host.id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}.html"
 
 
 def host_pages(run: RunResult, *, catalog: Mapping[str, Any] | None = None,
@@ -316,17 +325,22 @@ def script() -> str:
         return "<script>" + handle.read() + "</script>"
 
 
-def summary_postfix(run: RunResult, catalog: Mapping[str, Any] | None = None) -> list[str]:
-    """The pieces below the results table: legend, the large-report notice, data block, script."""
-    return [piece for piece in (legend_html(), large_notice(run), data_block(run, catalog), script()) if piece]
+def summary_postfix(run: RunResult, catalog: Mapping[str, Any] | None = None, *, filters: bool = True) -> list[str]:
+    """The pieces below the results table: legend, the large-report notice, data block, script. `filters`:
+    the page has pytest-html's filter boxes (its own page; `page()` has none)."""
+    return [piece for piece in (legend_html(filters), large_notice(run), data_block(run, catalog), script())
+            if piece]
 
 
 def run_line(run: RunResult) -> str:
     total, _ = _counts(run)
     hosts = sum(1 for h in run.hosts if h.checks)
     profile = run.profile or (", ".join(_profiles(run)) or "none detected")
+    # how long it took: the count and time pytest-html's own line ("23 tests took ...", hidden) would give in
+    # its words; a merge of results files (fleet merge) spans their runs, which is no one run's time
+    took = "" if isinstance(run.sections.get("fleet"), Mapping) else f" in {e(_took(run))}"
     return (f'<p class="pfc-run">Profile <b>{e(profile)}</b> · {hosts} host{"s" if hosts != 1 else ""} · '
-            f'{total} checks run · started '
+            f'{total} checks run{took} · started '
             f'{e(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(run.started)))} · suite {e(__version__)}</p>')
 
 
@@ -477,14 +491,44 @@ def waivers_html(run: RunResult) -> str:
     return "".join(out) + "</div>"
 
 
-def legend_html() -> str:
+def legend_html(filters: bool = True) -> str:
+    """The outcomes in words; `filters`: the page has pytest-html's filter boxes (`page()` has none)."""
+    counted = (' The filters above count the same rows: Failed is FAIL, Errors is ERROR, Skipped is waived and '
+               'not applicable, Passed is pass.') if filters else ""
     return ('<p class="pfc-legend"><b>Outcome</b> is the compliance verdict: <span class="pfc-o o-fail">FAIL</span> '
             'the host is out of compliance · <span class="pfc-o o-error">ERROR</span> the check could not be '
             'judged (unreachable host, unreadable output) · <span class="pfc-o o-waived">waived</span> an accepted '
             'exception · <span class="pfc-o o-not_applicable">not applicable</span> · <span class="pfc-o o-pass">'
-            'pass</span>. <b>Result</b> is pytest\'s own view of the same test (a check error is a pytest '
-            '"Failed", waived and not applicable are "Skipped"). Click a row to expand it; open a probe to see its '
-            'command and output.</p>')
+            f'pass</span>.{counted} Click a row to expand it; open a probe to see its command and output.</p>')
+
+
+def skipped_label(skipped: Mapping[str, int]) -> str:
+    """pytest-html's label of its Skipped counter, saying what its rows are in the suite's words:
+    `skipped` counts the page's Skipped rows of checks by outcome ("Skipped (1 waived, 24 not
+    applicable)"); "Skipped" when there are none."""
+    parts = [f"{skipped[o]} {OUTCOME_LABELS[o]}" for o in ("waived", "not_applicable") if skipped.get(o)]
+    return f"Skipped ({', '.join(parts)})" if parts else "Skipped"
+
+
+def environment(run: RunResult) -> dict[str, str]:
+    """The run's own lines of pytest-html's Environment table (before pytest-metadata's Python, platform,
+    packages and plugins), escaped: pytest-html inserts them with innerHTML."""
+    total, _ = _counts(run)
+    hosts = sum(1 for h in run.hosts if h.checks)
+    return {"Suite": f"postfix-compliance {e(__version__)}",
+            "Profile": e(run.profile or (", ".join(_profiles(run)) or "none detected")) +
+            ("" if run.profile else " (detected per host)"),
+            "Hosts": str(hosts), "Checks": str(total),
+            "Run": e(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(run.started))}, {_took(run)}")}
+
+
+def _took(run: RunResult) -> str:
+    """How long the run took, in words ("0.31 s", "2 min 5 s")."""
+    seconds = max(0.0, float(run.ended or 0) - float(run.started or 0))
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def _script_json(value: Any) -> str:
@@ -542,13 +586,14 @@ td.src{word-break:break-all;max-width:30em}
 
 def _table(run: RunResult) -> str:
     """Every check as a row (pytest-html's cells, `row_cells`), failing ones first; the failing,
-    erroring and waived ones shown expanded (their detail built by report.js from the data block)."""
-    head = "".join(f"<th>{label}</th>" for label in ("Result", *(label for _, label in COLUMNS), "Test",
-                                                          "Duration"))
+    erroring and waived ones shown expanded (their detail built by report.js from the data block).
+    The Result cell is hidden as on pytest-html's page: one outcome column."""
+    head = "".join(f"<th{' class=col-result' if label == 'Result' else ''}>{label}</th>"
+                   for label in ("Result", *(label for _, label in COLUMNS), "Test", "Duration"))
     rows = sorted(shown_checks(run), key=lambda hc: (_sort_key(hc[1]), hc[0].name, hc[0].id, hc[1].check_id))
     body = []
     for host, check in rows:
-        cells = row_cells((host, check), result=PYTEST_RESULTS.get(check.outcome, check.outcome),
+        cells = row_cells((host, check), result=result_word(check.outcome),
                           test_id=check.nodeid or f"{check.check_id} [{host.id}]",
                           duration=_duration(check.duration_s))
         shown = check.outcome in ("fail", "error", "waived")
@@ -576,7 +621,7 @@ def page(run: RunResult, *, catalog: Mapping[str, Any] | None = None, up: str | 
     back = f'<p class="pfc-run"><a href="{e(up)}">← the whole run</a></p>' if up else ""
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{heading}</title>",
            f"<style>{_PAGE_CSS}{css}</style></head><body>", f"<h1>{heading}</h1>", back,
-           *summary_prefix(run), _table(run), *summary_postfix(run, catalog), "</body></html>"]
+           *summary_prefix(run), _table(run), *summary_postfix(run, catalog, filters=False), "</body></html>"]
     return "\n".join(out) + "\n"
 
 

@@ -9,8 +9,9 @@ Two writers, one file format:
   the plugin's adapter (postfix_compliance/plugin/junit_names.py) sets each check's testcase name;
 - `render(run)` writes the same testcases from a run result, for what has no pytest session behind it:
   `fleet merge` and `fleet run`. Its testcases are pytest's, element for element (xunit2, as the suite's
-  pytest.ini sets): a failed or unjudged check a <failure> whose message and text are pytest's report
-  of it ("SEL-001 HOST: FAIL: ..."), a not applicable or waived one a <skipped type="pytest.skip">.
+  pytest.ini sets): a failed check a <failure>, one the suite could not judge an <error> (the adapter
+  makes pytest's say so too), each with the check's report as message and text ("SEL-001 HOST: FAIL:
+  ..."), a not applicable or waived one a <skipped type="pytest.skip">.
   What it cannot know is left out: the source line pytest puts before a skip's reason, and a crashed
   check's traceback (its message stands instead).
 """
@@ -77,7 +78,8 @@ def _testcase(host: HostResult, check: CheckResult) -> ET.Element:
                       time=f"{check.duration_s:.3f}")
     if check.outcome in ("fail", "error"):
         text = f"{check.check_id} {host.id}: {check.outcome.upper()}: {check.message}"
-        failure = ET.SubElement(case, "failure", message=xml_text(shorten_message(text)))
+        failure = ET.SubElement(case, "failure" if check.outcome == "fail" else "error",
+                                message=xml_text(shorten_message(text)))
         failure.text = xml_text(text)
     elif check.outcome == "waived":
         reason = f"waived: {(check.waiver or {}).get('justification', '')}"
@@ -97,10 +99,10 @@ def render(run: RunResult) -> str:
         cases.append(_testcase(host, check))
         counts["tests"] += 1
         if check.outcome in ("fail", "error"):
-            counts["fail"] += 1  # pytest reports a check it could not judge as failed, as the single run does
+            counts[check.outcome] += 1
         elif check.outcome in ("waived", "not_applicable"):
             counts["skipped"] += 1
-    suite = ET.Element("testsuite", name=SUITE_NAME, errors="0", failures=str(counts["fail"]),
+    suite = ET.Element("testsuite", name=SUITE_NAME, errors=str(counts["error"]), failures=str(counts["fail"]),
                        skipped=str(counts["skipped"]), tests=str(counts["tests"]),
                        time=f"{max(0.0, run.ended - run.started):.3f}",
                        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(run.started)),

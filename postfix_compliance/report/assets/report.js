@@ -137,12 +137,21 @@
     }
   }, true);
 
-  // The environment table (Python, plugins...) is the least urgent thing on the page: start collapsed.
+  // The environment table (the run's suite, profile and hosts; Python, plugins...) is the least urgent
+  // thing on the page: it starts collapsed, its heading saying what it holds. pytest-html fills it after
+  // this script ran (its own comes last): a table left empty loses its heading too.
   var envTable = document.getElementById('environment');
   var envHeader = document.getElementById('environment-header');
   if (envTable && envHeader) {
     envTable.classList.add('hidden');
     envHeader.classList.add('collapsed');
+    var heading = envHeader.querySelector('h2');
+    if (heading && !heading.querySelector('.pfc-env-hint')) {
+      add(heading, 'span', 'pfc-env-hint', ' the suite, profile and hosts of this run; Python, packages, plugins');
+    }
+    document.addEventListener('DOMContentLoaded', function () {
+      if (!envTable.rows.length) { envHeader.hidden = true; envTable.hidden = true; }
+    });
   }
   buildExpanded();  // a page whose table is already there (html.page: no pytest-html to render it)
   window.pfcReport = {buildExpanded: buildExpanded, labels: LABELS};
