@@ -1,8 +1,9 @@
 """Where the suite's own files are: in a clone (the design's top level) or in an installed wheel.
 
-A clone keeps the checks in tests_host/, the profiles in fixtures/profiles/ and the pytest settings in
-pytest.ini beside the package. The wheel carries the same files inside the package (pyproject.toml maps
-them): postfix_compliance/tests_host/, postfix_compliance/profile_files/, postfix_compliance/suite.ini.
+A clone keeps the checks in tests_host/, the profiles in fixtures/profiles/, the pytest settings in
+pytest.ini and the operator scripts in scripts/ beside the package. The wheel carries the same files inside
+the package (pyproject.toml maps them): postfix_compliance/tests_host/, postfix_compliance/profile_files/,
+postfix_compliance/suite.ini, postfix_compliance/operator_scripts/.
 """
 
 from __future__ import annotations
@@ -26,3 +27,7 @@ def from_clone() -> bool:
 CHECKS_DIR = _clone_or_package("tests_host", "tests_host")
 PROFILES_DIR = _clone_or_package(os.path.join("fixtures", "profiles"), "profile_files")
 SUITE_INI = _clone_or_package("pytest.ini", "suite.ini")
+# scheduled-run.sh, change-validate.sh, image-gate.sh (postfix_compliance/operator_commands.py). Chosen by
+# from_clone(), not by a scripts/ beside the package: an installed package's neighbour in site-packages
+# named scripts/ is some other distribution's.
+SCRIPTS_DIR = os.path.join(_CLONE, "scripts") if from_clone() else os.path.join(PACKAGE_DIR, "operator_scripts")

@@ -23,12 +23,16 @@
 # NAME (default: $CHANGE_NAME, else "default") names the change, e.g. a ticket id: letters, digits,
 # '.', '_', '-'. DIR defaults to the clone's reports/. The regression rules are the suite's
 # (--baseline, postfix_compliance/report/baseline.py); this script only reads its "changes".
+# Installed, this is the `postfix-compliance-change-validate` command (scripts/lib/suite.sh): it runs the
+# installed suite (`python -m postfix_compliance`) in the directory it was started in, and DIR defaults to
+# /var/lib/postfix-compliance/reports.
 set -uo pipefail
 umask 077  # reports and logs carry host evidence: the running user's alone (metrics for node_exporter: 0644)
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-python="${PFC_PYTHON:-$REPO/.venv/bin/python}"
-reports_root="$REPO/reports"
+# shellcheck source-path=SCRIPTDIR source=lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.sh"  # REPO, pfc_*: a clone's suite or the installed one
+python=$pfc_python
+reports_root=$pfc_reports
 name="${CHANGE_NAME:-default}"
 
 die() { echo "ERROR: change-validate: $*" >&2; exit 4; }
@@ -39,7 +43,7 @@ phase=${1:-}
 case $phase in
   pre|post) shift ;;
   -h|--help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) die "first say pre or post (scripts/change-validate.sh pre|post [--name NAME] [SUITE ARGS])" ;;
+  *) die "first say pre or post ($pfc_self pre|post [--name NAME] [SUITE ARGS])" ;;
 esac
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -54,10 +58,10 @@ done
 suite_args=("$@")
 [[ $name =~ ^[A-Za-z0-9._-]+$ && $name != . && $name != .. ]] \
   || die "--name '$name': use letters, digits, '.', '_' and '-' only"
-[[ -x $python ]] || die "no Python at $python: run scripts/bootstrap.sh, or give --python / PFC_PYTHON"
+[[ -x $python ]] || die "no Python at ${python:-(none given)}: $pfc_no_python"
 # post replays the arguments saved in the change directory, as root: made 0700 if missing, and refused in
 # one line if another user can write it or a directory above it (postfix_compliance/private_dirs.py).
-PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.private_dirs --create \
+pfc_helper -m postfix_compliance.private_dirs --create \
   "change directory" "$reports_root" "$reports_root/change" "$reports_root/change/$name" || exit 4
 reports_root=$(cd "$reports_root" && pwd)
 change_dir="$reports_root/change/$name"
@@ -67,11 +71,11 @@ for arg in "${suite_args[@]}"; do
   esac
 done
 
-run_suite() {  # run_suite REPORT_DIR ARGS...: the suite as a user runs it, from the clone
+run_suite() {  # run_suite REPORT_DIR ARGS...: the suite as a user runs it, from the clone (or installed)
   local dir=$1; shift
   rm -rf -- "$dir"
   mkdir -m 700 "$dir" || die "cannot create $dir"
-  ( cd "$REPO" && exec "$python" -m pytest --report-dir="$dir" "$@" ) 2>&1 | tee "$dir/pytest.log"
+  ( cd "$pfc_suite_dir" && exec "$python" "${pfc_suite[@]}" --report-dir="$dir" "$@" ) 2>&1 | tee "$dir/pytest.log"
   return "${PIPESTATUS[0]}"
 }
 
@@ -87,10 +91,10 @@ if [[ $phase == pre ]]; then
   # The arguments, NUL-separated, so that post runs exactly the same checks on the same hosts.
   # Through the suite's atomic writer: never through a symlink planted in the (maybe shared) reports root.
   { if (( ${#suite_args[@]} )); then printf '%s\0' "${suite_args[@]}"; fi; } \
-    | PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.atomicfile "$change_dir/args" \
+    | pfc_helper -m postfix_compliance.atomicfile "$change_dir/args" \
     || die "cannot save the arguments in $change_dir/args"
   # Host names and messages in results.json are a host's words: printed through text.inert, never raw.
-  PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" - "$change_dir/pre/results.json" <<'PY'
+  pfc_helper - "$change_dir/pre/results.json" <<'PY'
 import json, sys
 from postfix_compliance.text import inert
 def say(text):
@@ -103,13 +107,13 @@ say(f"change-validate: baseline saved: {len(doc['results'])} results, {len(bad)}
 for line in bad:
     say(f"change-validate:   {line}")
 PY
-  say "baseline: $change_dir/pre/results.json; after the change: scripts/change-validate.sh post --name $name"
+  say "baseline: $change_dir/pre/results.json; after the change: $pfc_self post --name $name"
   exit 0
 fi
 
 # ------------------------------------------------------------------ post
 baseline="$change_dir/pre/results.json"
-[[ -f $baseline ]] || die "no baseline for change '$name' ($baseline): run 'scripts/change-validate.sh pre --name $name' before the change"
+[[ -f $baseline ]] || die "no baseline for change '$name' ($baseline): run '$pfc_self pre --name $name' before the change"
 if [[ ${#suite_args[@]} -eq 0 && -f $change_dir/args ]]; then
   mapfile -d '' suite_args < "$change_dir/args"
 fi
@@ -125,7 +129,7 @@ if [[ $status -gt 2 ]]; then
   say "the post run exited $status (see $change_dir/post/pytest.log)"
   exit "$status"
 fi
-PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" - "$change_dir/post/results.json" "$status" <<'PY'
+pfc_helper - "$change_dir/post/results.json" "$status" <<'PY'
 import json, sys
 from postfix_compliance.text import inert
 def say(text):

@@ -15,6 +15,9 @@
 # podman exec, as the running container's own processes run. The checks that need a running system
 # are not run at all. Reports go to --report-dir (default
 # reports/image-gate): compliance.html, results.json, junit.xml, and LIMITS.txt (below).
+# Installed, this is the `postfix-compliance-image-gate` command (scripts/lib/suite.sh): it runs the
+# installed suite (`python -m postfix_compliance -m static`), and --report-dir is required (no clone's
+# reports/ to default to).
 # The profile is detected from the image's /etc/os-release unless SUITE ARGS give --profile.
 # Do not pass -m in SUITE ARGS: the gate is `-m static`.
 #
@@ -24,11 +27,12 @@
 set -uo pipefail
 umask 077  # reports and logs carry host evidence: the running user's alone (metrics for node_exporter: 0644)
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-python="${PFC_PYTHON:-$REPO/.venv/bin/python}"
+# shellcheck source-path=SCRIPTDIR source=lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.sh"  # REPO, pfc_*: a clone's suite or the installed one
+python=$pfc_python
 mode=""
 target=""
-report_dir="$REPO/reports/image-gate"
+report_dir=""
 
 die() { echo "ERROR: image-gate: $*" >&2; exit 4; }
 say() { echo "image-gate: $*" >&2; }
@@ -52,7 +56,14 @@ for arg in "${suite_args[@]}"; do
   case $arg in -m|-m*|--hosts|--hosts=*) die "$arg: the gate sets -m static and the host itself" ;; esac
 done
 [[ -n $mode ]] || die "name the image: --chroot DIR, --image IMAGE or --container NAME"
-[[ -x $python ]] || die "no Python at $python: run scripts/bootstrap.sh, or give --python / PFC_PYTHON"
+[[ -x $python ]] || die "no Python at ${python:-(none given)}: $pfc_no_python"
+if (( PFC_INSTALLED )); then
+  [[ -n $report_dir ]] || die "name the report directory: --report-dir DIR"
+  checks=("${pfc_suite[@]}")  # the installed suite: its settings and its checks
+else
+  report_dir=${report_dir:-$REPO/reports/image-gate}
+  checks=("${pfc_suite[@]}" -c "$REPO/pytest.ini" --rootdir "$REPO" "$REPO/tests_host")
+fi
 mkdir -p "$report_dir" 2>/dev/null || die "cannot create the report directory $report_dir"
 report_dir=$(cd "$report_dir" && pwd)
 
@@ -117,12 +128,12 @@ case $mode in
 esac
 
 say "static checks on $mode $target ($host); reports in $report_dir"
-( cd "$workdir" && PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m pytest -c "$REPO/pytest.ini" --rootdir "$REPO" "$REPO/tests_host" \
+( cd "$workdir" && PYTHONPATH="$pfc_pythonpath" exec "$python" "${checks[@]}" \
     -m static --hosts="$host" --report-dir="$report_dir" "${suite_args[@]}" )
 status=$?
 
 # Through the suite's atomic writer: the report directory may be shared (no following a planted symlink).
-PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.atomicfile "$report_dir/LIMITS.txt" <<'EOF'
+pfc_helper -m postfix_compliance.atomicfile "$report_dir/LIMITS.txt" <<'EOF'
 What an image gate (-m static, no running kernel) can and cannot judge: docs/operations.md, "Image gates".
 
 Judged on the image: SEL-002 (SELINUX= in /etc/selinux/config), SEL-003 (SELINUXTYPE), SEL-004 (boot

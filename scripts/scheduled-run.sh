@@ -5,7 +5,8 @@
 #                            [--metrics FILE] [--hosts-file FILE] [--no-compare-previous]
 #                            [--python PY] [--] [SUITE ARGS...]
 #
-# Runs the suite (`python -m pytest SUITE ARGS`) with its reports in DIR/<UTC timestamp>/
+# Runs the suite (`python -m pytest SUITE ARGS`; installed: `python -m postfix_compliance SUITE ARGS`, in the
+# directory it was started in) with its reports in DIR/<UTC timestamp>/
 # (compliance.html, results.json, junit.xml, metrics.prom, pytest.log, run.json), then:
 #   - points DIR/latest at that set (a relative symlink, replaced atomically by rename(2)), when
 #     the run judged checks (it wrote results.json); a run that did not (bad input) keeps its set
@@ -28,22 +29,25 @@
 # --hosts-file FILE (or PFC_HOSTS_FILE): a plain hosts file, one testinfra host URL per line
 # (# comments, blank lines ignored), passed as --hosts. An Ansible inventory goes in SUITE ARGS.
 # PFC_PYTHON: the Python with the suite installed (default: the clone's .venv, scripts/bootstrap.sh).
+# DIR defaults to the clone's reports/. Installed, this is the `postfix-compliance-scheduled-run` command
+# (scripts/lib/suite.sh): DIR defaults to /var/lib/postfix-compliance/reports, the Python is the command's own.
 #
 # Exit status: the suite's (0 pass, 1 a check failed, 2 a check could not be judged, 4 bad input
 # to the suite); 4 bad input to this script (one ERROR: line); 75 another run holds the lock.
 set -uo pipefail
 umask 077  # reports and logs carry host evidence: the running user's alone (metrics for node_exporter: 0644)
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.sh"  # REPO, pfc_*: a clone's suite or the installed one
 LOCKED_EXIT=75
-reports_root="$REPO/reports"
+reports_root=$pfc_reports
 keep=14
 lock=""
 wait_s=""
 metrics=""
 hosts_file="${PFC_HOSTS_FILE:-}"
 compare_previous=1
-python="${PFC_PYTHON:-$REPO/.venv/bin/python}"
+python=$pfc_python
 
 die() { echo "ERROR: scheduled-run: $*" >&2; exit 4; }
 say() { echo "scheduled-run: $*" >&2; }
@@ -70,11 +74,11 @@ suite_args=("$@")
 
 [[ $keep =~ ^[1-9][0-9]*$ ]] || die "--keep must be a whole number of report sets, 1 or more (got '$keep')"
 [[ -z $wait_s || $wait_s =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--wait must be a number of seconds (got '$wait_s')"
-[[ -x $python ]] || die "no Python at $python: run scripts/bootstrap.sh, or give --python / PFC_PYTHON"
+[[ -x $python ]] || die "no Python at ${python:-(none given)}: $pfc_no_python"
 [[ -n $reports_root ]] || die "--reports-root is empty"
 # The root holds what later runs read back (latest, the previous results): made 0700 if missing, refused
 # in one line if another user can write it (postfix_compliance/private_dirs.py).
-PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.private_dirs --create --reports-root \
+pfc_helper -m postfix_compliance.private_dirs --create --reports-root \
   "$reports_root" || exit 4
 reports_root=$(cd "$reports_root" && pwd)
 lock=${lock:-$reports_root/.scheduled-run.lock}
@@ -115,7 +119,7 @@ baseline_args=()
 previous=$(readlink "$reports_root/latest" 2>/dev/null || true)
 if [[ $compare_previous == 1 && -n $previous && -f $reports_root/$previous/results.json ]]; then
   # Only a baseline the suite can read: an unreadable one would make every run a usage error.
-  if "$python" -c 'import sys; from postfix_compliance.fleet import load_results; load_results(sys.argv[1])' \
+  if pfc_helper -c 'import sys; from postfix_compliance.fleet import load_results; load_results(sys.argv[1])' \
       "$reports_root/$previous/results.json" 2>/dev/null 9>&-; then
     baseline_args=("--baseline=$reports_root/$previous/results.json")
   else
@@ -123,14 +127,14 @@ if [[ $compare_previous == 1 && -n $previous && -f $reports_root/$previous/resul
   fi
 fi
 
-say "run $set_name: python -m pytest ${suite_args[*]}"
-( cd "$REPO" && exec "$python" -m pytest --report-dir="$set_dir" --metrics="$set_dir/suite.prom" \
+say "run $set_name: python ${pfc_suite[*]} ${suite_args[*]}"
+( cd "$pfc_suite_dir" && exec "$python" "${pfc_suite[@]}" --report-dir="$set_dir" --metrics="$set_dir/suite.prom" \
     "${baseline_args[@]}" "${suite_args[@]}" ) 9>&- 2>&1 | tee "$set_dir/pytest.log"
 status=${PIPESTATUS[0]}
 finished=$(date +%s.%N)
 duration=$(awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.3f", b - a }')
 
-PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" - "$set_dir/run.json" "$status" "$started" "$finished" "$set_name" "${suite_args[@]}" <<'PY' 9>&-
+pfc_helper - "$set_dir/run.json" "$status" "$started" "$finished" "$set_name" "${suite_args[@]}" <<'PY' 9>&-
 import json, os, socket, sys, time
 path, status, started, finished, name, *args = sys.argv[1:]
 iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(t)))
@@ -144,7 +148,7 @@ PY
 # ------------------------------------------------------------------ history
 # Compliance over time across the kept sets (postfix_compliance/history.py): REPORTS/history.html, history.json,
 # and history.prom, whose series (a host that dropped out of this run) join this run's metrics below.
-if ! PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.history "$reports_root" \
+if ! pfc_helper -m postfix_compliance.history "$reports_root" \
     "$reports_root" 2>"$set_dir/history.log" 9>&-; then
   say "no history: $(head -c 300 "$set_dir/history.log" | tr '\n' ' ')"
 fi
@@ -167,7 +171,7 @@ rm -f "$set_dir/suite.prom"
 if [[ -n $metrics ]]; then
   # The textfile collector's directory may be shared: an exclusive random temporary name, not .NAME.$$.tmp
   # (a planted symlink there would be followed); 0644 for node_exporter.
-  if ! PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$python" -m postfix_compliance.atomicfile --mode 644 "$metrics" < "$set_dir/metrics.prom" 9>&-; then
+  if ! pfc_helper -m postfix_compliance.atomicfile --mode 644 "$metrics" < "$set_dir/metrics.prom" 9>&-; then
     say "could not write metrics to $metrics"
   fi
 fi

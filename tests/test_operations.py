@@ -27,6 +27,7 @@ import time
 import pytest
 import yaml
 
+import installed
 import report_snapshots as snaps
 from selftest import N_CHECKS
 from postfix_compliance.results_file import inline_evidence
@@ -35,6 +36,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
 UNIT_DIR = os.path.join(REPO, "contrib", "systemd")
 INSTALL_PREFIX = "/opt/postfix-compliance"  # where the unit expects the clone (docs/operations.md)
+# A pipx install (docs/install.md): the drop-in runs the command from pipx's bin directory, in the state directory.
+PIPX_DROPIN = os.path.join("postfix-compliance.service.d", "pipx.conf")
+PIPX_BIN_DIR = "/usr/local/bin"
+STATE_DIR = "/var/lib/postfix-compliance"
 SET_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d{2})?$")
 LOCKED_EXIT = 75
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -71,20 +76,27 @@ def healthy(tmp_path) -> str:
 
 
 # ====================================================================== systemd units
-def _unit(name: str) -> dict[str, list[str]]:
-    """A unit file as {"Section.Key": [values]} (repeated keys kept in order)."""
+def _unit(name: str, *dropins: str) -> dict[str, list[str]]:
+    """A unit file, then its drop-ins in order, as {"Section.Key": [values]}: repeated keys kept in order, an
+    empty assignment (`ExecStart=`) clears what came before, as systemd reads them (for a setting that takes
+    one value, the last one counts)."""
     parsed: dict[str, list[str]] = {}
-    section = ""
-    with open(os.path.join(UNIT_DIR, name), encoding="utf-8") as handle:
-        for raw in handle:
-            line = raw.strip()
-            if not line or line[0] in "#;":
-                continue
-            if line.startswith("["):
-                section = line.strip("[]")
-                continue
-            key, _, value = line.partition("=")
-            parsed.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    for path in (name, *dropins):
+        section = ""
+        with open(os.path.join(UNIT_DIR, path), encoding="utf-8") as handle:
+            for raw in handle:
+                line = raw.strip()
+                if not line or line[0] in "#;":
+                    continue
+                if line.startswith("["):
+                    section = line.strip("[]")
+                    continue
+                key, _, value = line.partition("=")
+                values = parsed.setdefault(f"{section}.{key.strip()}", [])
+                if value.strip():
+                    values.append(value.strip())
+                else:
+                    values.clear()
     return parsed
 
 
@@ -128,9 +140,12 @@ def _expand_exec(line: str, env: dict[str, str]) -> list[str]:
     return words
 
 
-def _installed(text: str) -> str:
-    """The one change the install docs ask of a clone elsewhere: its path instead of /opt/..."""
-    return text.replace(INSTALL_PREFIX, REPO)
+def _installed(text: str, paths: dict[str, str] | None = None) -> str:
+    """The one change the install docs ask of a clone elsewhere: its path instead of /opt/... (or, for a pipx
+    install, this test's places for pipx's bin directory and the state directory)."""
+    for where, here in (paths or {INSTALL_PREFIX: REPO}).items():
+        text = text.replace(where, here)
+    return text
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path):
@@ -155,18 +170,19 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     assert calendar.returncode == 0, calendar.stderr
 
 
-def _timer_command(env_file: str) -> tuple[list[str], dict[str, str], str]:
-    """What postfix-compliance.service starts: argv, environment and working directory."""
-    service = _unit("postfix-compliance.service")
+def _timer_command(env_file: str, *dropins: str, paths: dict[str, str] | None = None
+                   ) -> tuple[list[str], dict[str, str], str]:
+    """What postfix-compliance.service (with these drop-ins) starts: argv, environment and working directory."""
+    service = _unit("postfix-compliance.service", *dropins)
     env = {"PATH": SYSTEMD_PATH, "LANG": "C.UTF-8"}  # systemd's clean environment for a system service
     env.update(_environment_lines(service["Service.Environment"]))
     [env_file_line] = service["Service.EnvironmentFile"]
     assert env_file_line == "-/etc/postfix-compliance/scheduled.env"  # what the docs install
     env.update(_environment_file(env_file))
     [exec_start] = service["Service.ExecStart"]
-    argv = _expand_exec(_installed(exec_start), env)
-    [workdir] = service["Service.WorkingDirectory"]
-    return argv, env, _installed(workdir)
+    argv = _expand_exec(_installed(exec_start, paths), env)
+    workdir = service["Service.WorkingDirectory"][-1]
+    return argv, env, _installed(workdir, paths)
 
 
 def _site_env_file(tmp_path, **overrides: str) -> str:
@@ -232,6 +248,52 @@ def test_the_units_own_defaults_check_this_host(tmp_path):
     assert {r["host"] for r in results["results"]} == {"local"}
     assert not any(r["evidence"] and any(e["command"] == "postqueue -f" for e in r["evidence"])
                    for r in results["results"])  # --no-flush: scheduled runs never flush
+
+
+def test_the_timers_command_runs_from_a_pipx_install(tmp_path, tmp_path_factory, healthy):
+    """The unit with the pipx drop-in (contrib/systemd/postfix-compliance.service.d/pipx.conf) starts the
+    pipx-installed `postfix-compliance-scheduled-run` (pipx's bin directory here stands for /usr/local/bin) in the
+    state directory, with the unit's own arguments: it runs the installed suite, not this clone's."""
+    app = installed.pipx_install(tmp_path_factory)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)  # systemd makes the StateDirectory, root's alone
+    reports, metrics = state / "reports", tmp_path / "textfile" / "postfix_compliance.prom"
+    env_file = _site_env_file(tmp_path, PFC_REPORTS=str(reports), PFC_METRICS=str(metrics),
+                              PFC_SUITE_ARGS=f"--hosts=snapshot://{healthy} --no-flush",
+                              PFC_PYTHON="/opt/postfix-compliance/.venv/bin/python")  # a clone's, gone: not used
+    paths = {PIPX_BIN_DIR: str(app.bin_dir), STATE_DIR: str(state)}
+    argv, env, workdir = _timer_command(env_file, PIPX_DROPIN, paths=paths)
+    assert argv[0] == app.command("postfix-compliance-scheduled-run") and workdir == str(state)
+    assert argv[1:] == _timer_command(env_file)[0][1:]  # the clone's unit's arguments, the same
+    assert _unit("postfix-compliance.service", PIPX_DROPIN)["Service.StateDirectory"] == ["postfix-compliance"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze:  # the unit with its drop-in as systemd loads them (the command must exist: pipx's)
+        units = tmp_path / "units"
+        (units / "postfix-compliance.service.d").mkdir(parents=True)
+        for name in ("postfix-compliance.service", "postfix-compliance.timer", PIPX_DROPIN):
+            with open(os.path.join(UNIT_DIR, name), encoding="utf-8") as handle:
+                (units / name).write_text(_installed(_installed(handle.read()), paths))
+        proc = subprocess.run([analyze, "verify", str(units / "postfix-compliance.timer"),
+                               str(units / "postfix-compliance.service")], capture_output=True, text=True, timeout=120)
+        complaints = [line for line in proc.stderr.splitlines() if "postfix-compliance" in line]
+        assert proc.returncode == 0 and not complaints, proc.stderr
+    umask = int(_unit("postfix-compliance.service", PIPX_DROPIN)["Service.UMask"][0], 8)
+    proc = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: os.umask(umask))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [only] = _sets(str(reports))
+    latest = reports / "latest"
+    assert os.readlink(latest) == only
+    for name in ("compliance.html", "results.json", "junit.xml", "metrics.prom", "pytest.log", "run.json"):
+        assert (latest / name).is_file(), name
+        assert (latest / name).stat().st_mode & 0o077 == 0, name
+    assert (reports / "history.html").is_file()
+    results = json.loads((latest / "results.json").read_text())
+    assert {r["host_name"] for r in results["results"]} == {"mail1.example.test"}
+    assert f"rootdir: {app.site_packages() / 'postfix_compliance'}" in (latest / "pytest.log").read_text()
+    assert "postfix_compliance_scheduled_run_exit_status 0" in metrics.read_text()
+    assert oct(metrics.stat().st_mode & 0o777) == "0o644"
+    assert sorted(os.listdir(state)) == ["reports"]  # the state directory holds the reports, nothing else
 
 
 # ====================================================================== lock, rotation, latest
@@ -515,6 +577,23 @@ def test_scheduled_run_trusts_no_shared_root_and_never_reuses_a_set_directory(tm
     assert victim.read_text() == "precious\n"
 
 
+def test_the_scripts_import_nothing_from_the_directory_they_start_in(tmp_path, healthy):
+    """Root's shell in /tmp, where anyone can make a postfix_compliance/ package: the scripts' own Python steps
+    (the directory checks, the atomic writes, the history, reading the previous results) never import it
+    (PYTHONSAFEPATH, scripts/lib/suite.sh), in a clone as from an installed package (tests/test_distribution.py)."""
+    cwd, ran, reports = tmp_path / "shared", tmp_path / "planted-module-ran", tmp_path / "reports"
+    (cwd / "postfix_compliance").mkdir(parents=True)
+    (cwd / "postfix_compliance" / "__init__.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
+    hosts = [f"--hosts=snapshot://{healthy}", "--no-flush"]
+    scheduled = [os.path.join(SCRIPTS, "scheduled-run.sh"), f"--reports-root={reports}", "--", *hosts]
+    change = [os.path.join(SCRIPTS, "change-validate.sh"), "pre", f"--reports-root={reports}", "--", *hosts]
+    for argv in (scheduled, scheduled, change):  # the second scheduled run reads the first one's results
+        proc = subprocess.run(argv, env=_env(), cwd=cwd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "not readable" not in proc.stderr, proc.stderr[-3000:]
+        assert not ran.exists(), argv
+    assert len(_sets(str(reports))) == 2 and (reports / "history.html").is_file()
+
+
 # ====================================================================== image gate on a real root
 ROOTFS_CACHE = "/var/tmp/postfix-compliance-test-rootfs"
 ROOTFS_SUITE = "bookworm"
@@ -644,6 +723,26 @@ def test_image_gate_judges_the_policy_store(pristine_gate):
     _, _, results, _ = pristine_gate
     outcomes = {r["check_id"]: r["outcome"] for r in results["results"]}
     assert {outcomes[c] for c in ("BOOL-002", "MOD-001", "SEL-005")} == {"pass"}, outcomes
+
+
+def test_the_pipx_installed_image_gate_judges_as_the_clones_does(tmp_path, tmp_path_factory, debian_root,
+                                                                  pristine_gate):
+    """`postfix-compliance-image-gate` from a pipx install (docs/install.md), started in this clone: the installed
+    suite's static checks, the clone's verdicts and messages on the same root, and nothing imported from here."""
+    app = installed.pipx_install(tmp_path_factory)
+    root = _copy_root(debian_root, tmp_path / "mail-image")
+    proc = _run([app.command("postfix-compliance-image-gate"), f"--chroot={root}", f"--report-dir={tmp_path / 'r'}"],
+                env=installed.clean_env())
+    _, clone_proc, clone_results, _ = pristine_gate
+
+    def verdicts(doc):
+        return {(r["host"], r["check_id"], r["outcome"], r["message"]) for r in doc["results"]}
+
+    results = inline_evidence(json.load(open(tmp_path / "r" / "results.json")))
+    assert proc.returncode == clone_proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert verdicts(results) == verdicts(clone_results)
+    assert f"rootdir: {app.site_packages() / 'postfix_compliance'}" in proc.stdout
+    assert (tmp_path / "r" / "LIMITS.txt").is_file()
 
 
 def test_image_gate_never_changes_the_image(tmp_path, debian_root):
