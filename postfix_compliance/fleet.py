@@ -112,6 +112,7 @@ class Merger:
         # (target, host name, check id) -> every (rank, file index, host id) where it was found, when more than once.
         self._found: dict[tuple[str, str, str], list[tuple[tuple[Any, ...], int, str]]] = {}
         self._files: list[dict[str, Any]] = []  # per file: what the sources list and the run's times need
+        self._inventory: dict[str, Any] = {}  # target id -> its inventory name and groups (the later file's)
 
     def add(self, doc: dict[str, Any]) -> None:
         """Merge one document (as `load_results` returns it); nothing of it is kept but the records
@@ -123,6 +124,9 @@ class Merger:
                             "profile": doc.get("profile"),
                             "hosts": sorted({results_file.host_key(r) for r in doc["results"]}),
                             "records": len(doc["results"])})
+        inventory = doc.get("inventory")
+        if isinstance(inventory, dict):
+            self._inventory.update(inventory)
         # Older first: a later (newer) one replaces it; a tie, the file named later; in one file, the later record.
         precedence = (generated or 0.0, index)
         won: list[tuple[str, str, str]] = []
@@ -226,9 +230,12 @@ class Merger:
         dups = sorted(duplicates.values(), key=lambda d: (d["host"], d["dropped"]))
         for entry in dups:
             entry["checks"] = sorted(set(entry["checks"]))
+        sections: dict[str, Any] = {"fleet": {"sources": sources, "duplicates": dups, "shared_names": shared}}
+        inventory = {merged_id[ident]: self._inventory[ident[0]] for ident in grouped if ident[0] in self._inventory}
+        if inventory:  # the hosts' inventory names and groups, as their runs took them (playbook, roll-up)
+            sections["inventory"] = inventory
         run = RunResult(started=started, ended=ended, profile=profiles.pop() if len(profiles) == 1 else None,
-                        hosts=tuple(hosts),
-                        sections={"fleet": {"sources": sources, "duplicates": dups, "shared_names": shared}})
+                        hosts=tuple(hosts), sections=sections)
         return Merged(run=run, source=source, generated=now)
 
 

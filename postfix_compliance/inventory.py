@@ -38,6 +38,7 @@ never evaluated: a connection setting holding one is refused in one line.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import ipaddress
 import json
@@ -137,6 +138,15 @@ class Inventory:
 
     def all_hosts(self) -> list[str]:
         return self.members("all")
+
+    def group_names(self, host: str) -> tuple[str, ...]:
+        """The groups a host is in, directly or through a child group, sorted: Ansible's `group_names`
+        (neither all nor ungrouped)."""
+        if self._membership is None:
+            self._membership = {g: set(self.members(g)) for g in self.groups}
+            self._depths = None
+        return tuple(sorted(g for g, hosts in self._membership.items()
+                            if g not in ("all", "ungrouped") and host in hosts))
 
     def _depth(self, group: str, seen: frozenset[str] = frozenset()) -> int:
         if group == "all" or group in seen:  # `seen`: groups that are each other's children
@@ -1043,37 +1053,57 @@ def _flag(value: Any) -> bool | None:
     return None
 
 
-def inventory_urls(path: str, pattern: str = "all", connection: str | None = None,
-                   reader: str = "builtin") -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class ResolvedHost:
+    """A host a run checks: its URL, and where it came from an inventory, its name and groups there (the
+    playbook's `hosts:` and the roll-up's groups read them)."""
+    url: str
+    inventory_name: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+def inventory_hosts(path: str, pattern: str = "all", connection: str | None = None,
+                    reader: str = "builtin") -> list[ResolvedHost]:
     inv = load_inventory(path, reader)
     if not inv.all_hosts():
         raise UsageError(f"ansible inventory {path}: has no hosts")
     hosts = inv.select(pattern)
     if not hosts:
         raise UsageError(f"ansible inventory {path}: no host matches {pattern!r}")
-    return [host_url(inv, host, connection) for host in hosts]
+    return [ResolvedHost(host_url(inv, host, connection), host, inv.group_names(host)) for host in hosts]
+
+
+def inventory_urls(path: str, pattern: str = "all", connection: str | None = None,
+                   reader: str = "builtin") -> list[str]:
+    return [h.url for h in inventory_hosts(path, pattern, connection, reader)]
 
 
 def resolve_host_specs(hosts: str | None, ansible_inventory: str | None, connection: str | None = None,
                        reader: str = "auto") -> list[str]:
-    """The host URLs a run checks, in order, from --hosts / --ansible-inventory, the inventory read by
+    """The host URLs a run checks, in order (`resolve_hosts`)."""
+    return [h.url for h in resolve_hosts(hosts, ansible_inventory, connection, reader)]
+
+
+def resolve_hosts(hosts: str | None, ansible_inventory: str | None, connection: str | None = None,
+                  reader: str = "auto") -> list[ResolvedHost]:
+    """The hosts a run checks, in order, from --hosts / --ansible-inventory, the inventory read by
     `reader` (--inventory-reader: auto, builtin, ansible; see the module doc)."""
     default_scheme = connection or "paramiko"
     if hosts is None:
         if ansible_inventory:
-            return inventory_urls(ansible_inventory, "all", connection, reader)
-        return ["local"]
+            return inventory_hosts(ansible_inventory, "all", connection, reader)
+        return [ResolvedHost("local")]
     from postfix_compliance.backends import with_scheme  # imports testinfra: only where --hosts is given
     specs = [s.strip() for s in hosts.split(",") if s.strip()]
     if not specs:
         raise UsageError(f"--hosts={hosts!r} names no host: give host URLs (e.g. --hosts=ssh://root@mail1), "
                          "or leave --hosts out to check this machine")
-    out: list[str] = []
+    out: list[ResolvedHost] = []
     for spec in specs:
         if spec.startswith("ansible://"):
             pattern = spec[len("ansible://"):] or "all"
             path = ansible_inventory or os.environ.get("ANSIBLE_INVENTORY") or DEFAULT_INVENTORY
-            out += inventory_urls(path, pattern, connection, reader)
+            out += inventory_hosts(path, pattern, connection, reader)
         else:
-            out.append(with_scheme(spec, default_scheme))
+            out.append(ResolvedHost(with_scheme(spec, default_scheme)))
     return out

@@ -136,6 +136,15 @@ class RunResult:
     def replace(self, **changes: Any) -> RunResult:
         return dataclasses.replace(self, **changes)
 
+    def inventory(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Target id -> (its name, its groups) in the Ansible inventory the run took it from (results.json's
+        "inventory" section); hosts given as URLs are not in it."""
+        found = {}
+        for host_id, entry in (self.sections.get("inventory") or {}).items():
+            if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+                found[host_id] = (entry["name"], tuple(g for g in entry.get("groups") or () if isinstance(g, str)))
+        return found
+
 
 def check_from_record(record: Mapping[str, Any]) -> CheckResult:
     """A results.json record (format /1 or /2, as results_file.load returns it) as a CheckResult."""

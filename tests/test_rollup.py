@@ -92,3 +92,63 @@ def test_what_a_host_wrote_stays_text_in_the_rollup():
     assert "<script>" not in text and "<img" not in text and "<b>p" not in text and "\x1b" not in text
     assert "&lt;script&gt;" in text and "\\x1b" in text
     assert rollup.rollup_html(RunResult(started=0, ended=0, profile=None, hosts=hosts[:1])) == ""
+
+
+@pytest.mark.ssh
+def test_hosts_from_an_inventory_are_rolled_up_by_group_and_a_merge_keeps_it(tmp_path):
+    """A real --ansible-inventory run over two sshd hosts on loopback (read-only, SEL-001 only): results.json
+    says each host's inventory name and groups, the roll-up counts hosts per group (a host in two groups in
+    each), and a merge of the results keeps both: the merged playbook names the hosts as the inventory does."""
+    from sshd import SshFleet
+
+    from postfix_compliance.report import playbook
+
+    fleet_ = SshFleet(log_commands=False)
+    try:
+        a, b = fleet_.add("inv-a"), fleet_.add("inv-b")
+        key = fleet_.client_key
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(
+            "all:\n  children:\n    mail:\n      hosts:\n"
+            f"        mail-a: {{ansible_host: {a.address}, ansible_port: {a.port}, ansible_user: root, "
+            f"ansible_ssh_private_key_file: {key}}}\n"
+            f"        mail-b: {{ansible_host: {b.address}, ansible_port: {b.port}, ansible_user: root, "
+            f"ansible_ssh_private_key_file: {key}}}\n"
+            "    dmz:\n      hosts:\n        mail-b:\n")
+        out = str(tmp_path / "run")
+        run = run_suite(f"--ansible-inventory={inventory}", f"--known-hosts={fleet_.known_hosts(a, b)}",
+                        "--profile=debian12", "--read-only", "-k", "SEL-001", report_dir=out, timeout=300)
+        assert run.exit_status in (0, 1, 2), run.stdout[-3000:] + run.stderr[-2000:]
+        doc = json.load(open(os.path.join(out, "results.json"), encoding="utf-8"))
+        assert doc["inventory"] == {f"ssh://root@{a.address}:{a.port}": {"name": "mail-a", "groups": ["mail"]},
+                                    f"ssh://root@{b.address}:{b.port}": {"name": "mail-b", "groups": ["dmz", "mail"]}}
+        section = _section(open(os.path.join(out, "compliance.html"), encoding="utf-8").read())
+        groups = re.search(r'<table id="rollup-groups".*?</table>', section, re.S).group(0)
+        rows = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td>", groups)
+        assert rows == [("dmz", "1"), ("mail", "2")], rows
+        merged, book = str(tmp_path / "merged"), str(tmp_path / "fix.yml")
+        proc = subprocess.run([sys.executable, "-m", "postfix_compliance.fleet", "merge", merged, out,
+                               f"--remediation-playbook={book}"], cwd=REPO, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode in (0, 1, 2), proc.stderr
+        assert json.load(open(os.path.join(merged, "results.json"), encoding="utf-8"))["inventory"] == doc["inventory"]
+        assert '<table id="rollup-groups"' in open(os.path.join(merged, "fleet.html"), encoding="utf-8").read()
+        plays = playbook.load(open(book, encoding="utf-8").read()) or []
+        assert {p["hosts"] for p in plays} <= {"mail-a", "mail-b"}
+    finally:
+        fleet_.stop()
+
+
+def test_the_rollup_counts_hosts_per_inventory_group():
+    def host(name: str, outcome: str) -> HostResult:
+        return HostResult(id=f"ssh://{name}", name=name, profile="rhel9", checks=(
+            CheckResult("SEL-001", "t", "high", "SELinux mode", outcome, ""),))
+    run = RunResult(0.0, 1.0, None, hosts=(host("a", "fail"), host("b", "pass"), host("c", "error")),
+                    sections={"inventory": {"ssh://a": {"name": "a", "groups": ["mail", "eu"]},
+                                            "ssh://b": {"name": "b", "groups": ["mail"]},
+                                            "ssh://c": {"name": "c", "groups": []}}})
+    table = re.search(r'<table id="rollup-groups".*?</table>', rollup.rollup_html(run), re.S).group(0)
+    assert re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td></tr>", table) == [
+        ("eu", "1", "1", "0"), ("mail", "2", "1", "0"), ("ungrouped", "1", "0", "1")]
+    # a run with no host from an inventory has no such table
+    assert "rollup-groups" not in rollup.rollup_html(run.replace(sections={}))

@@ -43,7 +43,7 @@ from postfix_compliance.plugin.staging import pytest_sessionfinish_publish_repor
 from postfix_compliance.plugin.staging import stage_plugin_reports
 from postfix_compliance.plugin.state import COLLECTOR, TARGETS
 from postfix_compliance.plugin.testinfra_host import register as register_testinfra_host
-from postfix_compliance.plugin.targets import HostTarget, resolve_targets, shard_section
+from postfix_compliance.plugin.targets import HostTarget, inventory_section, resolve_targets, shard_section
 from postfix_compliance.profiles import Profile, load_profile
 from postfix_compliance.text import inert
 
@@ -76,9 +76,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[TARGETS] = targets
     config.stash[PROFILE] = profile
     config.stash[COLLECTOR] = HostCollector(config, targets, profile, baseline_ends)
-    shard = shard_section(config)
+    sections = {"shard": shard_section(config), "inventory": inventory_section(targets)}
     start_results_stage(config, ResultsStage(targets, time.time(), profile.name if profile else None,
-                                             waivers, baseline, {"shard": shard} if shard else None))
+                                             waivers, baseline, {k: v for k, v in sections.items() if v}))
     report_dir = config.stash[REPORT_DIR] = config.getoption("report_dir")
     if not config.getoption("no_reports"):
         os.makedirs(report_dir, mode=PRIVATE_DIR_MODE, exist_ok=True)

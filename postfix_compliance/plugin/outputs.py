@@ -35,13 +35,11 @@ def write_outputs(config: pytest.Config, run: RunResult, report_dir: str, profil
     from postfix_compliance.report.outputs import OUTPUTS, write_outputs as write_files
     paths = {o.dest: config.getoption(o.dest, None) for o in OUTPUTS if not o.pytest_writes}
     if any(paths.values()):
-        write_files(run, paths, render_context(config, playbook=bool(paths.get("remediation_playbook"))),
-                    in_pytest=True)
+        write_files(run, paths, render_context(config), in_pytest=True)
 
 
-def render_context(config: pytest.Config, playbook: bool) -> Any:
-    """What the renderers know besides the run: the catalogue, who ran it, the inventory's host names (read
-    only for a playbook: it means reading the inventory again)."""
+def render_context(config: pytest.Config) -> Any:
+    """What the renderers know besides the run: the catalogue and who ran it."""
     from postfix_compliance.checks import CATALOG
     from postfix_compliance.report.outputs import RenderContext
     try:
@@ -49,30 +47,7 @@ def render_context(config: pytest.Config, playbook: bool) -> Any:
     except (KeyError, OSError):
         user = None
     return RenderContext(catalog={cid: dataclasses.asdict(meta) for cid, meta in CATALOG.items()}, local_user=user,
-                         sudo=bool(config.getoption("sudo", False)),
-                         inventory_names=inventory_names(config) if playbook else {})
-
-
-def inventory_names(config: pytest.Config) -> dict[str, str]:
-    """Target id -> inventory name, for the hosts a run took from an Ansible inventory."""
-    from postfix_compliance.inventory import DEFAULT_INVENTORY, host_url, load_inventory
-    from postfix_compliance.plugin.state import TARGETS
-    hosts_option = config.getoption("hosts", None)
-    path = config.getoption("ansible_inventory", None)
-    if hosts_option and "ansible://" in hosts_option:
-        path = path or os.environ.get("ANSIBLE_INVENTORY") or DEFAULT_INVENTORY
-    elif hosts_option:
-        return {}
-    if not path:
-        return {}
-    try:  # read as the run read it (--inventory-reader)
-        inventory = load_inventory(path, config.getoption("inventory_reader", None) or "auto")
-        by_url: dict[str, str] = {}
-        for name in inventory.all_hosts():
-            by_url.setdefault(host_url(inventory, name, config.getoption("connection", None)), name)
-    except Exception:  # the run read it already; anything odd now: names as the hosts report them
-        return {}
-    return {t.id: by_url[t.spec] for t in config.stash[TARGETS] if t.spec in by_url}
+                         sudo=bool(config.getoption("sudo", False)))
 
 
 # ---------------------------------------------------------------------- terminal

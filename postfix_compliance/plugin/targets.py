@@ -17,23 +17,26 @@ import pytest
 
 from postfix_compliance.backends import backend_class, parse_host_url
 from postfix_compliance.errors import UsageError
-from postfix_compliance.inventory import resolve_host_specs
+from postfix_compliance.inventory import resolve_hosts
 
 
 @dataclasses.dataclass
 class HostTarget:
     spec: str  # the URL as given (or resolved from the inventory)
     id: str  # how the run names the host: "local", "ssh://mail1", ...
+    inventory_name: str | None = None  # from an Ansible inventory: its name there
+    groups: tuple[str, ...] = ()  # and its groups there (Ansible's group_names)
 
 
 def resolve_targets(config: pytest.Config) -> list[HostTarget]:
     """The run's hosts, once each; a bad URL, scheme or snapshot file is a UsageError. With --shard K/N
     only the hosts of slice K (see the module doc): possibly none, which is not an error."""
-    specs = resolve_host_specs(config.getoption("hosts", None), config.getoption("ansible_inventory", None),
-                               config.getoption("connection", None),
-                               reader=config.getoption("inventory_reader", "auto"))
+    resolved = resolve_hosts(config.getoption("hosts", None), config.getoption("ansible_inventory", None),
+                             config.getoption("connection", None),
+                             reader=config.getoption("inventory_reader", "auto"))
     targets: list[HostTarget] = []
-    for spec in specs:
+    for host in resolved:
+        spec = host.url
         scheme, name, _ = parse_host_url(spec)
         backend_class(scheme)  # an unknown scheme is a usage error, not 27 errors later
         if scheme == "snapshot":
@@ -42,7 +45,7 @@ def resolve_targets(config: pytest.Config) -> list[HostTarget]:
         target_id = "local" if scheme == "local" else f"{scheme}://{name}"
         if any(t.id == target_id for t in targets):
             continue
-        targets.append(HostTarget(spec.strip(), target_id))
+        targets.append(HostTarget(spec.strip(), target_id, host.inventory_name, host.groups))
     shard_text = config.getoption("shard", None)
     if shard_text is None:
         return targets
@@ -110,6 +113,13 @@ class _ShardPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         terminalreporter.write_line(f"shard {self.section['index']}/{self.section['count']}: "
                                     f"{self.kept} of the run's {self.total} hosts")
+
+
+def inventory_section(targets: list[HostTarget]) -> dict[str, dict[str, Any]] | None:
+    """results.json's "inventory": target id -> {"name", "groups"} for the hosts taken from an Ansible
+    inventory (the playbook names them so, the roll-up groups them so), or None when none was."""
+    found = {t.id: {"name": t.inventory_name, "groups": list(t.groups)} for t in targets if t.inventory_name}
+    return found or None
 
 
 def shard_section(config: pytest.Config) -> dict[str, int] | None:

@@ -26,11 +26,10 @@ from postfix_compliance.run import RunResult
 @dataclasses.dataclass(frozen=True)
 class RenderContext:
     """What a renderer may know besides the run: the checks' catalogue (every check gets an XCCDF Rule, one
-    that did not run too), who ran it (XCCDF's identity), and the inventory's names of the hosts."""
+    that did not run too) and who ran it (XCCDF's identity)."""
     catalog: Mapping[str, Mapping[str, Any]] | None = None
     local_user: str | None = None
     sudo: bool = False
-    inventory_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +65,7 @@ OUTPUTS: tuple[FileOutput, ...] = (
     FileOutput("remediation_playbook", "--remediation-playbook", "file", PRIVATE_MODE,
                "an Ansible playbook (for review, never run by the suite) of the same plans, one play per host, in "
                "runbook order (docs/ansible.md)",
-               lambda run, context: playbook.render(run, inventory_names=context.inventory_names)),
+               lambda run, context: playbook.render(run)),
     FileOutput("xccdf", "--xccdf", "file", PRIVATE_MODE, "the results as an XCCDF 1.2 Benchmark with one TestResult per host (for OpenSCAP and other SCAP "
                "tools; see docs/scap.md), atomically",
                lambda run, context: xccdf.render(run, **_xccdf_options(context))),

@@ -44,9 +44,9 @@ never templated: a path holding `{{ lookup('pipe', ...) }}` stays that text. The
 the suite's own words and check ids. Host paths are absolute (the plan takes no other), and restorecon gets
 `--` before them.
 
-`render(run, inventory_names=...)` is a pure function of the decided run; `write` writes it. The
---remediation-playbook option and its hook are the plugin's (`inventory_names_for` gives it the keyword
-argument).
+`render(run)` is a pure function of the decided run; `write` writes it. A host the run took from an
+Ansible inventory is named as the inventory names it (the run's "inventory" section), so that
+`ansible-playbook -i INVENTORY` finds it; a merge of shards keeps those names.
 """
 
 from __future__ import annotations
@@ -304,8 +304,10 @@ def render(run: RunResult, *, generated: float | None = None,
     """The playbook (YAML text) of the plans of `run`.
 
     generated: when it says it was written (the run's end unless given); inventory_names: target id -> the
-    name the Ansible inventory gives the host (hosts from --ansible-inventory; `inventory_names_for`)."""
+    name the Ansible inventory gives the host (default: the run's own, `RunResult.inventory`)."""
     generated = run.ended if generated is None else generated
+    if inventory_names is None:
+        inventory_names = {host_id: name for host_id, (name, _) in run.inventory().items()}
     hosts: dict[str, HostResult] = {h.id: h for h in run.hosts if h.checks}
     names: dict[str, str] = {h.id: str(h.name or h.id) for h in hosts.values()}
     order = sorted(hosts, key=lambda h: (names[h], h))

@@ -7,7 +7,8 @@ and fleet.html whenever a run has more than one host:
 - the failing hosts grouped by shared root cause and shared fix: the triage finding's summary (or, without
   one, the checks that fail) and the plan's commands; a group is as many hosts as one fix mends, each
   named (linked to its own page on a fleet-sized run);
-- the hosts by profile.
+- the hosts by profile, and by Ansible inventory group where the run took its hosts from an inventory
+  (a host in two groups counts in each).
 Everything a host wrote (names, summaries, commands) is escaped and inert, as everywhere in the report.
 """
 
@@ -149,11 +150,26 @@ def rollup_html(run: RunResult, host_links: bool = False) -> str:
     profiles: dict[str, list[HostResult]] = {}
     for host in hosts:
         profiles.setdefault(host.profile or "(none)", []).append(host)
-    out.append('<h3>By profile</h3><table id="rollup-profiles" class="pfc-changes"><thead><tr><th>Profile</th>'
-               "<th>Hosts</th><th>With a failed check</th><th>With a check not judged</th></tr></thead><tbody>")
-    for profile, members in sorted(profiles.items()):
+    out.append(_count_table("By profile", "rollup-profiles", "Profile", profiles))
+    inventory = run.inventory()
+    if inventory:
+        by_group: dict[str, list[HostResult]] = {}
+        for host in hosts:
+            _, names = inventory.get(host.id, (None, ("(not from the inventory)",)))
+            for group in names or ("ungrouped",):
+                by_group.setdefault(group, []).append(host)
+        out.append(_count_table("By inventory group", "rollup-groups", "Group", by_group))
+    out.append("</div>")
+    return inert("".join(out))
+
+
+def _count_table(heading: str, table_id: str, key: str, rows: dict[str, list[HostResult]]) -> str:
+    """Hosts per key (a profile, a group), with how many of them have a failed check and a check not judged."""
+    out = [f'<h3>{heading}</h3><table id="{table_id}" class="pfc-changes"><thead><tr><th>{key}</th>'
+           "<th>Hosts</th><th>With a failed check</th><th>With a check not judged</th></tr></thead><tbody>"]
+    for name, members in sorted(rows.items()):
         fails = sum(1 for h in members if any(c.outcome == "fail" for c in h.checks))
         errors = sum(1 for h in members if h.error or any(c.outcome == "error" for c in h.checks))
-        out.append(f"<tr><td>{e(profile)}</td><td>{len(members)}</td><td>{fails}</td><td>{errors}</td></tr>")
-    out.append("</tbody></table></div>")
-    return inert("".join(out))
+        out.append(f"<tr><td>{e(name)}</td><td>{len(members)}</td><td>{fails}</td><td>{errors}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
