@@ -25,6 +25,13 @@ rendering), then opens the report in headless Chromium (Debian's chromium) and m
     report of ours opens listing only the failing checks; this lists all rows)
   - toggle_all_s: one row's expand/collapse with every row listed
 One figure per line, then a summary line: hosts=... checks=... size_kb=... load_s=...
+
+    .venv/bin/python bench/report_bench.py --hosts 10000 --merge-slices 10
+
+a fleet merged from slices instead: the hosts checked by N suite runs of --results-only (slices of at most
+--hosts/N hosts, as CI shards run them), merged by `fleet merge`, and its fleet.html (the roll-up first,
+each host's own page under hosts/) loaded in Chromium: size_kb, dcl_s, load_s, painted_s (the first frame
+after load), and merge_s.
 """
 
 from __future__ import annotations
@@ -115,15 +122,21 @@ def vary(doc: dict, index: int) -> dict:
     return doc
 
 
-def run_suite(work: str, hosts: int, base: dict, stock: bool, extra: list[str]) -> tuple[str, float, int]:
+def write_hosts(work: str, hosts: int, base: dict) -> list[str]:
+    """`hosts` varied copies of the base snapshot under work/hosts/: their snapshot:// URLs."""
     snap_dir = os.path.join(work, "hosts")
     os.makedirs(snap_dir, exist_ok=True)
     specs = []
     for index in range(hosts):
-        path = os.path.join(snap_dir, f"mail{index:03d}.json")
+        path = os.path.join(snap_dir, f"mail{index:05d}.json")
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(vary(base, index), handle)
         specs.append(f"snapshot://{path}")
+    return specs
+
+
+def run_suite(work: str, hosts: int, base: dict, stock: bool, extra: list[str]) -> tuple[str, float, int]:
+    specs = write_hosts(work, hosts, base)
     report_dir = os.path.join(work, "reports")
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", f"--report-dir={report_dir}",
                "--hosts=" + ",".join(specs), *extra]
@@ -138,6 +151,49 @@ def run_suite(work: str, hosts: int, base: dict, stock: bool, extra: list[str]) 
     with open(os.path.join(report_dir, "results.json"), encoding="utf-8") as handle:
         records = json.load(handle)["results"]
     return html, elapsed, len({r["check_id"] for r in records})
+
+
+def run_merged(work: str, hosts: int, slices: int, base: dict, extra: list[str]) -> tuple[str, float, float]:
+    """N --results-only suite runs over slices of the hosts, then `fleet merge`: (fleet.html, suites_s, merge_s)."""
+    specs = write_hosts(work, hosts, base)
+    size = -(-hosts // slices)
+    dirs = []
+    started = time.monotonic()
+    for number in range(slices):
+        report_dir = os.path.join(work, f"slice-{number}")
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", f"--report-dir={report_dir}",
+                   "--results-only", "--hosts=" + ",".join(specs[number * size:(number + 1) * size]), *extra]
+        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600)
+        if not os.path.exists(os.path.join(report_dir, "results.json")):
+            sys.exit(f"bench: slice {number} wrote no results (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
+        dirs.append(report_dir)
+    suites = time.monotonic() - started
+    out = os.path.join(work, "fleet")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "postfix_compliance.fleet", "merge", out, *dirs], cwd=REPO,
+                          capture_output=True, text=True, timeout=3600)
+    merge = time.monotonic() - started
+    if proc.returncode not in (0, 1, 2):
+        sys.exit(f"bench: fleet merge failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return os.path.join(out, "fleet.html"), suites, merge
+
+
+def measure_page(html: str, runs: int) -> dict[str, float]:
+    """Opening a page: DOMContentLoaded, load and the first frame after it (the best of `runs`)."""
+    best: dict[str, float] = {}
+    with Chromium(timeout=300) as browser:
+        for _ in range(runs):
+            page = browser.new_page(width=1400, height=900)
+            started = time.monotonic()
+            page.navigate("file://" + html, timeout=300)
+            page.evaluate(NEXT_FRAME_JS, timeout=300)
+            painted = time.monotonic() - started
+            nav = page.evaluate("(() => { const n = performance.getEntriesByType('navigation')[0]; "
+                                "return {dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd}; })()")
+            for key, value in (("dcl_s", nav["dcl"] / 1000), ("load_s", nav["load"] / 1000), ("painted_s", painted)):
+                best[key] = min(best.get(key, value), value)
+            browser.send("Target.closeTarget", {"targetId": page.target})
+    return best
 
 
 def measure(html: str, runs: int) -> dict[str, float]:
@@ -189,6 +245,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="page loads; the best of each figure is shown")
     parser.add_argument("--stock", action="store_true", help="turn our HTML plugin off (pytest-html as is)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir)")
+    parser.add_argument("--merge-slices", type=int, default=0, metavar="N",
+                        help="check the hosts in N --results-only runs and measure fleet merge's fleet.html")
     parser.add_argument("suite_args", nargs="*", help="extra arguments for the suite (after --)")
     args = parser.parse_args()
     if not find_chromium():
@@ -198,6 +256,13 @@ def main() -> int:
     os.makedirs(work, exist_ok=True)
     try:
         base = base_snapshot(args.base, work)
+        if args.merge_slices:
+            html, suites_s, merge_s = run_merged(work, args.hosts, args.merge_slices, base, args.suite_args)
+            figures = measure_page(html, args.runs)
+            print(f"hosts={args.hosts} slices={args.merge_slices} suites_s={suites_s:.1f} merge_s={merge_s:.1f} "
+                  f"size_kb={os.path.getsize(html) / 1024:.0f} dcl_s={figures['dcl_s']:.3f} "
+                  f"load_s={figures['load_s']:.3f} painted_s={figures['painted_s']:.3f} mode=merged")
+            return 0
         html, suite_s, checks = run_suite(work, args.hosts, base, args.stock, args.suite_args)
         size_kb = os.path.getsize(html) / 1024
         figures = measure(html, args.runs)

@@ -152,3 +152,26 @@ def test_the_rollup_counts_hosts_per_inventory_group():
         ("eu", "1", "1", "0"), ("mail", "2", "1", "0"), ("ungrouped", "1", "0", "1")]
     # a run with no host from an inventory has no such table
     assert "rollup-groups" not in rollup.rollup_html(run.replace(sections={}))
+
+
+def test_a_very_large_fleets_page_is_the_rollup_and_the_hosts_the_rest_on_host_pages(fleet, monkeypatch):
+    """Above html.LARGE_FLEET_HOSTS (here lowered to 59, the fixture has 60), a merge's page leaves each host's
+    triage finding and failing rows to its own page: the same roll-up and host summary, failing check ids as
+    text beside the link to the host's page, no rows' data; at or below it, the page is as before."""
+    from postfix_compliance import results_file
+    from postfix_compliance.report import html
+
+    run = results_file.run_from_document(results_file.load(os.path.join(fleet.report_dir, "results.json")))
+    full = html.page(run)
+    monkeypatch.setattr(html, "LARGE_FLEET_HOSTS", 59)
+    large = html.page(run)
+    assert 'id="triage"' in full and 'id="results-table"' in full
+    assert 'id="triage"' not in large and 'id="results-table"' not in large and 'id="pfc-large"' in large
+    assert _section(large) == _section(full)  # the roll-up: the same
+    summary = re.search(r'<table id="host-summary">.*?</table>', large, re.S).group(0)
+    assert summary.count("<tr class=") == HOSTS and 'href="#' not in summary and 'class="pfc-host-page"' in summary
+    data = json.loads(re.search(r'<script type="application/json" id="pfc-data">(.*?)</script>', large, re.S).group(1))
+    assert data["rows"] == {} and data["outputs"] == {}
+    assert len(large) < len(full) / 2
+    monkeypatch.setattr(html, "LARGE_FLEET_HOSTS", 60)
+    assert html.page(run) == full

@@ -53,6 +53,10 @@ LARGE = 200
 # rows and evidence are left out of it); each host has a page of its own (`host_page`) with all its checks,
 # linked from the host summary, so that 1,000 hosts open as fast as 10.
 FLEET_HOSTS = 50
+# A merge's page (`page`) of more hosts than this holds the roll-up and the host summary only: each host's
+# triage finding and failing checks are on its own page. At 10,000 hosts the full page was 19.5 MB and took
+# 9.9 s to open in Chromium (bench/report_bench.py --merge-slices); the roll-up already groups the findings.
+LARGE_FLEET_HOSTS = 2000
 SHOWN_IN_FLEET = ("fail", "error")
 CLIP = 50_000  # characters of one output shown in the page (results.json has it all)
 
@@ -193,10 +197,10 @@ def _sort_key(check: CheckResult) -> str:
            f"{_rank(SECTIONS, check.section):02d}"
 
 
-def is_fleet(run_or_hosts: RunResult | int) -> bool:
-    """Whether a run (or a number of hosts) gets the fleet-sized page."""
+def is_fleet(run_or_hosts: RunResult | int, above: int = FLEET_HOSTS) -> bool:
+    """Whether a run (or a number of hosts) gets the fleet-sized page (of more than `above` hosts)."""
     hosts = run_or_hosts if isinstance(run_or_hosts, int) else sum(1 for h in run_or_hosts.hosts if h.checks)
-    return hosts > FLEET_HOSTS
+    return hosts > above
 
 
 def shown_checks(run: RunResult) -> list[tuple[HostResult, CheckResult]]:
@@ -288,12 +292,13 @@ def render_collapsed(run: RunResult) -> list[str]:
     return ["all"] if shown > LARGE else ["passed", "skipped"]
 
 
-def summary_prefix(run: RunResult) -> list[str]:
+def summary_prefix(run: RunResult, *, per_host: bool = True) -> list[str]:
     """The pieces above the results table: run line, the roll-up of a run of many hosts, hosts, triage,
-    changes, waivers."""
+    changes, waivers. Without `per_host`, each host's triage finding is left to its own page."""
     from postfix_compliance.report.rollup import rollup_html
-    return [piece for piece in (run_line(run), rollup_html(run, host_links=is_fleet(run)), host_summary_html(run),
-                                triage_html(run), changes_html(run), waivers_html(run), fleet_html(run)) if piece]
+    return [piece for piece in (run_line(run), rollup_html(run, host_links=is_fleet(run)),
+                                host_summary_html(run, anchors=per_host), triage_html(run) if per_host else "",
+                                changes_html(run), waivers_html(run), fleet_html(run)) if piece]
 
 
 def large_notice(run: RunResult, everything: str = "passed,skipped,failed,error,xfailed,xpassed,rerun") -> str:
@@ -311,12 +316,13 @@ def large_notice(run: RunResult, everything: str = "passed,skipped,failed,error,
             f'{total}</a>, or tick Passed and Skipped above; the host summary counts them all.</p>')
 
 
-def data_block(run: RunResult, catalog: Mapping[str, Any] | None = None) -> str:
+def data_block(run: RunResult, catalog: Mapping[str, Any] | None = None, *, rows: bool = True) -> str:
     """The page's data (`page_data` and the view a large report opens with) as a JSON <script> block
-    nothing in it can close."""
+    nothing in it can close; without `rows` (a page without a results table), none of the rows' data."""
     total, failing = _counts(run)
     view = {"visible": "failed,error", "total": total, "failing": failing} if total > LARGE else {}
-    block = _script_json({**page_data(run, catalog), "view": view})
+    data = page_data(run, catalog) if rows else {"checks": {}, "rows": {}, "outputs": {}, "steps": {}}
+    block = _script_json({**data, "view": view})
     return f'<script type="application/json" id="pfc-data">{block}</script>'
 
 
@@ -325,11 +331,12 @@ def script() -> str:
         return "<script>" + handle.read() + "</script>"
 
 
-def summary_postfix(run: RunResult, catalog: Mapping[str, Any] | None = None, *, filters: bool = True) -> list[str]:
+def summary_postfix(run: RunResult, catalog: Mapping[str, Any] | None = None, *, filters: bool = True,
+                    rows: bool = True) -> list[str]:
     """The pieces below the results table: legend, the large-report notice, data block, script. `filters`:
-    the page has pytest-html's filter boxes (its own page; `page()` has none)."""
-    return [piece for piece in (legend_html(filters), large_notice(run), data_block(run, catalog), script())
-            if piece]
+    the page has pytest-html's filter boxes (its own page; `page()` has none); `rows`: it has a results table."""
+    return [piece for piece in (legend_html(filters), large_notice(run) if rows else "",
+                                data_block(run, catalog, rows=rows), script()) if piece]
 
 
 def run_line(run: RunResult) -> str:
@@ -348,7 +355,9 @@ def _anchor(check: CheckResult, label: str) -> str:
     return f'<a href="#{e(urllib.parse.quote(check.nodeid, safe=""))}">{e(label)}</a>'
 
 
-def host_summary_html(run: RunResult) -> str:
+def host_summary_html(run: RunResult, *, anchors: bool = True) -> str:
+    """One row per host, worst first. Without `anchors` (a page without the failing checks' rows), the
+    failing check ids are text and the host's own page link has them."""
     hosts: dict[str, dict[str, Any]] = {}
     fleet = is_fleet(run)
     for host, check in run.checks():
@@ -369,8 +378,9 @@ def host_summary_html(run: RunResult) -> str:
         bad = counts["fail"] + counts["error"]
         failing = sorted(entry["failing"], key=lambda c: (OUTCOME_RANK[c.outcome], _rank(SECTIONS, c.section),
                                                           c.check_id))
-        links = " ".join(_anchor(c, c.check_id) + (' <span class="pfc-o o-error">error</span>'
-                                                   if c.outcome == "error" else "") for c in failing)
+        links = " ".join((_anchor(c, c.check_id) if anchors else e(c.check_id))
+                         + (' <span class="pfc-o o-error">error</span>' if c.outcome == "error" else "")
+                         for c in failing)
         name = e(entry["name"]) + (f"<br><small>{e(host)}</small>" if host != entry["name"] else "")
         if entry["page"]:  # a fleet: the host's own page has all its checks and evidence
             name = f'<a href="{e(entry["page"])}">{name}</a>'
@@ -619,9 +629,15 @@ def page(run: RunResult, *, catalog: Mapping[str, Any] | None = None, up: str | 
         css = handle.read()
     heading = e(title(run))
     back = f'<p class="pfc-run"><a href="{e(up)}">← the whole run</a></p>' if up else ""
+    per_host = not is_fleet(run, above=LARGE_FLEET_HOSTS)
+    table = _table(run) if per_host else (
+        '<h2>Results</h2><p id="pfc-large" class="pfc-large">This page holds the roll-up and the host summary of '
+        f'{sum(1 for h in run.hosts if h.checks)} hosts. Each host\'s triage finding, failing checks and their '
+        "evidence are on its own page, linked from the host summary.</p>")
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{heading}</title>",
            f"<style>{_PAGE_CSS}{css}</style></head><body>", f"<h1>{heading}</h1>", back,
-           *summary_prefix(run), _table(run), *summary_postfix(run, catalog, filters=False), "</body></html>"]
+           *summary_prefix(run, per_host=per_host), table,
+           *summary_postfix(run, catalog, filters=False, rows=per_host), "</body></html>"]
     return "\n".join(out) + "\n"
 
 
