@@ -10,6 +10,9 @@ Fresh Debian 12 machine, from the repository, as root (Chromium, asyncssh and Op
     git worktree add /tmp/before COMMIT && ln -s "$PWD/.venv" /tmp/before/.venv
     .venv/bin/python bench/fleet_bench.py --scheme snapshot --sizes 100,300,1000 --before /tmp/before
                                                   # the suite alone (no SSH), an earlier commit side by side
+    .venv/bin/python bench/fleet_bench.py --scheme snapshot --sizes 1000 --before /tmp/b1 --before /tmp/b2
+                                                  # several earlier commits (oldest first), one line a size:
+                                                  # "# side by side: fleet_hosts=N wall_s=b1:..,b2:..,after:.."
 
 What runs:
   - bench/replay_host.py: ONE asyncssh process serving max(--sizes) SSH hosts on 127.0.0.2, 127.0.0.3, ...
@@ -348,6 +351,47 @@ def floor_run(work: str, snapshot_dir: str, hosts: int, checks: int, keep: set[i
     return result
 
 
+def is_before(label: str) -> bool:
+    return label == "before" or label.startswith("before-")
+
+
+def before_suites(checkouts: list[str]) -> list[tuple[str, str]]:
+    """(label, checkout) of each --before: "before" for one (as ever), "before-COMMIT" for several (the
+    checkout's short commit, else its directory's name)."""
+    if len(checkouts) == 1:
+        return [("before", os.path.abspath(checkouts[0]))]
+    suites = []
+    for checkout in checkouts:
+        found = subprocess.run(["git", "-C", checkout, "rev-parse", "--short=7", "HEAD"], capture_output=True,
+                               text=True, check=False)
+        name = found.stdout.strip() if found.returncode == 0 and found.stdout.strip() else os.path.basename(
+            os.path.abspath(checkout))
+        suites.append((f"before-{name}", os.path.abspath(checkout)))
+    return suites
+
+
+def side_by_side(rows: list[dict], size: int) -> str | None:
+    """One line for a size run by several suites: each figure per suite (its label: the commit, or "after"),
+    and this code's CPU as a multiple of pytest's floor for the same items."""
+    runs = [r for r in rows if r["hosts"] == size]
+    if len(runs) < 2:
+        return None
+
+    def name(r: dict) -> str:
+        return r["label"].removeprefix("before-") if r["label"].startswith("before-") else r["label"]
+
+    def each(key: str, form: str) -> str:
+        return ",".join(f"{name(r)}:{r[key]:{form}}" for r in runs)
+
+    after = runs[-1]
+    floor = after["floor_cpu_ms_per_host"]
+    ratio = after["suite_cpu_ms_per_host"] / floor if floor == floor and floor > 0 else float("nan")
+    return (f"# side by side: fleet_hosts={size} wall_s={each('wall_s', '.1f')} cpu_s={each('cpu_s', '.1f')} "
+            f"suite_cpu_ms_per_host={each('suite_cpu_ms_per_host', '.1f')} peak_mb={each('peak_mb', '.0f')} "
+            f"html_load_s={each('html_load_s', '.2f')} floor_cpu_ms_per_host={floor:.1f} "
+            f"cpu_vs_floor={ratio:.2f}")
+
+
 def _mark(key: str, value: float, hosts: int) -> str:
     if hosts != 1000 or key not in TARGETS:
         return ""
@@ -365,9 +409,10 @@ def main() -> int:
     parser.add_argument("--scheme", default="ssh", choices=("ssh", "paramiko", "snapshot"),
                         help="host URL scheme (default ssh://, the suite's OpenSSH backend; snapshot://: the "
                              "replay host's snapshot files read directly, no SSH at all)")
-    parser.add_argument("--before", metavar="CHECKOUT",
+    parser.add_argument("--before", metavar="CHECKOUT", action="append", default=[],
                         help="a checkout of an earlier commit (git worktree add DIR COMMIT): each size runs its "
-                             "suite too, on the same hosts with the same arguments, just before this one's")
+                             "suite too, on the same hosts with the same arguments, just before this one's; "
+                             "repeat it to put several earlier commits side by side (oldest first)")
     parser.add_argument("--fleet-jobs", type=int, default=0, metavar="N",
                         help="run each suite as `python -m postfix_compliance.fleet run --jobs N` (N local shards, "
                              "merged; the page measured is fleet.html) instead of one pytest (default 0: pytest)")
@@ -382,9 +427,9 @@ def main() -> int:
     if not sizes or min(sizes) < 1:
         parser.error("--sizes: positive host counts, e.g. 1,100,300,1000")
     suite_args = shlex.split(args.suite_args)
-    if args.fleet_jobs and args.before and not os.path.exists(
-            os.path.join(args.before, "postfix_compliance", "fleet_run.py")):
-        parser.error(f"--fleet-jobs: {args.before} has no `fleet run` (postfix_compliance/fleet_run.py)")
+    for before in args.before:
+        if args.fleet_jobs and not os.path.exists(os.path.join(before, "postfix_compliance", "fleet_run.py")):
+            parser.error(f"--fleet-jobs: {before} has no `fleet run` (postfix_compliance/fleet_run.py)")
     if args.html_load:
         from chromium import find_chromium
         if not find_chromium():
@@ -418,7 +463,7 @@ def main() -> int:
         print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; rtt {args.rtt_ms:g} ms; scheme "
               f"{args.scheme}://; suite args: {' '.join(suite_args) or '(none)'}; subreaper: {subreaper}; work {work}",
               flush=True)
-        suites = [("before", os.path.abspath(args.before)), ("after", REPO)] if args.before else [("", REPO)]
+        suites = [*before_suites(args.before), ("after", REPO)] if args.before else [("", REPO)]
         for size, (label, suite_repo) in [(size, suite) for size in sizes for suite in suites]:
             report_dir = os.path.join(work, f"reports{size}{label}")
             if args.scheme == "snapshot":
@@ -454,7 +499,7 @@ def main() -> int:
                   f"maxrss_mb={run['maxrss_mb']:.0f} orphans_reaped={run['orphans_reaped']} records={records} "
                   f"outcomes={json.dumps(counts, sort_keys=True)}", flush=True)
             # an earlier checkout (--before) may have had fewer checks: only this code's count is known
-            if counts.get("error") or (label != "before" and records != size * CHECKS_PER_HOST):
+            if counts.get("error") or (not is_before(label) and records != size * CHECKS_PER_HOST):
                 print(f"#  WARNING: {counts.get('error', 0)} errors, {records} records for {size} hosts "
                       f"(expected {size * CHECKS_PER_HOST}); first error: {first_error}", flush=True)
             if args.html_load and os.path.exists(html):
@@ -462,7 +507,7 @@ def main() -> int:
                 reap_orphans(keep, 10)
             else:
                 row["html_load_s"] = row["load_event_s"] = float("nan")
-            if args.floor and label != "before":  # the floor is the same pytest for both: once a size
+            if args.floor and not is_before(label):  # the floor is the same pytest for all: once a size
                 items = records // size if records else CHECKS_PER_HOST
                 floor = floor_run(work, os.path.join(fleet_dir, "snapshots"), size, items, keep, args.sample_s)
                 row["floor_cpu_ms_per_host"] = floor["cpu_s"] * 1000 / size
@@ -471,7 +516,7 @@ def main() -> int:
             else:
                 row["floor_cpu_ms_per_host"] = row["floor_wall_s"] = row["floor_mb"] = float("nan")
             for earlier in rows:
-                if earlier["hosts"] == size and earlier["label"] == "before":
+                if earlier["hosts"] == size and is_before(earlier["label"]):
                     earlier.update({k: row[k] for k in ("floor_cpu_ms_per_host", "floor_wall_s", "floor_mb")})
             print(f"hosts={size}{' ' + label if label else ''} html_mb={row['html_mb']:.1f} json_mb={row['json_mb']:.1f} "
                   f"html_load_s={row['html_load_s']:.2f} load_event_s={row['load_event_s']:.2f} "
@@ -496,12 +541,17 @@ def main() -> int:
                           f"{r['proxy_cpu_s']:.1f}"]))
     print()
     for r in rows:
-        print(f"{'# before: ' if r['label'] == 'before' else ''}fleet_hosts={r['hosts']} wall_s={r['wall_s']:.1f} "
+        print(f"{'# ' + r['label'].replace('-', ' ') + ': ' if is_before(r['label']) else ''}"
+              f"fleet_hosts={r['hosts']} wall_s={r['wall_s']:.1f} "
               f"suite_cpu_ms_per_host={r['suite_cpu_ms_per_host']:.1f} "
               f"peak_mb={r['peak_mb']:.0f} html_load_s={r['html_load_s']:.2f} "
               f"floor_cpu_ms_per_host={r['floor_cpu_ms_per_host']:.1f}")
+    for size in sizes:
+        line = side_by_side(rows, size)
+        if line:
+            print(line)
     for r in rows:
-        if r["hosts"] == 1000 and r["label"] != "before":
+        if r["hosts"] == 1000 and not is_before(r["label"]):
             marks = [f"{k}={r[k]:.1f}{_mark(k, r[k], 1000)}" for k in TARGETS]
             print("# targets at 1000 hosts: " + ", ".join(marks))
     return 0

@@ -65,6 +65,10 @@ def check(id: str, title: str, severity: str, section: str, rationale: str,
 
 
 def meta_of(item: pytest.Item) -> CheckMeta | None:
+    # Asked several times a check: a Function's test object itself (a bound method reads its function's
+    # attributes), not item.function, whose getimfunc raises and catches an AttributeError each time.
+    if type(item) is pytest.Function:
+        return getattr(item.obj, "check_meta", None)
     function = getattr(item, "function", None)
     return getattr(function, "check_meta", None)
 

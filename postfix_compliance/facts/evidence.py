@@ -35,9 +35,12 @@ class Evidence:
         return self.error is None and self.exit_status == 0
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        if data["truncated"] is None:  # (only when cut: older readers and recorded files stay as they were)
-            del data["truncated"]
+        # The fields in their order, as dataclasses.asdict gives them (every value is a str, number or None:
+        # nothing to copy deeply), without its recursion: a fleet's evidence is turned into dicts once each.
+        data = {"probe": self.probe, "command": self.command, "exit_status": self.exit_status,
+                "stdout": self.stdout, "stderr": self.stderr, "duration": self.duration, "error": self.error}
+        if self.truncated is not None:  # (only when cut: older readers and recorded files stay as they were)
+            data["truncated"] = self.truncated
         return data
 
     @classmethod

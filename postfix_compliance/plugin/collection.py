@@ -34,6 +34,7 @@ from postfix_compliance.plugin.targets import HostTarget
 from postfix_compliance.profiles import Profile, detect_profile
 
 READ_ONLY_REASON = "this run is read-only (--read-only, -m static or -m 'not intrusive')"
+RECORDED = "snapshot://"  # target ids of recorded hosts: nothing to wait for, so never collected ahead
 OPT_IN_REASON = "it is opt-in (--postfix-check), since it runs Postfix programs as root on the host"
 
 
@@ -66,6 +67,8 @@ class HostCollector:
         self.prefetch = 0 if hasattr(config, "workerinput") else max(0, int(config.getoption("prefetch_hosts")))
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: dict[str, concurrent.futures.Future] = {}
+        self._prefetched_after: str | None = None  # the host whose upcoming hosts were last submitted
+        self._positions: tuple[list[str], dict[str, int]] | None = None  # (selection.order, host -> index)
         self.on_release: Any = None  # called with a host's facts when its last check is done
 
     def facts_for(self, target: HostTarget) -> HostFacts:
@@ -84,13 +87,22 @@ class HostCollector:
     def _prefetch_after(self, host_id: str) -> None:
         """Start collecting the next hosts of this process's order while this one's checks run."""
         order = self.selection.order
-        if not self.prefetch or host_id not in order:
+        if not self.prefetch or host_id == self._prefetched_after:
+            return  # a host's later checks: its upcoming hosts are submitted already (checks run host by host)
+        if self._positions is None or self._positions[0] is not order:  # one lookup a check, not a scan
+            self._positions = (order, {host: i for i, host in enumerate(order)})
+        index = self._positions[1].get(host_id)
+        if index is None:
+            return
+        self._prefetched_after = host_id
+        # A snapshot is read, not waited for: it is collected when its first check asks, in this thread.
+        ahead = [h for h in order[index + 1:index + 1 + self.prefetch] if not h.startswith(RECORDED)]
+        if not ahead:
             return
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.prefetch,
                                                                thread_name_prefix="collect")
-        index = order.index(host_id)
-        for upcoming in order[index + 1:index + 1 + self.prefetch]:
+        for upcoming in ahead:
             if upcoming not in self._pending and upcoming not in self._facts:
                 self._pending[upcoming] = self._pool.submit(self._facts_now, self.targets[upcoming])
 
