@@ -363,7 +363,7 @@ def before_suites(checkouts: list[str]) -> list[tuple[str, str]]:
     suites = []
     for checkout in checkouts:
         found = subprocess.run(["git", "-C", checkout, "rev-parse", "--short=7", "HEAD"], capture_output=True,
-                               text=True, check=False)
+                               text=True, check=False, timeout=60)
         name = found.stdout.strip() if found.returncode == 0 and found.stdout.strip() else os.path.basename(
             os.path.abspath(checkout))
         suites.append((f"before-{name}", os.path.abspath(checkout)))
