@@ -30,7 +30,7 @@ One figure per line, then a summary line: hosts=... checks=... size_kb=... load_
 
 a fleet merged from slices instead: the hosts checked by N suite runs of --results-only (slices of at most
 --hosts/N hosts, as CI shards run them), merged by `fleet merge`, and its fleet.html (the roll-up first,
-each host's own page under hosts/) loaded in Chromium: size_kb, dcl_s, load_s, painted_s (the first frame
+each host's own page under hosts/) loaded in Chromium: size_kb, load_s, painted_s (the first frame
 after load), and merge_s.
 """
 
@@ -179,21 +179,10 @@ def run_merged(work: str, hosts: int, slices: int, base: dict, extra: list[str])
 
 
 def measure_page(html: str, runs: int) -> dict[str, float]:
-    """Opening a page: DOMContentLoaded, load and the first frame after it (the best of `runs`)."""
-    best: dict[str, float] = {}
-    with Chromium(timeout=300) as browser:
-        for _ in range(runs):
-            page = browser.new_page(width=1400, height=900)
-            started = time.monotonic()
-            page.navigate("file://" + html, timeout=300)
-            page.evaluate(NEXT_FRAME_JS, timeout=300)
-            painted = time.monotonic() - started
-            nav = page.evaluate("(() => { const n = performance.getEntriesByType('navigation')[0]; "
-                                "return {dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd}; })()")
-            for key, value in (("dcl_s", nav["dcl"] / 1000), ("load_s", nav["load"] / 1000), ("painted_s", painted)):
-                best[key] = min(best.get(key, value), value)
-            browser.send("Target.closeTarget", {"targetId": page.target})
-    return best
+    """Opening a page, the best of `runs`: its load event and the first frame after it (fleet_bench's measure)."""
+    from fleet_bench import html_load
+    painted, load = html_load(html, runs)
+    return {"load_s": load, "painted_s": painted}
 
 
 def measure(html: str, runs: int) -> dict[str, float]:
@@ -260,8 +249,7 @@ def main() -> int:
             html, suites_s, merge_s = run_merged(work, args.hosts, args.merge_slices, base, args.suite_args)
             figures = measure_page(html, args.runs)
             print(f"hosts={args.hosts} slices={args.merge_slices} suites_s={suites_s:.1f} merge_s={merge_s:.1f} "
-                  f"size_kb={os.path.getsize(html) / 1024:.0f} dcl_s={figures['dcl_s']:.3f} "
-                  f"load_s={figures['load_s']:.3f} painted_s={figures['painted_s']:.3f} mode=merged")
+                  f"size_kb={os.path.getsize(html) / 1024:.0f} load_s={figures['load_s']:.3f} painted_s={figures['painted_s']:.3f} mode=merged")
             return 0
         html, suite_s, checks = run_suite(work, args.hosts, base, args.stock, args.suite_args)
         size_kb = os.path.getsize(html) / 1024
