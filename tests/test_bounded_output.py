@@ -215,11 +215,11 @@ def test_results_json_stores_each_probes_evidence_once_and_old_files_stay_readab
     old_path.write_text(json.dumps(old))
     new_path = os.path.join(pre.report_dir, "results.json")
     # A baseline's AVC-002 evidence reads the same from either format (the comparison's new denials).
-    from postfix_compliance import baseline
+    from postfix_compliance import baseline as baseline_file
     denials = []
     for path in (str(old_path), new_path):
-        [host] = [h for h in baseline.read(path).run.hosts if "avc-denials" in h.id]
-        denials.append(baseline.current_denials(host))
+        [host] = [h for h in baseline_file.read(path).run.hosts if "avc-denials" in h.id]
+        denials.append(baseline_file.current_denials(host))
     assert denials[0] and denials[0] == denials[1]
     changes = []
     for baseline in (str(old_path), new_path):
